@@ -1,0 +1,141 @@
+"""Run configuration: frozen dataclasses, validated, saved as `config.json` beside each model.
+
+The CLI (`keras_latent.train`) is the only place that fills these from flags; every other
+module takes a config object. Analysis, export and reports rebuild from the saved file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+from keras_latent.errors import UsageError
+from keras_latent.files import atomic_write_text
+
+OPTIMIZERS = ("sgd", "adam")
+PADDINGS = ("valid", "same")
+STRATEGIES = ("default", "mirrored", "multiworker")
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "auto"  # auto | cifar10 | sample | path to cifar-10-batches-py or image folder
+    tfds_data_dir: str | None = None  # tensorflow-datasets data dir (None: tfds default)
+    test_fraction: float = 0.2  # held-out share for an image folder without train/ and test/
+    max_train_samples: int | None = None  # train on the first N (shuffled) images only
+    augment: bool = False  # random flips and crops on training images
+    class_names: tuple[str, ...] = ()  # filled from the data set when the run starts
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    image_size: int = 32  # input height and width; images are resized to it
+    num_classes: int = 10  # classifier outputs; set from the data set
+    filters: tuple[int, ...] = (6, 16)  # channels of each trunk conv block
+    kernel_size: int = 5  # trunk conv kernel size
+    padding: str = "valid"  # trunk conv padding: valid (tutorial) or same (deep trunks)
+    head_units: tuple[int, ...] = (120, 84)  # hidden dense widths of the classifier head
+    decoder: bool = True  # build the reconstruction decoder (False: classifier only)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    data: DataConfig = DataConfig()  # where images come from and how they are fed
+    model: ModelConfig = ModelConfig()  # architecture
+    ce_weight: float = 1.0  # loss weight of the classifier's cross-entropy
+    recon_weight: float = 2.0  # loss weight of the reconstruction MSE
+    optimizer: str = "sgd"  # sgd (momentum 0.9, as in the tutorial) or adam
+    lr: float = 0.01  # learning rate (tuned for batch_size 32 and 20 epochs on the sample)
+    momentum: float = 0.9  # SGD momentum
+    epochs: int = 20  # training epochs
+    batch_size: int = 32  # images per step
+    seed: int = 0  # seed for weights, shuffling, splits and augmentation
+    snapshot_epochs: tuple[int, ...] = (0, 10, 20)  # epochs whose reconstructions are saved
+    num_snapshot_images: int = 8  # test images shown in each reconstruction snapshot
+    steps_per_execution: int = 1  # training steps run per call into the compiled graph
+    jit_compile: bool = False  # XLA-compile the train step
+    mixed_precision: bool = False  # mixed_bfloat16 compute policy
+    strategy: str = "default"  # default | mirrored | multiworker (tf.distribute)
+
+
+def _validate_positive_ints(name: str, values: tuple[int, ...]) -> None:
+    if not values or any(v < 1 for v in values):
+        raise UsageError(f"{name} must be positive integers, got {','.join(map(str, values)) or 'nothing'}")
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Raise UsageError naming the bad field, its allowed values and what was received."""
+    m, d = config.model, config.data
+    _validate_positive_ints("--filters", m.filters)
+    _validate_positive_ints("--head-units", m.head_units)
+    if m.padding not in PADDINGS:
+        raise UsageError(f"--padding must be one of {', '.join(PADDINGS)}, got {m.padding!r}")
+    if m.kernel_size < 1 or m.image_size < 8:
+        raise UsageError(f"--kernel-size must be >= 1 and --image-size >= 8, got {m.kernel_size} and {m.image_size}")
+    if config.optimizer not in OPTIMIZERS:
+        raise UsageError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}")
+    if config.strategy not in STRATEGIES:
+        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {config.strategy!r}")
+    checks = [
+        ("--epochs", config.epochs, config.epochs >= 1, ">= 1"),
+        ("--batch-size", config.batch_size, config.batch_size >= 1, ">= 1"),
+        ("--lr", config.lr, config.lr > 0, "> 0"),
+        ("--ce-weight", config.ce_weight, config.ce_weight >= 0, ">= 0"),
+        ("--recon-weight", config.recon_weight, config.recon_weight >= 0, ">= 0"),
+        ("--test-fraction", d.test_fraction, 0 < d.test_fraction < 1, "between 0 and 1"),
+        ("--steps-per-execution", config.steps_per_execution, config.steps_per_execution >= 1, ">= 1"),
+    ]
+    if d.max_train_samples is not None:
+        checks.append(("--max-train-samples", d.max_train_samples, d.max_train_samples >= 1, ">= 1"))
+    for flag, value, ok, allowed in checks:
+        if not ok:
+            raise UsageError(f"{flag} must be {allowed}, got {value}")
+    if any(e < 0 for e in config.snapshot_epochs):
+        raise UsageError(f"--snapshot-epochs must be >= 0, got {config.snapshot_epochs}")
+    if config.ce_weight == 0 and (config.recon_weight == 0 or not m.decoder):
+        raise UsageError("at least one loss weight must be > 0, got --ce-weight 0 and no reconstruction loss")
+    return config
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+def _from_dict(cls: type, values: dict) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise UsageError(f"unknown config keys {unknown}; allowed: {sorted(fields)}")
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(cls(), name)
+        if dataclasses.is_dataclass(default):
+            value = _from_dict(type(default), value)
+        elif isinstance(default, tuple) or (isinstance(value, list)):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def from_dict(values: dict) -> TrainConfig:
+    return _from_dict(TrainConfig, values)
+
+
+def save_config(config: TrainConfig, run_dir: str) -> str:
+    path = os.path.join(run_dir, CONFIG_FILE)
+    atomic_write_text(path, json.dumps(to_dict(config), indent=2) + "\n")
+    return path
+
+
+def load_config(run_dir: str) -> TrainConfig:
+    """Read a run folder's config.json; a folder that is not a run is a UsageError."""
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise UsageError(f"{run_dir!r} is not a run folder: it has no {CONFIG_FILE} (made by python -m keras_latent.train)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return from_dict(json.load(f))
+    except (json.JSONDecodeError, TypeError, AttributeError) as err:
+        raise UsageError(f"{path} is not a valid run config: {err}") from None

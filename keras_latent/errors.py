@@ -1,0 +1,25 @@
+"""User-facing errors: one clear line, a non-zero exit, no traceback."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+
+class UsageError(Exception):
+    """Bad input from the user (path, flag, file). The message names what is allowed."""
+
+
+EXIT_USAGE = 2
+
+
+def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
+    """Run a CLI `main`, turning a UsageError into one stderr line and exit code 2."""
+    try:
+        code = main(argv)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

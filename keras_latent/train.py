@@ -1,0 +1,100 @@
+"""CLI: `python -m keras_latent.train` trains the two-output model and writes a run folder.
+
+This module only turns flags into a TrainConfig; `keras_latent.training` does the work.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+
+from keras_latent import config as cfg
+from keras_latent.errors import UsageError, run_cli
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 6,16, got {text!r}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as for every other bad input
+        raise UsageError(f"{message} (see python -m keras_latent.train --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d, m, t = cfg.DataConfig(), cfg.ModelConfig(), cfg.TrainConfig()
+    p = _Parser(prog="python -m keras_latent.train", description=__doc__.splitlines()[0],
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", default=d.dataset, help="auto | cifar10 | sample | PATH to a cifar-10-batches-py "
+                      "folder or an image folder (train/ and test/ with class subfolders, or class subfolders)")
+    data.add_argument("--tfds-data-dir", default=d.tfds_data_dir, help="tensorflow-datasets data dir")
+    data.add_argument("--image-size", type=int, default=m.image_size, help="input height and width (resized)")
+    data.add_argument("--test-fraction", type=float, default=d.test_fraction,
+                      help="held-out share for an image folder without train/ and test/")
+    data.add_argument("--max-train-samples", type=int, default=None, help="train on N images only")
+    data.add_argument("--augment", action="store_true", help="random flips and shifts of training images")
+    model = p.add_argument_group("model")
+    model.add_argument("--filters", type=int_list, default=m.filters, help="channels of each trunk conv block")
+    model.add_argument("--kernel-size", type=int, default=m.kernel_size, help="trunk conv kernel size")
+    model.add_argument("--padding", default=None, help="valid | same (default: valid when the trunk fits)")
+    model.add_argument("--head-units", type=int_list, default=m.head_units, help="classifier head dense widths")
+    model.add_argument("--no-decoder", action="store_true", help="classifier only (no reconstruction)")
+    train = p.add_argument_group("training")
+    train.add_argument("--ce-weight", type=float, default=t.ce_weight, help="cross-entropy loss weight")
+    train.add_argument("--recon-weight", type=float, default=t.recon_weight, help="reconstruction MSE loss weight")
+    train.add_argument("--optimizer", default=t.optimizer, help="sgd (momentum 0.9) | adam")
+    train.add_argument("--lr", type=float, default=t.lr, help="learning rate")
+    train.add_argument("--epochs", type=int, default=t.epochs, help="training epochs")
+    train.add_argument("--batch-size", type=int, default=t.batch_size, help="images per step")
+    train.add_argument("--seed", type=int, default=t.seed, help="random seed")
+    train.add_argument("--snapshot-epochs", type=int_list, default=t.snapshot_epochs,
+                       help="epochs whose reconstructions are saved (0 = before training)")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", default=None, help="run folder (default: saved_models/<timestamp>)")
+    out.add_argument("--overwrite", action="store_true", help="retrain into a finished run folder")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> cfg.TrainConfig:
+    from keras_latent.model import default_padding
+
+    padding = args.padding or default_padding(args.image_size, args.filters, args.kernel_size)
+    model = cfg.ModelConfig(image_size=args.image_size, filters=args.filters, kernel_size=args.kernel_size,
+                            padding=padding, head_units=args.head_units, decoder=not args.no_decoder)
+    data = cfg.DataConfig(dataset=args.dataset, tfds_data_dir=args.tfds_data_dir, test_fraction=args.test_fraction,
+                          max_train_samples=args.max_train_samples, augment=args.augment)
+    return cfg.validate(cfg.TrainConfig(
+        data=data, model=model, ce_weight=args.ce_weight, recon_weight=args.recon_weight, optimizer=args.optimizer,
+        lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+        snapshot_epochs=args.snapshot_epochs))
+
+
+def default_run_dir(config: cfg.TrainConfig) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = config.data.dataset if config.data.dataset in ("auto", "cifar10", "sample") else "custom"
+    return os.path.join("saved_models", f"{stamp}_{name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    import keras
+
+    from keras_latent.training import train
+
+    keras.utils.set_random_seed(config.seed)
+    run_dir = args.out or default_run_dir(config)
+    metrics = train(config, run_dir, overwrite=args.overwrite)
+    mse = metrics.get("test_reconstruction_mse")
+    print(f"test accuracy {metrics['test_accuracy']:.4f}"
+          + (f", reconstruction MSE {mse:.4f}" if mse is not None else "")
+          + f", {metrics['images_per_s']:.0f} images/s; run folder: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
