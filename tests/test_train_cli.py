@@ -1,0 +1,117 @@
+"""train.py / training.py: a real CLI run writes every file; loss weights reach compile; bad input."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from keras_latent.config import TrainConfig
+from keras_latent.errors import run_cli
+from keras_latent.model import build_model
+from keras_latent.train import main
+from keras_latent.training import compile_model
+
+RUN_FILES = ["config.json", "model.keras", "history.csv", "curves.png", "classification_report.txt",
+             "confusion_matrix.png", "reconstructions_epoch_000.png", "reconstructions_epoch_001.png",
+             "metrics.json", "tensorboard", "saved_model"]
+
+
+def test_loss_weights_reach_compile_and_the_loss(sample_splits):
+    config = TrainConfig(ce_weight=0.5, recon_weight=3.0)
+    model = compile_model(build_model(config.model), config)
+    assert model.get_compile_config()["loss_weights"] == {"classifier": 0.5, "reconstruction": 3.0}
+    from keras_latent.pipeline import make_dataset
+
+    ds = make_dataset(sample_splits.x_test[:64], sample_splits.y_test[:64], 64, training=False)
+    result = model.evaluate(ds, return_dict=True, verbose=0)
+    expected = 0.5 * result["classifier_loss"] + 3.0 * result["reconstruction_loss"]
+    assert result["loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_cli_run_writes_every_file(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "keras_latent.train", "--dataset", "sample", "--max-train-samples",
+                           "300", "--epochs", "1", "--snapshot-epochs", "0,1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(RUN_FILES) == sorted(f for f in os.listdir(out) if not f.startswith("."))
+    assert "test accuracy" in proc.stdout and str(out) in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["test_accuracy"] <= 1 and metrics["train_images"] == 300 and metrics["epochs"] == 1
+    assert set(metrics["per_class_accuracy"]) >= {"airplane", "truck"}
+    history = (out / "history.csv").read_text().splitlines()
+    assert len(history) == 2 and "val_classifier_accuracy" in history[0] and "reconstruction_loss" in history[0]
+    report = (out / "classification_report.txt").read_text()
+    assert "precision" in report and "per-class accuracy" in report
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["dataset"] == "sample" and len(config["data"]["class_names"]) == 10
+
+
+def test_model_keras_is_the_trained_model(trained_run, sample_splits):
+    """model.keras reloads (safe mode) and reproduces the run's own test accuracy."""
+    from keras_latent.pipeline import normalize
+
+    model = keras.saving.load_model(os.path.join(trained_run, "model.keras"), safe_mode=True)
+    probs = model.predict(np.asarray(normalize(sample_splits.x_test)), verbose=0)["classifier"]
+    metrics = json.loads(open(os.path.join(trained_run, "metrics.json")).read())
+    assert np.mean(probs.argmax(1) == sample_splits.y_test) == pytest.approx(metrics["test_accuracy"], abs=1e-9)
+
+
+def test_saved_model_loads_without_the_package(trained_run, sample_splits, tmp_path):
+    """A process importing only tensorflow and numpy loads saved_model/ and matches model.keras."""
+    from keras_latent.pipeline import normalize
+
+    np.save(tmp_path / "x.npy", sample_splits.x_test[:8])
+    expected = keras.saving.load_model(os.path.join(trained_run, "model.keras"))(
+        np.asarray(normalize(sample_splits.x_test[:8])))["classifier"]
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, tensorflow as tf
+        fn = tf.saved_model.load({os.path.join(trained_run, 'saved_model')!r}).signatures["serving_default"]
+        name, spec = list(fn.structured_input_signature[1].items())[0]
+        x = np.load({str(tmp_path / 'x.npy')!r})
+        x = x if spec.dtype == tf.uint8 else (x.astype("float32") / 255 - 0.5) / 0.5
+        out = fn(**{{name: tf.constant(x)}})
+        np.savez({str(tmp_path / 'out.npz')!r}, **{{k: v.numpy() for k, v in out.items() if v.dtype != tf.string}})
+        assert "keras_latent" not in sys.modules
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = np.load(tmp_path / "out.npz")
+    probs = [out[k] for k in out.files if out[k].shape == tuple(expected.shape) and out[k].dtype == np.float32]
+    assert probs, f"no (8, 10) float output among {out.files}"
+    np.testing.assert_allclose(probs[0], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--dataset", "/no/such/folder"], "neither a known name nor an existing path"),
+    (["--dataset", "imagenet"], "allowed: auto, cifar10, sample"),
+    (["--epochs", "-1"], "--epochs must be >= 1, got -1"),
+    (["--filters", "0"], "--filters must be positive integers, got 0"),
+    (["--filters", "a,b"], "expected comma-separated integers"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+])
+def test_bad_input_gets_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, argv + ["--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_corrupt_batch_and_empty_image_folder_via_cli(tmp_path, capsys, sample_splits):
+    from test_data import write_cifar_folder
+
+    folder = write_cifar_folder(tmp_path / "cifar", sample_splits, n=10)
+    (folder / "data_batch_1").write_bytes(b"\x80\x04garbage")
+    (tmp_path / "images").mkdir()
+    for dataset, message in ((folder, "cannot read CIFAR batch file"), (tmp_path / "images", "holds no images")):
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(main, ["--dataset", str(dataset), "--out", str(tmp_path / "run")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and len(err) == 1 and message in err[0], err
