@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 import os
 
 import keras
 import numpy as np
 
-from keras_latent.files import atomic_write_text, save_figure
+from keras_latent.files import atomic_directory, atomic_write_text, recover_directory, save_figure
 from keras_latent.pipeline import denormalize
 from keras_latent.visualize import plot_reconstructions
 
@@ -47,7 +49,7 @@ class ReconstructionSnapshots(keras.callbacks.Callback):
             self._snapshot(0)
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 in self.epochs:
+        if epoch + 1 in self.epochs and not nonfinite_losses(logs):
             self._snapshot(epoch + 1)
 
 
@@ -84,3 +86,87 @@ class HistoryCsv(keras.callbacks.Callback):
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_text(self.path, buffer.getvalue())
+
+
+def nonfinite_losses(logs: dict | None) -> list[str]:
+    """Names of the loss entries in Keras `logs` that are NaN or infinite, e.g. ["reconstruction_loss"]."""
+    return [k for k, v in (logs or {}).items() if k.endswith("loss") and not math.isfinite(float(v))]
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stop training at the first NaN or infinite loss and remember the last good weights.
+
+    Unlike `keras.callbacks.TerminateOnNaN` it records which epoch (1-based) and which output's
+    loss went bad (`diverged`), and keeps the weights from the start of that epoch
+    (`good_weights`, after `good_epochs` finished epochs) so the caller can save them.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.diverged: tuple[int, dict[str, float]] | None = None  # (epoch, {bad loss name: value})
+        self.good_weights: list[np.ndarray] | None = None
+        self.good_epochs = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.good_weights, self.good_epochs = self.model.get_weights(), epoch
+
+    def _check(self, logs) -> None:
+        bad = nonfinite_losses(logs)
+        if bad and self.diverged is None:
+            outputs = [k for k in bad if k not in ("loss", "val_loss")]
+            single = list(self.model.output) if isinstance(self.model.output, dict) else []
+            label = f" of the {single[0]} output" if len(single) == 1 and not outputs else ""
+            self.diverged = (self.good_epochs + 1, {k + label: float(logs[k]) for k in outputs or bad})
+        if bad:
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs)
+
+    def describe(self) -> str:
+        """One line: the epoch and which output's loss went NaN or infinite."""
+        epoch, losses = self.diverged
+        return f"training diverged in epoch {epoch}: " + ", ".join(f"{k} is {v}" for k, v in losses.items())
+
+
+BACKUP_METADATA = "training_metadata.json"
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` whose backup survives a kill at any moment.
+
+    Keras writes `latest.weights.h5` and `training_metadata.json` in place, one after the other,
+    so a kill can tear the weights or pair new weights with an old epoch count. Here both are
+    written into a temp folder that then replaces the backup folder (`atomic_directory`). An
+    epoch whose losses are NaN or infinite is not backed up, so the backup stays the last good one.
+    The backup is left in place when training ends (pass delete_checkpoint=False); the caller
+    removes it once the finished model is safely written.
+    """
+
+    def on_train_begin(self, logs=None):
+        recover_directory(self.backup_dir)
+        super().on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if nonfinite_losses(logs):
+            return
+        super().on_epoch_end(epoch, logs)
+
+    def _save_model(self):
+        with atomic_directory(self.backup_dir) as tmp:
+            self.model.save_weights(os.path.join(tmp, os.path.basename(self._weights_path)), overwrite=True)
+            with open(os.path.join(tmp, os.path.basename(self._training_metadata_path)), "w") as f:
+                json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+
+
+def read_backup_epoch(backup_dir: str) -> int | None:
+    """Finished epochs recorded in a BackupAndRestore folder, or None when there is no usable backup."""
+    recover_directory(backup_dir)
+    try:
+        with open(os.path.join(backup_dir, BACKUP_METADATA), encoding="utf-8") as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

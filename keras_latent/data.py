@@ -155,12 +155,18 @@ def load_image_folder(folder: str, image_size: int, test_fraction: float, seed: 
 
 
 def tfds_cifar10_prepared(data_dir: str | None) -> bool:
+    """Is cifar10 already prepared in the tfds data dir? (Quiet: absl warns about empty folders.)"""
     import tensorflow_datasets as tfds
+    from absl import logging as absl_logging
 
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
     try:
         return tfds.builder("cifar10", data_dir=data_dir).is_prepared()
     except Exception:
         return False
+    finally:
+        absl_logging.set_verbosity(verbosity)
 
 
 def download_reachable(url: str = CIFAR10_URL, timeout_s: float = 3.0) -> tuple[bool, str]:
@@ -199,7 +205,7 @@ def resolve_auto(data_dir: str | None) -> tuple[str, str]:
     print(f"notice: full CIFAR-10 is not prepared and cannot be downloaded ({why}); training on the bundled "
           "4,068-image CIFAR-10 sample. For the full 60,000 images, run once with a network: "
           "python -m keras_latent.train --dataset cifar10", file=sys.stderr)
-    return "sample", "bundled sample (no network)"
+    return "sample", ""
 
 
 def _read_source(dataset: str, image_size: int, test_fraction: float, seed: int, data_dir: str | None) -> dict:

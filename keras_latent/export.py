@@ -24,7 +24,6 @@ import argparse
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_latent.config import TrainConfig, load_config
@@ -32,10 +31,10 @@ from keras_latent.errors import UsageError, run_cli
 from keras_latent.files import atomic_directory, atomic_write_bytes
 from keras_latent.model import decoder_tail, trunk_block_names
 from keras_latent.pipeline import normalize
+from keras_latent.run_folder import MODEL_FILE, SAVED_MODEL_DIR
 
-SAVED_MODEL_DIR = "saved_model"
 TFLITE_FILE = "model.tflite"
-MODEL_FILE = "model.keras"
+SIGNATURES = ("serving_default", "encode", "decode_masked")
 
 
 def _to_uint8(images):
@@ -195,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
 def _describe(path: str) -> str:
     if not os.path.isdir(path):
         return f"{os.path.getsize(path) / 1e6:.2f} MB"
-    signatures = tf.saved_model.load(path).signatures
-    return "signatures: " + ", ".join(sorted(signatures))
+    signatures = tf.saved_model.load(path).signatures  # reloading also proves the export loads
+    return "signatures: " + ", ".join(n for n in SIGNATURES if n in signatures)
 
 
 if __name__ == "__main__":

@@ -162,15 +162,31 @@ def ablation_model(model: keras.Model, layer: str) -> keras.Model:
     return keras.Model([image, masks], UnfoldMasks(name="unfold")(probs, masks), name=f"ablation_{layer}")
 
 
+def predict_in_chunks(model: keras.Model, inputs: list[np.ndarray], batch_size: int) -> np.ndarray:
+    """`model` on `batch_size` rows of `inputs` at a time, one compiled call each; float32 results joined.
+
+    `predict_on_batch` reuses the model's traced predict function; `predict` would also build an
+    input pipeline per call, which costs more than decoding a whole batch here.
+    """
+    def rows(start: int):
+        chunk = [x[start:start + batch_size] for x in inputs]
+        return chunk if len(chunk) > 1 else chunk[0]
+
+    if not len(inputs[0]):
+        raise UsageError("no images given: expected an array of shape (N, height, width, 3) with N >= 1")
+    return np.concatenate([np.asarray(model.predict_on_batch(rows(start)), np.float32)
+                           for start in range(0, len(inputs[0]), batch_size)])
+
+
 def predict_masked(masked_model: keras.Model, inputs: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Run a masked model on every image x mask row: inputs (N, ...), masks (K, C) -> (N, K, ...) float32.
 
-    Batches hold up to MAX_ROWS_PER_CALL image-mask pairs, each batch one compiled call.
+    Each compiled call takes up to MAX_ROWS_PER_CALL image-mask pairs (all K rows of its images).
     """
     masks = np.asarray(masks, np.float32)
     per_image = np.broadcast_to(masks, (len(inputs), *masks.shape))
-    batch = max(1, MAX_ROWS_PER_CALL // len(masks))
-    return np.asarray(masked_model.predict([inputs, per_image], batch_size=batch, verbose=0), np.float32)
+    return predict_in_chunks(masked_model, [np.asarray(inputs, np.float32), per_image],
+                             max(1, MAX_ROWS_PER_CALL // len(masks)))
 
 
 # ---------------------------------------------------------------- analyses
@@ -178,7 +194,7 @@ def predict_masked(masked_model: keras.Model, inputs: np.ndarray, masks: np.ndar
 
 def layer_activations(model: keras.Model, images: np.ndarray, layer: str, batch_size: int = 256) -> np.ndarray:
     """Normalized images (N, S, S, 3) -> activations of `layer` (N, h, w, C) float32."""
-    return np.asarray(encoder(model, layer).predict(images, batch_size=batch_size, verbose=0), np.float32)
+    return predict_in_chunks(encoder(model, layer), [np.asarray(images, np.float32)], batch_size)
 
 
 def masked_reconstructions(model: keras.Model, images: np.ndarray, layer: str, channels=None,
@@ -209,7 +225,7 @@ def channel_statistics(model: keras.Model, images: np.ndarray, labels: np.ndarra
     """Spatial mean of each channel per image (in the graph), then averaged overall and per class."""
     enc = encoder(model, layer)
     pooled = keras.Model(enc.inputs, keras.layers.GlobalAveragePooling2D()(enc.outputs[0]))
-    per_image = np.asarray(pooled.predict(images, batch_size=batch_size, verbose=0), np.float64)  # (N, C)
+    per_image = predict_in_chunks(pooled, [np.asarray(images, np.float32)], batch_size).astype(np.float64)  # (N, C)
     by_class = np.full((per_image.shape[1], num_classes), np.nan)
     for c in range(num_classes):
         if np.any(labels == c):

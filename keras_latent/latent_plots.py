@@ -23,26 +23,71 @@ def grid_columns(n_tiles: int) -> int:
     return n_tiles if n_tiles <= 8 else 8 if n_tiles <= 32 else 16
 
 
-def _tile_axes(n_header: int, n_tiles: int, title: str):
-    """A figure with a header row of `n_header` tiles over `n_tiles` wrapped tiles; unused axes hidden."""
-    cols = max(grid_columns(n_tiles), n_header)
-    rows = 1 + math.ceil(n_tiles / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(TILE_INCHES * cols + 0.9, TILE_INCHES * rows + 0.7),
-                             squeeze=False, layout="constrained")
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    fig.suptitle(title, fontsize=10)
-    header = list(axes[0, :n_header])
-    tiles = list(axes[1:].ravel()[:n_tiles])
-    return fig, header, tiles, axes
+def _gaps(h: int, w: int) -> tuple[int, int]:
+    """Pixels between tiles across, and above each tile (room for its label)."""
+    return max(1, round(w / 10)), max(2, round(h * 0.32))
 
 
-def _show(ax, image, title: str, **kwargs):
-    ax.set_axis_on()
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=8, pad=2)
-    return ax.imshow(image, interpolation="nearest", **kwargs)
+def _montage_pixels(k: int, h: int, w: int, cols: int) -> tuple[int, int]:
+    gap_x, gap_top = _gaps(h, w)
+    return math.ceil(k / cols) * (h + gap_top), cols * (w + gap_x) - gap_x
+
+
+def montage(tiles: np.ndarray, cols: int, fill) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Tiles (K, h, w[, 3]) laid out `cols` per row in one image, with a gap above each for its label.
+
+    Returns the image and each tile's (x centre, top y) in its pixel coordinates. One image with
+    text labels draws several times faster than one axes per tile (128 channels: ~1 s instead of ~4 s).
+    """
+    k, h, w = tiles.shape[:3]
+    gap_x, gap_top = _gaps(h, w)
+    canvas = np.full((*_montage_pixels(k, h, w, cols), *tiles.shape[3:]), fill,
+                     dtype=np.float32 if tiles.ndim == 3 else tiles.dtype)
+    anchors = []
+    for j, tile in enumerate(tiles):
+        row, col = divmod(j, cols)
+        top, left = row * (h + gap_top) + gap_top, col * (w + gap_x)
+        canvas[top:top + h, left:left + w] = tile
+        anchors.append((left + (w - 1) / 2, top - 0.5))
+    return canvas, anchors
+
+
+def _show_montage(fig, rect_in: tuple[float, float, float, float], size_in: tuple[float, float], tiles, labels,
+                  cols: int, **imshow):
+    """Draw `tiles` as a labelled montage in an axes at `rect_in` (left, bottom, width, height inches)."""
+    canvas, anchors = montage(tiles, cols, np.nan if tiles.ndim == 3 else 255)  # NaN shows as the cmap's "bad"
+    left, bottom, width, height = rect_in
+    ax = fig.add_axes((left / size_in[0], bottom / size_in[1], width / size_in[0], height / size_in[1]))
+    image = ax.imshow(canvas, interpolation="nearest", aspect="auto", **imshow)
+    for (x, y), label in zip(anchors, labels):
+        ax.text(x, y - 0.08 * tiles.shape[1], label, ha="center", va="bottom", fontsize=8)
+    ax.set_axis_off()
+    return image
+
+
+def _montage_inches(tiles: np.ndarray, cols: int) -> tuple[float, float]:
+    """Width and height in inches of a montage whose tiles each show TILE_INCHES wide."""
+    height, width = _montage_pixels(len(tiles), tiles.shape[1], tiles.shape[2], cols)
+    return width * TILE_INCHES / tiles.shape[2], height * TILE_INCHES / tiles.shape[1]
+
+
+def _tile_figure(header: np.ndarray, header_labels, tiles: np.ndarray, labels, title: str, colorbar: str = "",
+                 **imshow) -> plt.Figure:
+    """A header row of RGB tiles (original, ...) over the channel tiles wrapped into rows."""
+    cols = max(grid_columns(len(tiles)), len(header))
+    head_w, head_h = _montage_inches(header, len(header))
+    body_w, body_h = _montage_inches(tiles, cols)
+    margin, title_h, bar_w = 0.15, 0.1 + 0.2 * (title.count("\n") + 1), (0.9 if colorbar else 0.0)
+    size = (max(head_w, body_w) + 2 * margin + bar_w, title_h + head_h + body_h + 2 * margin)
+    fig = plt.figure(figsize=size)
+    _show_montage(fig, (margin, margin + body_h, head_w, head_h), size, header, header_labels, len(header))
+    image = _show_montage(fig, (margin, margin, body_w, body_h), size, tiles, labels, cols, **imshow)
+    if colorbar:
+        bar = fig.add_axes(((margin + body_w + 0.25) / size[0], (margin + 0.1 * body_h) / size[1], 0.12 / size[0],
+                            0.8 * body_h / size[1]))
+        fig.colorbar(image, cax=bar, label=colorbar)
+    fig.suptitle(title, fontsize=10, y=1 - 0.1 / size[1], va="top")
+    return fig
 
 
 def plot_channel_grid(original: np.ndarray, full: np.ndarray, tiles: np.ndarray, channels, title: str,
@@ -51,12 +96,8 @@ def plot_channel_grid(original: np.ndarray, full: np.ndarray, tiles: np.ndarray,
 
     original, full: uint8 (H, W, 3); tiles: uint8 (K, H, W, 3) for `channels` (K,).
     """
-    fig, header, axes, _ = _tile_axes(2, len(tiles), f"{title}\n{MODE_CAPTIONS[mode]}")
-    _show(header[0], original, "original")
-    _show(header[1], full, "all channels")
-    for ax, tile, channel in zip(axes, tiles, channels):
-        _show(ax, tile, f"ch {channel}")
-    return fig
+    return _tile_figure(np.stack([original, full]), ["original", "all channels"], np.asarray(tiles),
+                        [f"ch {c}" for c in channels], f"{title}\n{MODE_CAPTIONS[mode]}")
 
 
 def plot_activation_maps(original: np.ndarray, maps: np.ndarray, channels, title: str) -> plt.Figure:
@@ -64,15 +105,11 @@ def plot_activation_maps(original: np.ndarray, maps: np.ndarray, channels, title
 
     original: uint8 (H, W, 3); maps: float (h, w, K) activations for `channels` (K,).
     """
-    fig, header, axes, all_axes = _tile_axes(1, maps.shape[-1], title)
-    _show(header[0], original, "original")
+    maps = np.moveaxis(np.asarray(maps, np.float32), -1, 0)  # (K, h, w)
     top = float(maps.max()) if maps.size and maps.max() > 0 else 1.0
-    image = None
-    for ax, channel, j in zip(axes, channels, range(maps.shape[-1])):
-        image = _show(ax, maps[..., j], f"ch {channel}", cmap="viridis", vmin=0.0, vmax=top)
-    if image is not None:
-        fig.colorbar(image, ax=all_axes[1:].ravel().tolist(), shrink=0.8, label="activation")
-    return fig
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")  # the gaps between maps
+    return _tile_figure(original[None], ["original"], maps, [f"ch {c}" for c in channels], title,
+                        colorbar="activation", cmap=cmap, vmin=0.0, vmax=top)
 
 
 def _heatmap(ax, values: np.ndarray, channels, class_names, cmap: str, vmin: float, vmax: float, label: str,
@@ -86,7 +123,9 @@ def _heatmap(ax, values: np.ndarray, channels, class_names, cmap: str, vmin: flo
     if len(channels) <= 16:
         for (r, c), v in np.ndenumerate(values):
             if np.isfinite(v):
-                ax.text(c, r, format(v, fmt), ha="center", va="center", fontsize=6)
+                red, green, blue, _ = image.cmap(image.norm(v))
+                dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+                ax.text(c, r, format(v, fmt), ha="center", va="center", fontsize=6, color="w" if dark else "k")
     ax.figure.colorbar(image, ax=ax, label=label)
 
 
@@ -135,8 +174,11 @@ def plot_ablation(channels, accuracy_drop: np.ndarray, intact_accuracy: float, p
     ax_bar.set(xlabel="channel zeroed", ylabel="accuracy drop (points)",
                title=f"{layer}: test accuracy drop when one channel is zeroed")
     ax_bar.grid(axis="y", alpha=0.3)
+    low, high = min(0.0, drop_pp.min(initial=0.0)), max(0.0, drop_pp.max(initial=0.0))
+    span = max(high - low, 0.5)
+    low, high = low - 0.06 * span, high + 0.2 * span  # the intact line clear of the frame, room for the legend
+    ax_bar.set_ylim(low, high)
     ax_bar.legend(loc="upper right", fontsize=8)
-    low, high = ax_bar.get_ylim()
     right = ax_bar.twinx()  # the same bars read as the ablated model's accuracy
     right.set_ylim(100 * intact_accuracy - low, 100 * intact_accuracy - high)
     right.set_ylabel("accuracy with channel zeroed (%)")

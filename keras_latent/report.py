@@ -37,7 +37,7 @@ def run_analysis(run_dir: str) -> None:
 
 def ensure_analysis(run_dir: str, analyze: bool) -> None:
     """With `analyze`, run the analysis when it is missing or older than the model."""
-    from keras_latent.report_study import analysis_is_stale, analysis_path
+    from keras_latent.report_analysis import analysis_is_stale, analysis_path
 
     if analyze and (not os.path.isfile(analysis_path(run_dir)) or analysis_is_stale(run_dir)):
         run_analysis(run_dir)
@@ -52,24 +52,33 @@ def render(context: dict) -> str:
     return env.get_template(TEMPLATE).render(**context)
 
 
+def following_contract(section, args: tuple, path: str, layout: str, remedy: str) -> dict:
+    """Build a section from files another tool wrote; a file that breaks its contract is one clear line."""
+    try:
+        return section(*args)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise UsageError(f"{path} (or a file beside it) does not follow {layout} ({type(err).__name__}: {err}); "
+                         f"{remedy}") from None
+
+
 def collect(run_dir: str, tuning_dir: str | None) -> dict:
     """Read the run (and tuning) folders into the template's context, one dict per section."""
     from keras_latent import __version__
     from keras_latent.config import load_config
+    from keras_latent.report_analysis import analysis_section
     from keras_latent.report_assets import read_json
     from keras_latent.report_classes import classification_section
     from keras_latent.report_run import (config_groups, dataset_info, load_model, model_summary,
                                          reconstruction_section, training_section)
-    from keras_latent.report_study import analysis_section, tuning_section
+    from keras_latent.report_tuning import tuning_section
 
     config = load_config(run_dir)
     metrics = read_json(os.path.join(run_dir, "metrics.json"))
     model = load_model(run_dir)
-    try:
-        analysis = analysis_section(run_dir)
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise UsageError(f"{run_dir}/analysis/analysis.json does not follow the analysis layout "
-                         f"({type(err).__name__}: {err}); rerun python -m keras_latent.analyze {run_dir}") from None
+    analysis = following_contract(analysis_section, (run_dir,), os.path.join(run_dir, "analysis", "analysis.json"),
+                                  "the analysis layout", f"rerun python -m keras_latent.analyze {run_dir}")
+    tuning = following_contract(tuning_section, (tuning_dir, config), os.path.join(tuning_dir or "", "best.json"),
+                                "the tuning results layout", "rerun python tuning/search_weights.py")
     name = os.path.basename(os.path.normpath(os.path.abspath(run_dir)))
     return {"title": f"keras-latent report: {name}", "run_dir": run_dir, "version": __version__,
             "generated": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -79,14 +88,14 @@ def collect(run_dir: str, tuning_dir: str | None) -> dict:
             "training": training_section(run_dir, metrics),
             "classification": classification_section(run_dir, model, config, metrics),
             "reconstructions": reconstruction_section(run_dir, config, metrics),
-            "analysis": analysis, "tuning": tuning_section(tuning_dir, config)}
+            "analysis": analysis, "tuning": tuning}
 
 
 def build_report(run_dir: str, tuning_dir: str | None = None, analyze: bool = False, out: str | None = None) -> str:
     """Write the report of `run_dir` (atomically) and return its path (default RUN/report.html)."""
     from keras_latent.config import load_config
     from keras_latent.files import atomic_write_text
-    from keras_latent.report_study import check_tuning_dir
+    from keras_latent.report_tuning import check_tuning_dir
 
     load_config(run_dir)  # not a run folder: one clear line before any slow work
     if tuning_dir is not None:

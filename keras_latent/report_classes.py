@@ -112,7 +112,8 @@ def from_saved_files(run_dir: str, metrics: dict | None, reason: str) -> dict:
     """Fallback without predictions: per-class accuracy from metrics.json and the saved text report."""
     metrics = metrics or {}
     per_class = metrics.get("per_class_accuracy") or {}
-    rows = [{"name": name, "precision": "", "recall": fmt(acc), "f1": "", "support": ""} for name, acc in per_class.items()]
+    rows = [{"name": name, "precision": "", "recall": fmt(acc), "f1": "", "support": ""}
+            for name, acc in per_class.items()]
     summary = [{"name": "accuracy", "precision": "", "recall": fmt(metrics.get("test_accuracy")), "f1": "",
                 "support": metrics.get("test_images", "")}] if "test_accuracy" in metrics else []
     path = os.path.join(run_dir, "classification_report.txt")

@@ -10,8 +10,8 @@ import os
 import re
 
 from keras_latent.config import TrainConfig, to_dict
-from keras_latent.report_assets import command, figure, fmt, note, read_csv
 from keras_latent.errors import UsageError
+from keras_latent.report_assets import command, figure, fmt, note, read_csv
 
 SAMPLE_DESCRIPTION_START = "CIFAR-10 sample (bundled"  # how data.load_dataset describes the sample
 SNAPSHOT_PATTERN = re.compile(r"reconstructions_epoch_(\d+)\.png$")
@@ -48,8 +48,8 @@ def config_groups(config: TrainConfig) -> list[dict]:
     """config.json as three key/value tables: data, model, training."""
     values = to_dict(config)
     data, model = values.pop("data"), values.pop("model")
-    return [{"title": title, "rows": [{"key": f"{prefix}{k}", "value": _show(v)} for k, v in group.items()]}
-            for title, prefix, group in (("Data", "data.", data), ("Model", "model.", model), ("Training", "", values))]
+    return [{"title": title, "rows": [{"key": k, "value": _show(v)} for k, v in group.items()]}
+            for title, group in (("Data (data.*)", data), ("Model (model.*)", model), ("Training", values))]
 
 
 def load_model(run_dir: str):

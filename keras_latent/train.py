@@ -24,10 +24,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see python -m keras_latent.train --help)")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    def _get_help_string(self, action):  # no "(default: None)": such defaults are worked out later
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     d, m, t = cfg.DataConfig(), cfg.ModelConfig(), cfg.TrainConfig()
     p = _Parser(prog="python -m keras_latent.train", description=__doc__.splitlines()[0],
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                formatter_class=_HelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--dataset", default=d.dataset, help="auto | cifar10 | sample | PATH to a cifar-10-batches-py "
                       "folder or an image folder (train/ and test/ with class subfolders, or class subfolders)")
@@ -44,8 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--head-units", type=int_list, default=m.head_units, help="classifier head dense widths")
     model.add_argument("--no-decoder", action="store_true", help="classifier only (no reconstruction)")
     train = p.add_argument_group("training")
-    train.add_argument("--ce-weight", type=float, default=t.ce_weight, help="cross-entropy loss weight")
-    train.add_argument("--recon-weight", type=float, default=t.recon_weight, help="reconstruction MSE loss weight")
+    train.add_argument("--ce-weight", type=float, default=None,
+                       help=f"cross-entropy loss weight (default {t.ce_weight})")
+    train.add_argument("--recon-weight", type=float, default=None,
+                       help=f"reconstruction MSE loss weight (default {t.recon_weight})")
+    train.add_argument("--weights-from", metavar="BEST_JSON", default=None,
+                       help="take both loss weights from a search's best.json (or its results folder), written by "
+                            "python tuning/search_weights.py; not combinable with --ce-weight/--recon-weight")
     train.add_argument("--optimizer", default=t.optimizer, help="sgd (momentum 0.9) | adam")
     train.add_argument("--lr", type=float, default=t.lr, help="learning rate")
     train.add_argument("--epochs", type=int, default=t.epochs, help="training epochs")
@@ -54,21 +64,41 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--snapshot-epochs", type=int_list, default=t.snapshot_epochs,
                        help="epochs whose reconstructions are saved (0 = before training)")
     out = p.add_argument_group("output")
-    out.add_argument("--out", default=None, help="run folder (default: saved_models/<timestamp>)")
-    out.add_argument("--overwrite", action="store_true", help="retrain into a finished run folder")
+    out.add_argument("--out", default=None, help="run folder (default: saved_models/<timestamp>); rerunning the same "
+                     "command into a folder whose training was killed resumes it from its last finished epoch")
+    out.add_argument("--overwrite", action="store_true", help="start over in --out: delete the run files already "
+                     "there (a finished or an interrupted run) and train from scratch")
     return p
+
+
+def loss_weights_from_args(args: argparse.Namespace) -> tuple[float, float]:
+    """(ce_weight, recon_weight): from --weights-from, else the flags, else the defaults; both sources is an error."""
+    t = cfg.TrainConfig()
+    if args.weights_from is None:
+        return (t.ce_weight if args.ce_weight is None else args.ce_weight,
+                t.recon_weight if args.recon_weight is None else args.recon_weight)
+    given = [flag for flag, value in (("--ce-weight", args.ce_weight), ("--recon-weight", args.recon_weight))
+             if value is not None]
+    if given:
+        raise UsageError(f"--weights-from sets both loss weights; drop {' and '.join(given)} or --weights-from")
+    from keras_latent.tuning_results import read_best_weights
+
+    ce_weight, recon_weight = read_best_weights(args.weights_from)
+    print(f"loss weights from {args.weights_from}: ce_weight {ce_weight:g}, recon_weight {recon_weight:g}")
+    return ce_weight, recon_weight
 
 
 def config_from_args(args: argparse.Namespace) -> cfg.TrainConfig:
     from keras_latent.model import default_padding
 
+    ce_weight, recon_weight = loss_weights_from_args(args)
     padding = args.padding or default_padding(args.image_size, args.filters, args.kernel_size)
     model = cfg.ModelConfig(image_size=args.image_size, filters=args.filters, kernel_size=args.kernel_size,
                             padding=padding, head_units=args.head_units, decoder=not args.no_decoder)
     data = cfg.DataConfig(dataset=args.dataset, tfds_data_dir=args.tfds_data_dir, test_fraction=args.test_fraction,
                           max_train_samples=args.max_train_samples, augment=args.augment)
     return cfg.validate(cfg.TrainConfig(
-        data=data, model=model, ce_weight=args.ce_weight, recon_weight=args.recon_weight, optimizer=args.optimizer,
+        data=data, model=model, ce_weight=ce_weight, recon_weight=recon_weight, optimizer=args.optimizer,
         lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         snapshot_epochs=args.snapshot_epochs))
 

@@ -13,7 +13,8 @@ import keras
 import numpy as np
 
 from keras_latent import evaluate, visualize
-from keras_latent.callbacks import HistoryCsv, ReconstructionSnapshots
+from keras_latent.callbacks import (AtomicBackupAndRestore, HistoryCsv, ReconstructionSnapshots, StopOnNaN,
+                                    read_history_csv)
 from keras_latent.config import TrainConfig, save_config
 from keras_latent.data import Splits, load_dataset
 from keras_latent.errors import UsageError
@@ -21,8 +22,9 @@ from keras_latent.export import export_saved_model
 from keras_latent.files import atomic_path, atomic_write_text, save_figure
 from keras_latent.model import build_model
 from keras_latent.pipeline import make_dataset, normalize
-
-MODEL_FILE = "model.keras"
+from keras_latent.run_folder import (BACKUP_DIR, MODEL_FILE, SAVED_MODEL_DIR, check_free_space, check_resume_config,
+                                     clear_run_outputs, disk_errors_as_usage, estimate_run_bytes, finish_run,
+                                     inspect_run_dir, keep_last_good)
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -35,8 +37,12 @@ def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
     """Cross-entropy + MSE, keyed by output name, weighted by `ce_weight` and `recon_weight`."""
     loss = {"classifier": keras.losses.SparseCategoricalCrossentropy()}
     loss_weights = {"classifier": config.ce_weight}
-    metrics = {"classifier": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
-    if "reconstruction" in model.output:
+    two_outputs = "reconstruction" in model.output
+    # Keras prefixes metric names with the output name only for several outputs: keep
+    # `classifier_accuracy` (and the tuner's objective `val_classifier_accuracy`) either way.
+    accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy" if two_outputs else "classifier_accuracy")
+    metrics = {"classifier": [accuracy]}
+    if two_outputs:
         loss["reconstruction"] = keras.losses.MeanSquaredError()
         loss_weights["reconstruction"] = config.recon_weight
     model.compile(optimizer=make_optimizer(config), loss=loss, loss_weights=loss_weights, metrics=metrics,
@@ -57,33 +63,30 @@ def load_splits(config: TrainConfig) -> tuple[Splits, TrainConfig]:
 
 
 def make_callbacks(config: TrainConfig, splits: Splits, run_dir: str) -> list[keras.callbacks.Callback]:
+    """NaN stop first, the per-epoch backup last: a kill between them re-runs the epoch, never skips a row."""
     tensorboard_dir = os.path.join(run_dir, "tensorboard")
-    callbacks = [HistoryCsv(os.path.join(run_dir, "history.csv")),
-                 keras.callbacks.TensorBoard(tensorboard_dir),
-                 keras.callbacks.TerminateOnNaN()]
+    callbacks = [StopOnNaN(),
+                 HistoryCsv(os.path.join(run_dir, "history.csv")),
+                 keras.callbacks.TensorBoard(tensorboard_dir)]
     if config.model.decoder and config.snapshot_epochs:
         images = np.asarray(normalize(splits.x_test[: config.num_snapshot_images]))
         callbacks.append(ReconstructionSnapshots(images, config.snapshot_epochs, run_dir, tensorboard_dir))
+    callbacks.append(AtomicBackupAndRestore(os.path.join(run_dir, BACKUP_DIR), delete_checkpoint=False))
     return callbacks
 
 
-def check_run_dir(run_dir: str, overwrite: bool) -> None:
-    """Refuse to train into a finished run folder unless `overwrite`; check the folder is writable."""
-    if os.path.exists(os.path.join(run_dir, MODEL_FILE)) and not overwrite:
-        raise UsageError(f"{run_dir!r} already holds a finished run ({MODEL_FILE}); "
-                         "pass --overwrite to retrain into it or choose another --out")
-    try:
-        os.makedirs(run_dir, exist_ok=True)
-        with atomic_path(os.path.join(run_dir, ".write_test")):
-            pass
-        os.remove(os.path.join(run_dir, ".write_test"))
-    except OSError as err:
-        raise UsageError(f"--out {run_dir!r} is not writable: {err.strerror or err}") from None
+def check_run_dir(run_dir: str, overwrite: bool) -> int:
+    """Refuse a finished run folder unless `overwrite`, check it is writable; return the epoch to resume from."""
+    return inspect_run_dir(run_dir, overwrite)
 
 
 def write_reports(model: keras.Model, config: TrainConfig, splits: Splits, run_dir: str, history: dict,
-                  seconds: float) -> dict:
-    """Evaluate on the test split and write curves, report, confusion matrix and metrics.json."""
+                  seconds: float, epochs_run: int | None = None) -> dict:
+    """Evaluate on the test split and write curves, report, confusion matrix and metrics.json.
+
+    `history` holds every epoch of the run (also those before a resume); `epochs_run` is how many
+    of them this process trained in `seconds` (default: all).
+    """
     test_ds = make_dataset(splits.x_test, splits.y_test, config.batch_size, training=False,
                            reconstruction=config.model.decoder)
     outputs = evaluate.predict(model, test_ds)
@@ -94,8 +97,9 @@ def write_reports(model: keras.Model, config: TrainConfig, splits: Splits, run_d
     save_figure(visualize.plot_confusion_matrix(result.pop("confusion_matrix"), splits.class_names),
                 os.path.join(run_dir, "confusion_matrix.png"))
     save_figure(visualize.plot_curves(history), os.path.join(run_dir, "curves.png"))
-    epochs_run = len(history["loss"])
-    metrics = {**result, "epochs": epochs_run, "seconds": round(seconds, 2),
+    epochs = len(history["loss"])
+    epochs_run = epochs if epochs_run is None else epochs_run
+    metrics = {**result, "epochs": epochs, "resumed_from_epoch": epochs - epochs_run, "seconds": round(seconds, 2),
                "images_per_s": round(len(splits.x_train) * epochs_run / max(seconds, 1e-9), 1),
                "dataset": splits.description, "train_images": len(splits.x_train), "test_images": len(splits.x_test)}
     atomic_write_text(os.path.join(run_dir, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
@@ -103,21 +107,49 @@ def write_reports(model: keras.Model, config: TrainConfig, splits: Splits, run_d
 
 
 def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: int | str = "auto") -> dict:
-    """Train per `config` into `run_dir` and write every run file; returns metrics.json's content."""
-    check_run_dir(run_dir, overwrite)
+    """Train per `config` into `run_dir` and write every run file; returns metrics.json's content.
+
+    An interrupted run in `run_dir` (a backup, no model.keras) is resumed from its last finished
+    epoch; every check that can fail runs before anything in `run_dir` is deleted.
+    """
+    resume_epoch = check_run_dir(run_dir, overwrite)
     splits, config = load_splits(config)
     print(f"data: {splits.description}")
-    save_config(config, run_dir)
     model = compile_model(build_model(config.model), config)
+    if resume_epoch:
+        check_resume_config(run_dir, config, resume_epoch)
+    check_free_space(run_dir, estimate_run_bytes(model, config))
+    if resume_epoch:
+        print(f"resuming the interrupted run in {run_dir} after epoch {resume_epoch} of {config.epochs}")
+    else:
+        clear_run_outputs(run_dir)
+    save_config(config, run_dir)
+    with disk_errors_as_usage(run_dir):
+        return _fit_and_write(model, config, splits, run_dir, verbose)
+
+
+def _fit_and_write(model: keras.Model, config: TrainConfig, splits: Splits, run_dir: str,
+                   verbose: int | str) -> dict:
+    """Fit (resuming from the backup if any), then reports, SavedModel and, last, model.keras."""
     train_ds = make_dataset(splits.x_train, splits.y_train, config.batch_size, training=True, seed=config.seed,
                             augment=config.data.augment, reconstruction=config.model.decoder)
     test_ds = make_dataset(splits.x_test, splits.y_test, config.batch_size, training=False,
                            reconstruction=config.model.decoder)
+    callbacks = make_callbacks(config, splits, run_dir)
     start = time.perf_counter()
-    fit = model.fit(train_ds, validation_data=test_ds, epochs=config.epochs,
-                    callbacks=make_callbacks(config, splits, run_dir), shuffle=False, verbose=verbose)
+    fit = model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False,
+                    verbose=verbose)
     seconds = time.perf_counter() - start
+    stopper = next(c for c in callbacks if isinstance(c, StopOnNaN))
+    if stopper.diverged:
+        raise UsageError(f"{stopper.describe()}; {keep_last_good(stopper, model, run_dir)}; lower --lr "
+                         f"(got {config.lr}) or the loss weights and rerun with --overwrite")
+    history_path = os.path.join(run_dir, "history.csv")
+    history = read_history_csv(history_path) if os.path.isfile(history_path) else fit.history
+    export_saved_model(model, config, os.path.join(run_dir, SAVED_MODEL_DIR))
+    metrics = write_reports(model, config, splits, run_dir, history, seconds,
+                            epochs_run=len(fit.history.get("loss", [])))
     with atomic_path(os.path.join(run_dir, MODEL_FILE), suffix=".keras") as tmp:
         model.save(tmp)
-    export_saved_model(model, config, os.path.join(run_dir, "saved_model"))
-    return write_reports(model, config, splits, run_dir, fit.history, seconds)
+    finish_run(run_dir)
+    return metrics

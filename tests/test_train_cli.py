@@ -115,3 +115,35 @@ def test_corrupt_batch_and_empty_image_folder_via_cli(tmp_path, capsys, sample_s
             run_cli(main, ["--dataset", str(dataset), "--out", str(tmp_path / "run")])
         err = capsys.readouterr().err.strip().splitlines()
         assert exit_info.value.code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_same_seed_same_numbers(tmp_path):
+    from conftest import tiny_config
+    from keras_latent.training import train
+
+    runs = []
+    for name in ("a", "b"):
+        keras.utils.set_random_seed(7)
+        train(tiny_config(seed=7, snapshot_epochs=()), str(tmp_path / name), verbose=0)
+        runs.append((tmp_path / name / "history.csv").read_text())
+    assert runs[0] == runs[1]
+
+
+def test_classifier_only_baseline(tmp_path):
+    from conftest import tiny_config
+    from keras_latent.config import ModelConfig
+    from keras_latent.training import train
+
+    metrics = train(tiny_config(model=ModelConfig(decoder=False)), str(tmp_path / "run"), verbose=0)
+    assert "test_reconstruction_mse" not in metrics and metrics["test_accuracy"] > 0
+    files = set(os.listdir(tmp_path / "run"))
+    assert {"model.keras", "metrics.json", "curves.png", "saved_model"} <= files
+    assert not any(f.startswith("reconstructions_") for f in files)
+    assert "reconstruction_loss" not in (tmp_path / "run" / "history.csv").read_text()
+
+
+def test_finished_run_is_not_retrained_by_accident(trained_run, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, ["--dataset", "sample", "--out", trained_run])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and "--overwrite" in err[0]

@@ -1,0 +1,259 @@
+"""CLI: `python -m keras_latent.analyze RUN_FOLDER` decodes every channel of every trunk layer.
+
+For one training and one test image it decodes each layer's activations with one channel kept
+(or zeroed), draws the raw feature maps, measures each channel's mean activation per class and
+the test accuracy lost when it is zeroed, and writes it all to RUN_FOLDER/analysis/ in one
+atomic step. Data, normalization and class names are rebuilt from the run's config.json.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import os
+
+from keras_latent.errors import UsageError, run_cli
+
+ANALYSIS_DIR = "analysis"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as for every other bad input
+        raise UsageError(f"{message} (see python -m keras_latent.analyze --help)")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,3,5, got {text!r}") from None
+
+
+def _name_list(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m keras_latent.analyze", description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", metavar="RUN_FOLDER", help="a run folder written by python -m keras_latent.train")
+    p.add_argument("--dataset", default=None, help="override the run's data set: auto | cifar10 | sample | PATH "
+                   "(same choices as training; its classes must match the run's; default: the run's own)")
+    p.add_argument("--train-index", type=int, default=0, help="training-split image to decode (default: 0)")
+    p.add_argument("--test-index", type=int, default=0, help="test-split image to decode (default: 0)")
+    p.add_argument("--layers", type=_name_list, default=None, help="trunk layers, e.g. conv1,conv2 (default: all)")
+    p.add_argument("--channels", type=_int_list, default=None,
+                   help="channels to decode and ablate, e.g. 0,3,5 (default: every channel of each layer)")
+    p.add_argument("--mode", choices=("keep", "drop"), default="keep",
+                   help="keep: decode with only channel k kept; drop: with only channel k zeroed (default: keep)")
+    p.add_argument("--top", type=int, default=5,
+                   help="channels listed per layer and class in analysis.json (default: 5)")
+    return p
+
+
+def load_run(run_dir: str, dataset: str | None):
+    """(config, model, splits, class names) of a run folder; --dataset replaces the run's data set."""
+    import keras
+
+    from keras_latent.config import load_config
+    from keras_latent.training import MODEL_FILE, load_splits
+
+    config = load_config(run_dir)
+    path = os.path.join(run_dir, MODEL_FILE)
+    if not os.path.isfile(path):
+        raise UsageError(f"{run_dir!r} has no {MODEL_FILE}: its training did not finish")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as err:  # a truncated or foreign file: any loader error means the same to a user
+        raise UsageError(f"cannot load {path}: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+    if dataset:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, dataset=dataset))
+    splits, resolved = load_splits(config)
+    class_names = config.data.class_names or splits.class_names
+    if tuple(splits.class_names) != tuple(class_names):
+        raise UsageError(f"data set {splits.dataset!r} has classes {list(splits.class_names)}, but the run was "
+                         f"trained on {list(class_names)}; pass a data set with the run's classes")
+    return resolved, model, splits, tuple(class_names)
+
+
+def check_index(index: int, size: int, flag: str) -> int:
+    if not 0 <= index < size:
+        raise UsageError(f"{flag} must be between 0 and {size - 1} (the split has {size} images), got {index}")
+    return index
+
+
+def chosen_layers(model, layers) -> list[str]:
+    from keras_latent import latent
+
+    names = list(layers) if layers else latent.trunk_block_names(model)
+    for name in names:
+        latent.layer_index(model, name)  # UsageError listing the valid names
+    return list(dict.fromkeys(names))
+
+
+def _csv_text(header: list[str], rows: list[list]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([[f"{v:.6g}" if isinstance(v, float) else v for v in row] for row in rows])
+    return out.getvalue()
+
+
+def _float_or_none(value: float):
+    return None if value != value else float(value)  # NaN (a class with no test image) -> null
+
+
+def image_figures(model, images: list[dict], layer: str, channels, mode: str, out: str) -> list[dict]:
+    """Channel grid and activation maps of each image at `layer`; returns the `files` entries."""
+    import numpy as np
+
+    from keras_latent import latent, latent_plots
+    from keras_latent.files import save_figure
+    from keras_latent.pipeline import denormalize
+
+    x = np.stack([im["normalized"] for im in images])  # (N, S, S, 3)
+    acts = latent.layer_activations(model, x, layer)  # (N, h, w, C)
+    decoded = None
+    if latent.has_decoder(model):
+        n = acts.shape[-1]
+        masks = np.concatenate([np.ones((1, n), np.float32), latent.channel_masks(n, channels, mode)])  # all, then each
+        decoded = denormalize(latent.predict_masked(latent.masked_decoder(model, layer), acts, masks))  # (N,1+K,S,S,3)
+    files = []
+    for i, im in enumerate(images):
+        stem = f"{im['split']}_{im['index']}_{layer}"
+        what = f"{im['split']} image {im['index']} ({im['label']}), {layer} {'x'.join(map(str, acts.shape[1:]))}"
+        if decoded is not None:
+            save_figure(latent_plots.plot_channel_grid(im["uint8"], decoded[i, 0], decoded[i, 1:], channels,
+                                                       f"{what}: decoded per channel", mode),
+                        os.path.join(out, f"channels_{stem}.png"))
+            files.append({"kind": "channels", "layer": layer, "split": im["split"], "index": im["index"],
+                          "path": f"{ANALYSIS_DIR}/channels_{stem}.png"})
+        save_figure(latent_plots.plot_activation_maps(im["uint8"], acts[i][..., channels], channels,
+                                                      f"{what}: feature maps"),
+                    os.path.join(out, f"activations_{stem}.png"))
+        files.append({"kind": "activations", "layer": layer, "split": im["split"], "index": im["index"],
+                      "path": f"{ANALYSIS_DIR}/activations_{stem}.png"})
+    return files
+
+
+def layer_measures(model, x_test, y_test, class_names, layer: str, channels, out: str):
+    """Channel statistics and ablation of one layer on the test split: (stats rows, ablation, files)."""
+    from keras_latent import latent, latent_plots
+    from keras_latent.files import save_figure
+
+    stats = latent.channel_statistics(model, x_test, y_test, layer, len(class_names))
+    ablation = latent.ablate_channels(model, x_test, y_test, layer, len(class_names), channels)
+    stats_rows = [[layer, int(c), float(stats.mean_activation[c]), *map(float, stats.class_mean_activation[c])]
+                  for c in channels]
+    save_figure(latent_plots.plot_channel_class_heatmap(stats.mean_activation[channels],
+                                                        stats.class_mean_activation[channels], channels,
+                                                        class_names, layer),
+                os.path.join(out, f"channel_class_heatmap_{layer}.png"))
+    save_figure(latent_plots.plot_ablation(channels, ablation.accuracy_drop, ablation.intact_accuracy,
+                                           ablation.per_class_drop, class_names, layer),
+                os.path.join(out, f"ablation_{layer}.png"))
+    files = [{"kind": "heatmap", "layer": layer, "path": f"{ANALYSIS_DIR}/channel_class_heatmap_{layer}.png"},
+             {"kind": "ablation", "layer": layer, "path": f"{ANALYSIS_DIR}/ablation_{layer}.png"}]
+    return stats_rows, ablation, files
+
+
+def write_analysis(model, splits, class_names, layers, channel_choice, images, mode: str, top: int,
+                   out: str) -> dict:
+    """Every figure, both CSV tables and analysis.json into folder `out`; returns the summary."""
+    import numpy as np
+
+    from keras_latent import latent
+    from keras_latent.files import atomic_write_text
+    from keras_latent.pipeline import normalize
+
+    x_test = np.asarray(normalize(splits.x_test))
+    summary = {"mode": mode, "layers": layers,
+               "images": [{k: im[k] for k in ("split", "index", "label", "class_index")} for im in images],
+               "dataset": splits.description, "test_images": len(x_test), "channels": {}, "top_channels": {},
+               "class_channels": {}, "files": []}
+    stats_rows, ablation_rows = [], []
+    for layer in layers:
+        channels = latent.check_channels(latent.num_channels(model, layer), channel_choice, layer)
+        summary["channels"][layer] = channels.tolist()
+        summary["files"] += image_figures(model, images, layer, channels, mode, out)
+        rows, ablation, files = layer_measures(model, x_test, splits.y_test, class_names, layer, channels, out)
+        stats_rows += rows
+        ablation_rows += [[layer, int(c), float(ablation.accuracy[j]), float(ablation.accuracy_drop[j]),
+                           *map(float, ablation.per_class[j])] for j, c in enumerate(channels)]
+        summary["files"] += files
+        summary["top_channels"][layer], summary["class_channels"][layer] = latent.rank_channels(
+            ablation, class_names, top)
+        summary["intact_accuracy"] = ablation.intact_accuracy
+        summary["intact_per_class_accuracy"] = {name: _float_or_none(acc)
+                                                for name, acc in zip(class_names, ablation.intact_per_class)}
+    atomic_write_text(os.path.join(out, "channel_stats.csv"),
+                      _csv_text(["layer", "channel", "mean_activation", *class_names], stats_rows))
+    atomic_write_text(os.path.join(out, "ablation.csv"),
+                      _csv_text(["layer", "channel", "accuracy", "accuracy_drop", *[f"acc_{n}" for n in class_names]],
+                                ablation_rows))
+    atomic_write_text(os.path.join(out, "analysis.json"), json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    return summary
+
+
+def chosen_images(splits, class_names, train_index: int, test_index: int) -> list[dict]:
+    """The two images to decode, uint8 and normalized, with their split, index and label."""
+    import numpy as np
+
+    from keras_latent.pipeline import normalize
+
+    images = []
+    for split, x, y, index in (("train", splits.x_train, splits.y_train, train_index),
+                               ("test", splits.x_test, splits.y_test, test_index)):
+        check_index(index, len(x), f"--{split}-index")
+        images.append({"split": split, "index": index, "label": class_names[int(y[index])],
+                       "class_index": int(y[index]), "uint8": x[index],
+                       "normalized": np.asarray(normalize(x[index]))})
+    return images
+
+
+def print_summary(summary: dict, run_dir: str) -> None:
+    print(f"intact test accuracy {100 * summary['intact_accuracy']:.1f}% on {summary['test_images']} images")
+    for layer, ranked in summary["top_channels"].items():
+        drops = ", ".join(f"ch {r['channel']} {100 * r['accuracy_drop']:+.1f}" for r in ranked)
+        print(f"{layer}: accuracy drop (points) when zeroed, largest first: {drops}")
+    print(f"{len(summary['files'])} figures, channel_stats.csv, ablation.csv and analysis.json in "
+          f"{os.path.join(run_dir, ANALYSIS_DIR)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.top < 1:
+        raise UsageError(f"--top must be >= 1, got {args.top}")
+    import keras
+    import tensorflow as tf
+
+    from keras_latent import latent
+    from keras_latent.files import atomic_directory
+
+
+    config, model, splits, class_names = load_run(args.run_dir, args.dataset)
+    keras.utils.set_random_seed(config.seed)
+    layers = chosen_layers(model, args.layers)
+    for layer in layers:
+        latent.check_channels(latent.num_channels(model, layer), args.channels, layer)
+    images = chosen_images(splits, class_names, args.train_index, args.test_index)
+    if not latent.has_decoder(model):
+        print("this run has no decoder (--no-decoder): channel grids skipped; feature maps, statistics and "
+              "ablation written")
+    log_level = tf.get_logger().level
+    tf.get_logger().setLevel("ERROR")  # each sub-model traces its own predict function: expected, not news
+    try:
+        with atomic_directory(os.path.join(args.run_dir, ANALYSIS_DIR)) as out:
+            summary = write_analysis(model, splits, class_names, layers, args.channels, images, args.mode,
+                                     args.top, out)
+    except OSError as err:
+        raise UsageError(f"cannot write {os.path.join(args.run_dir, ANALYSIS_DIR)}: {err.strerror or err}") from None
+    finally:
+        tf.get_logger().setLevel(log_level)
+    print_summary(summary, args.run_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,138 @@
+"""CLI: `python tuning/search_weights.py` searches the two loss weights (cross-entropy, reconstruction) with KerasTuner.
+
+Every trial trains the package's two-output model with one (ce_weight, recon_weight) pair and is scored by
+its validation classifier accuracy; the results folder gets trials.csv, pareto.png and best.json. Rerunning
+the same command resumes the search; KERASTUNER_* variables make this process a chief or a worker.
+This script only turns flags into a SearchConfig; `keras_latent.tuner` does the work.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from anywhere: repo root
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+
+from keras_latent import config as cfg  # noqa: E402
+from keras_latent.errors import UsageError, run_cli  # noqa: E402
+from keras_latent.tuning_config import SearchConfig, distributed_role, validate_search  # noqa: E402
+
+PROG = "python tuning/search_weights.py"
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.5,1,2, got {text!r}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, as for every other bad input
+        raise UsageError(f"{message} (see {PROG} --help)")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    def _get_help_string(self, action):  # no "(default: None)": those defaults are in the help text
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    t = cfg.TrainConfig()
+    p = _Parser(prog=PROG, description=__doc__.splitlines()[0], formatter_class=_HelpFormatter)
+    space = p.add_argument_group("search space")
+    space.add_argument("--tuner", choices=("grid", "bayesian", "random"), default="grid",
+                       help="KerasTuner oracle: grid (every pair), bayesian (Gaussian process) or random")
+    space.add_argument("--ce-weights", type=float_list, default=None,
+                       help="grid: cross-entropy weights, > 0 (default 0.5,1,2)")
+    space.add_argument("--recon-weights", type=float_list, default=None,
+                       help="grid: reconstruction weights, >= 0 (default 0,0.5,1,2,4)")
+    space.add_argument("--ce-range", type=float_list, default=None, metavar="LO,HI",
+                       help="bayesian/random: cross-entropy weight range, log-scaled, 0 < LO < HI (default 0.25,4)")
+    space.add_argument("--recon-range", type=float_list, default=None, metavar="LO,HI",
+                       help="bayesian/random: reconstruction weight range, log-scaled, 0 < LO < HI; 0 itself is "
+                            "searched by the grid only (default 0.1,8)")
+    space.add_argument("--max-trials", type=int, default=None,
+                       help="trials in all (default: the whole grid; 15 for bayesian/random); may grow on resume")
+    data = p.add_argument_group("data (as in python -m keras_latent.train)")
+    data.add_argument("--dataset", default="auto", help="auto | cifar10 | sample | PATH (see keras_latent.train)")
+    data.add_argument("--tfds-data-dir", default=None, help="tensorflow-datasets data dir (default: theirs)")
+    data.add_argument("--max-train-samples", type=int, default=None,
+                      help="use the first N training images only (default: all)")
+    data.add_argument("--val-fraction", type=float, default=0.2,
+                      help="share of the training images held out to score trials (the test split is not used)")
+    train = p.add_argument_group("each trial")
+    train.add_argument("--epochs", type=int, default=10, help="epochs per trial")
+    train.add_argument("--batch-size", type=int, default=t.batch_size, help="images per step")
+    train.add_argument("--seed", type=int, default=t.seed, help="seed of the data split, initial weights and oracle")
+    out = p.add_argument_group("output")
+    out.add_argument("--directory", default=os.path.join("tuning", "results"), help="folder of search projects")
+    out.add_argument("--project-name", default=None, help="results folder name (default loss_weights_<tuner>)")
+    out.add_argument("--overwrite", action="store_true", help="delete the project's finished trials and start over")
+    return p
+
+
+def search_config_from_args(args: argparse.Namespace) -> SearchConfig:
+    grid_only, ranged_only = ("--ce-weights", "--recon-weights"), ("--ce-range", "--recon-range")
+    wrong = ranged_only if args.tuner == "grid" else grid_only
+    given = [flag for flag in wrong if getattr(args, flag[2:].replace("-", "_")) is not None]
+    if given:
+        right = "--ce-weights/--recon-weights" if args.tuner == "grid" else "--ce-range/--recon-range"
+        raise UsageError(f"--tuner {args.tuner} takes {right}, not {' or '.join(given)}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    data = cfg.DataConfig(dataset=args.dataset, tfds_data_dir=args.tfds_data_dir,
+                          max_train_samples=args.max_train_samples)
+    train = cfg.TrainConfig(data=data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                            snapshot_epochs=())
+    defaults = SearchConfig()
+    return validate_search(SearchConfig(
+        train=train, tuner=args.tuner, max_trials=args.max_trials, val_fraction=args.val_fraction,
+        ce_weights=args.ce_weights if args.ce_weights is not None else defaults.ce_weights,
+        recon_weights=args.recon_weights if args.recon_weights is not None else defaults.recon_weights,
+        ce_range=args.ce_range if args.ce_range is not None else defaults.ce_range,
+        recon_range=args.recon_range if args.recon_range is not None else defaults.recon_range))
+
+
+def print_results(results_dir: str, best: dict) -> None:
+    from keras_latent.tuning_results import TRIALS_FILE
+
+    with open(os.path.join(results_dir, TRIALS_FILE), encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    print(f"\n{'trial':>5} {'ce':>6} {'recon':>6} {'val acc':>8} {'val MSE':>8} {'epochs':>6} {'s':>6}  status")
+    for r in rows:
+        num = {k: float(r[k]) if r[k] else float("nan") for k in ("val_accuracy", "val_recon_mse", "seconds")}
+        print(f"{r['trial_id']:>5} {float(r['ce_weight']):>6g} {float(r['recon_weight']):>6g} "
+              f"{num['val_accuracy']:>8.4f} {num['val_recon_mse']:>8.4f} {r['epochs']:>6} {num['seconds']:>6.1f}  "
+              f"{r['status']}")
+    print(f"\nbest: ce_weight {best['ce_weight']:g}, recon_weight {best['recon_weight']:g} (trial {best['trial_id']}: "
+          f"val accuracy {best['val_accuracy']:.4f}, val reconstruction MSE {best['val_recon_mse']:.4f})")
+    print(f"results: {results_dir} (trials.csv, pareto.png, best.json)\ntrain with them: {best['train_command']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    search = search_config_from_args(args)
+    role = distributed_role(args.overwrite)  # bad flags and KERASTUNER_* variables fail before TensorFlow loads
+    import keras
+
+    from keras_latent.tuner import run_search
+
+    keras.utils.set_random_seed(search.train.seed)
+    project_name = args.project_name or f"loss_weights_{args.tuner}"
+    best = run_search(search, args.directory, project_name, overwrite=args.overwrite)
+    results_dir = os.path.join(args.directory, project_name)
+    if role == "worker":
+        print(f"worker {os.environ['KERASTUNER_TUNER_ID']} done: no trials left; the chief writes the results")
+    elif best is None:
+        print(f"no trial completed; see {os.path.join(results_dir, 'trials.csv')} for their status")
+        return 1
+    else:
+        print_results(results_dir, best)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
