@@ -27,11 +27,11 @@ MODEL_FILE = "model.keras"
 BACKUP_DIR = "backup"
 LAST_GOOD_FILE = "last_good.keras"
 SAVED_MODEL_DIR = "saved_model"
-# What a training run writes (removed, model first, when a run starts over). Other tools' outputs
-# (analysis/, report.html, model.tflite of an old model) are left alone.
+# What a training run (and its export) writes: removed, model first, when a run starts over.
+# Other tools' outputs (analysis/, report.html) are left alone.
 RUN_OUTPUTS = (MODEL_FILE, BACKUP_DIR, LAST_GOOD_FILE, CONFIG_FILE, "history.csv", "curves.png",
                "classification_report.txt", "confusion_matrix.png", "metrics.json", "reconstructions_epoch_*.png",
-               "tensorboard", SAVED_MODEL_DIR)
+               "tensorboard", SAVED_MODEL_DIR, "model.tflite")
 _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 

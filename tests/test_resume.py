@@ -97,11 +97,13 @@ def test_overwrite_starts_over_and_clears_the_old_run(copy_run, capsys):
     run = copy_run()
     stale = os.path.join(run, "reconstructions_epoch_020.png")  # from an earlier, longer run
     shutil.copy(os.path.join(run, "reconstructions_epoch_001.png"), stale)
+    open(os.path.join(run, "model.tflite"), "wb").close()  # an export of the old model
     os.makedirs(os.path.join(run, "analysis"))  # another tool's output stays
     with pytest.raises(SystemExit) as exit_info:
         run_cli(main, TINY_ARGS + ["--out", run, "--overwrite"])
     assert exit_info.value.code == 0
-    assert not os.path.exists(stale) and os.path.isdir(os.path.join(run, "analysis"))
+    assert not os.path.exists(stale) and not os.path.exists(os.path.join(run, "model.tflite"))
+    assert os.path.isdir(os.path.join(run, "analysis"))
     assert [int(r["epoch"]) for r in history_rows(run)] == [1]
     assert json.load(open(os.path.join(run, "metrics.json")))["resumed_from_epoch"] == 0
     assert not os.path.exists(os.path.join(run, "backup"))
@@ -120,9 +122,11 @@ def interrupted_copy(copy_run) -> str:
 def test_an_interrupted_run_with_another_config_gets_one_line(copy_run, capsys):
     run = interrupted_copy(copy_run)
     before = visible_files(run)
-    code, err = cli(TINY_ARGS + ["--lr", "0.1", "--out", run], capsys)
+    saved_lr = json.load(open(os.path.join(run, "config.json")))["lr"]
+    code, err = cli(TINY_ARGS + ["--lr", str(saved_lr * 10), "--out", run], capsys)
     assert code == 2 and len(err) == 1, err
-    assert "holds an interrupted run (stopped after epoch 1) with a different config (lr: 0.01 -> 0.1)" in err[0]
+    assert (f"holds an interrupted run (stopped after epoch 1) with a different config "
+            f"(lr: {saved_lr!r} -> {saved_lr * 10!r})") in err[0]
     assert "pass --overwrite to start over" in err[0]
     assert visible_files(run) == before  # nothing deleted
 
