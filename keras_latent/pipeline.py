@@ -1,7 +1,9 @@
-"""tf.data input pipelines: cache, seeded shuffle, batch, normalize (and augment), prefetch.
+"""tf.data input pipelines: shuffled index batches gathered from in-memory arrays, normalized in-graph.
 
-Images travel as uint8 and are normalized per batch inside the graph, as in the classic
-tutorial: (x / 255 - 0.5) / 0.5, so [-1, 1]. The reconstruction target is the normalized
+Images stay uint8 in one in-memory tensor; each step gathers a batch of them by index and
+normalizes it in the graph, as in the classic tutorial: (x / 255 - 0.5) / 0.5, so [-1, 1].
+Shuffling and batching work on indices, so tf.data runs a handful of ops per *batch*, not
+per image, and no Python runs per step. The reconstruction target is the normalized
 (augmented) input itself.
 """
 from __future__ import annotations
@@ -29,27 +31,34 @@ def _augmenter(seed: int):
     ], name="augment")
 
 
+def _index_batches(n: int, batch_size: int, training: bool, seed: int) -> tf.data.Dataset:
+    """Batches of indices 0..n-1: reshuffled every epoch (seeded) when `training`, else in order."""
+    indices = tf.data.Dataset.range(n)
+    if training:
+        indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    return indices.batch(batch_size)
+
+
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, training: bool, seed: int = 0,
                  augment: bool = False, reconstruction: bool = True) -> tf.data.Dataset:
     """Batches of (normalized images, {"classifier": labels, "reconstruction": images}).
 
-    `training` shuffles (seeded, reshuffled each epoch) and, with `augment`, adds random flips
-    and shifts; evaluation batches keep the data's order. Without `reconstruction` the targets
-    hold the classifier labels only.
+    x: (N, H, W, 3) uint8, y: (N,) ints. `training` shuffles (seeded, reshuffled each epoch)
+    and, with `augment`, adds random flips and shifts; evaluation batches keep the data's
+    order. Without `reconstruction` the targets hold the classifier labels only.
     """
-    ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32))).cache()
-    if training:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    images_all = tf.constant(np.asarray(x))  # (N, H, W, 3) uint8, gathered from per batch
+    labels_all = tf.constant(np.asarray(y).astype(np.int32))
     augmenter = _augmenter(seed) if (training and augment) else None
 
-    def to_example(images, labels):
-        images = normalize(images)
+    def to_example(batch_indices):
+        images = normalize(tf.gather(images_all, batch_indices))  # (B, H, W, 3) float32
         if augmenter is not None:
             images = augmenter(images, training=True)
-        targets = {"classifier": labels}
+        targets = {"classifier": tf.gather(labels_all, batch_indices)}
         if reconstruction:
             targets["reconstruction"] = images
         return images, targets
 
+    ds = _index_batches(len(x), batch_size, training, seed)
     return ds.map(to_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

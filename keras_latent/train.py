@@ -63,12 +63,33 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=t.seed, help="random seed")
     train.add_argument("--snapshot-epochs", type=int_list, default=t.snapshot_epochs,
                        help="epochs whose reconstructions are saved (0 = before training)")
+    add_performance_flags(p, t)
     out = p.add_argument_group("output")
     out.add_argument("--out", default=None, help="run folder (default: saved_models/<timestamp>); rerunning the same "
                      "command into a folder whose training was killed resumes it from its last finished epoch")
     out.add_argument("--overwrite", action="store_true", help="start over in --out: delete the run files already "
                      "there (a finished or an interrupted run) and train from scratch")
     return p
+
+
+def add_performance_flags(p: argparse.ArgumentParser, t: cfg.TrainConfig) -> None:
+    """Speed and devices; every default is measured (see README, Performance) and can be switched off."""
+    from keras_latent.distribute import DEFAULT_INTER_OP_THREADS, DEFAULT_INTRA_OP_THREADS
+
+    perf = p.add_argument_group("performance and devices")
+    perf.add_argument("--strategy", default=t.strategy, help="default (one device) | mirrored (every local GPU) | "
+                      "multiworker (several machines; needs TF_CONFIG)")
+    perf.add_argument("--steps-per-execution", type=int, default=t.steps_per_execution,
+                      help="train steps per call into the compiled graph (1 = a Python round trip per step; "
+                           "always 1 under mirrored/multiworker)")
+    perf.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=t.jit_compile,
+                      help="XLA-compile the train step")
+    perf.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=t.mixed_precision,
+                      help="mixed_bfloat16: bfloat16 compute, float32 weights and outputs")
+    perf.add_argument("--intra-op-threads", type=int, default=DEFAULT_INTRA_OP_THREADS,
+                      help="threads one TensorFlow op may use (0 = one per core, TensorFlow's default)")
+    perf.add_argument("--inter-op-threads", type=int, default=DEFAULT_INTER_OP_THREADS,
+                      help="TensorFlow ops run at once (0 = one per core, TensorFlow's default)")
 
 
 def loss_weights_from_args(args: argparse.Namespace) -> tuple[float, float]:
@@ -100,7 +121,8 @@ def config_from_args(args: argparse.Namespace) -> cfg.TrainConfig:
     return cfg.validate(cfg.TrainConfig(
         data=data, model=model, ce_weight=ce_weight, recon_weight=recon_weight, optimizer=args.optimizer,
         lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-        snapshot_epochs=args.snapshot_epochs))
+        snapshot_epochs=args.snapshot_epochs, steps_per_execution=args.steps_per_execution,
+        jit_compile=args.jit_compile, mixed_precision=args.mixed_precision, strategy=args.strategy))
 
 
 def default_run_dir(config: cfg.TrainConfig) -> str:
@@ -112,6 +134,10 @@ def default_run_dir(config: cfg.TrainConfig) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    from keras_latent import distribute
+
+    if not distribute.configure_threads(args.intra_op_threads, args.inter_op_threads):
+        print("notice: TensorFlow was already running; --intra-op-threads/--inter-op-threads left as they were")
     import keras
 
     from keras_latent.training import train

@@ -12,7 +12,7 @@ import time
 import keras
 import numpy as np
 
-from keras_latent import evaluate, visualize
+from keras_latent import distribute, evaluate, visualize
 from keras_latent.callbacks import (AtomicBackupAndRestore, HistoryCsv, ReconstructionSnapshots, StopOnNaN,
                                     read_history_csv)
 from keras_latent.config import TrainConfig, save_config
@@ -46,7 +46,8 @@ def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
         loss["reconstruction"] = keras.losses.MeanSquaredError()
         loss_weights["reconstruction"] = config.recon_weight
     model.compile(optimizer=make_optimizer(config), loss=loss, loss_weights=loss_weights, metrics=metrics,
-                  steps_per_execution=config.steps_per_execution, jit_compile=config.jit_compile)
+                  steps_per_execution=distribute.steps_per_execution(config.steps_per_execution, config.strategy),
+                  jit_compile=config.jit_compile)
     return model
 
 
@@ -106,16 +107,24 @@ def write_reports(model: keras.Model, config: TrainConfig, splits: Splits, run_d
     return metrics
 
 
-def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: int | str = "auto") -> dict:
+def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: int | str = "auto",
+          callbacks: list[keras.callbacks.Callback] | None = None) -> dict:
     """Train per `config` into `run_dir` and write every run file; returns metrics.json's content.
 
     An interrupted run in `run_dir` (a backup, no model.keras) is resumed from its last finished
-    epoch; every check that can fail runs before anything in `run_dir` is deleted.
+    epoch; every check that can fail runs before anything in `run_dir` is deleted. `callbacks`
+    are added to the run's own (e.g. a benchmark's timer). Under `--strategy multiworker` the
+    non-chief workers write `run_dir/worker-<index>` instead.
     """
+    strategy = distribute.make_strategy(config.strategy)
+    run_dir = distribute.worker_run_dir(strategy, run_dir)
     resume_epoch = check_run_dir(run_dir, overwrite)
     splits, config = load_splits(config)
     print(f"data: {splits.description}")
-    model = compile_model(build_model(config.model), config)
+    if config.strategy != "default":
+        print(f"strategy: {distribute.describe(strategy)}")
+    with distribute.model_scope(strategy, config.mixed_precision):
+        model = compile_model(build_model(config.model), config)
     if resume_epoch:
         check_resume_config(run_dir, config, resume_epoch)
     check_free_space(run_dir, estimate_run_bytes(model, config))
@@ -125,17 +134,17 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
         clear_run_outputs(run_dir)
     save_config(config, run_dir)
     with disk_errors_as_usage(run_dir):
-        return _fit_and_write(model, config, splits, run_dir, verbose)
+        return _fit_and_write(model, config, splits, run_dir, verbose, strategy, callbacks or [])
 
 
 def _fit_and_write(model: keras.Model, config: TrainConfig, splits: Splits, run_dir: str,
-                   verbose: int | str) -> dict:
+                   verbose: int | str, strategy, extra_callbacks: list) -> dict:
     """Fit (resuming from the backup if any), then reports, SavedModel and, last, model.keras."""
     train_ds = make_dataset(splits.x_train, splits.y_train, config.batch_size, training=True, seed=config.seed,
                             augment=config.data.augment, reconstruction=config.model.decoder)
     test_ds = make_dataset(splits.x_test, splits.y_test, config.batch_size, training=False,
                            reconstruction=config.model.decoder)
-    callbacks = make_callbacks(config, splits, run_dir)
+    callbacks = extra_callbacks + make_callbacks(config, splits, run_dir)
     start = time.perf_counter()
     fit = model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False,
                     verbose=verbose)
@@ -146,8 +155,9 @@ def _fit_and_write(model: keras.Model, config: TrainConfig, splits: Splits, run_
                          f"(got {config.lr}) or the loss weights and rerun with --overwrite")
     history_path = os.path.join(run_dir, "history.csv")
     history = read_history_csv(history_path) if os.path.isfile(history_path) else fit.history
-    export_saved_model(model, config, os.path.join(run_dir, SAVED_MODEL_DIR))
-    metrics = write_reports(model, config, splits, run_dir, history, seconds,
+    predictor = distribute.local_model(model, strategy)  # the model itself, except under multiworker
+    export_saved_model(predictor, config, os.path.join(run_dir, SAVED_MODEL_DIR))
+    metrics = write_reports(predictor, config, splits, run_dir, history, seconds,
                             epochs_run=len(fit.history.get("loss", [])))
     with atomic_path(os.path.join(run_dir, MODEL_FILE), suffix=".keras") as tmp:
         model.save(tmp)

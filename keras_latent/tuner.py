@@ -261,7 +261,9 @@ def run_search(search: SearchConfig, directory: str, project_name: str, overwrit
     tuner = make_tuner(trial_search, directory, project_name, overwrite)
     if role != "worker":
         write_settings(project_dir, search_spec(search))
-    print(f"{role}: {search.tuner} search, up to {max_trials(search)} trials in {project_dir}", flush=True)
+    served = (f"; oracle served on {os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']} "
+              "for workers started with the same flags") if role == "chief" else ""
+    print(f"{role}: {search.tuner} search, up to {max_trials(search)} trials in {project_dir}{served}", flush=True)
     kwargs = {} if role == "chief" else {"validation_data": val, "callbacks": [keras.callbacks.TerminateOnNaN()]}
     tuner.search(*fit, **kwargs)
     if role == "worker":
