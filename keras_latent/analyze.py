@@ -14,21 +14,10 @@ import io
 import json
 import os
 
+from keras_latent.cli import CliParser, int_list
 from keras_latent.errors import UsageError, run_cli
 
 ANALYSIS_DIR = "analysis"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, as for every other bad input
-        raise UsageError(f"{message} (see python -m keras_latent.analyze --help)")
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,3,5, got {text!r}") from None
 
 
 def _name_list(text: str) -> tuple[str, ...]:
@@ -36,14 +25,14 @@ def _name_list(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m keras_latent.analyze", description=__doc__.splitlines()[0])
+    p = CliParser(prog="python -m keras_latent.analyze", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", metavar="RUN_FOLDER", help="a run folder written by python -m keras_latent.train")
     p.add_argument("--dataset", default=None, help="override the run's data set: auto | cifar10 | sample | PATH "
                    "(same choices as training; its classes must match the run's; default: the run's own)")
     p.add_argument("--train-index", type=int, default=0, help="training-split image to decode (default: 0)")
     p.add_argument("--test-index", type=int, default=0, help="test-split image to decode (default: 0)")
     p.add_argument("--layers", type=_name_list, default=None, help="trunk layers, e.g. conv1,conv2 (default: all)")
-    p.add_argument("--channels", type=_int_list, default=None,
+    p.add_argument("--channels", type=int_list, default=None,
                    help="channels to decode and ablate, e.g. 0,3,5 (default: every channel of each layer)")
     p.add_argument("--mode", choices=("keep", "drop"), default="keep",
                    help="keep: decode with only channel k kept; drop: with only channel k zeroed (default: keep)")

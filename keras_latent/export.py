@@ -27,6 +27,7 @@ import keras
 import tensorflow as tf
 
 from keras_latent.config import TrainConfig, load_config
+from keras_latent.cli import CliParser
 from keras_latent.errors import UsageError, run_cli
 from keras_latent.files import atomic_directory, atomic_write_bytes
 from keras_latent.model import decoder_tail, trunk_block_names
@@ -170,13 +171,8 @@ def export_run(run_dir: str, tflite: bool = False) -> list[str]:
     return written
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, as for every other bad input
-        raise UsageError(f"{message} (see python -m keras_latent.export --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m keras_latent.export",
+    p = CliParser(prog="python -m keras_latent.export",
                 description="Re-export a finished run folder as a TF SavedModel (and TFLite).")
     p.add_argument("run_dir", metavar="RUN_FOLDER", help="a run folder written by python -m keras_latent.train")
     p.add_argument("--tflite", action="store_true", help=f"also write {TFLITE_FILE} (serving_default)")

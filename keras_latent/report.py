@@ -12,6 +12,7 @@ import argparse
 import datetime
 import os
 
+from keras_latent.cli import CliParser
 from keras_latent.errors import UsageError, run_cli
 
 REPORT_FILE = "report.html"
@@ -110,13 +111,8 @@ def build_report(run_dir: str, tuning_dir: str | None = None, analyze: bool = Fa
     return path
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, as for every other bad input
-        raise UsageError(f"{message} (see python -m keras_latent.report --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m keras_latent.report", description=__doc__.splitlines()[0],
+    p = CliParser(prog="python -m keras_latent.report", description=__doc__.splitlines()[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run_folder", help="run folder written by python -m keras_latent.train")
     p.add_argument("--tuning", default=None, metavar="DIR",

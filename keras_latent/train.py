@@ -9,30 +9,14 @@ import datetime
 import os
 
 from keras_latent import config as cfg
+from keras_latent.cli import CliParser, HelpFormatter, int_list
 from keras_latent.errors import UsageError, run_cli
-
-
-def int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 6,16, got {text!r}") from None
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, as for every other bad input
-        raise UsageError(f"{message} (see python -m keras_latent.train --help)")
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    def _get_help_string(self, action):  # no "(default: None)": such defaults are worked out later
-        return action.help if action.default is None else super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
     d, m, t = cfg.DataConfig(), cfg.ModelConfig(), cfg.TrainConfig()
-    p = _Parser(prog="python -m keras_latent.train", description=__doc__.splitlines()[0],
-                formatter_class=_HelpFormatter)
+    p = CliParser(prog="python -m keras_latent.train", description=__doc__.splitlines()[0],
+                  formatter_class=HelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--dataset", default=d.dataset, help="auto | cifar10 | sample | PATH to a cifar-10-batches-py "
                       "folder or an image folder (train/ and test/ with class subfolders, or class subfolders)")

@@ -116,7 +116,7 @@ def test_flags_choose_layers_channels_images_and_mode(copy_run, capsys):
     (["--train-index", "256"], "--train-index must be between 0 and 255 (the split has 256 images), got 256"),
     (["--test-index", "-1"], "--test-index must be between 0 and 1016"),
     (["--mode", "all"], "argument --mode: invalid choice: 'all'"),
-    (["--channels", "a,b"], "expected comma-separated integers like 0,3,5, got 'a,b'"),
+    (["--channels", "a,b"], "expected comma-separated integers like 6,16, got 'a,b'"),
     (["--dataset", "/no/such/data"], "is neither a known name nor an existing path"),
 ])
 def test_bad_flags_get_one_clear_line(trained_run, capsys, flags, message):

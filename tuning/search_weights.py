@@ -16,32 +16,16 @@ import argparse  # noqa: E402
 import csv  # noqa: E402
 
 from keras_latent import config as cfg  # noqa: E402
+from keras_latent.cli import CliParser, HelpFormatter, float_list  # noqa: E402
 from keras_latent.errors import UsageError, run_cli  # noqa: E402
 from keras_latent.tuning_config import SearchConfig, distributed_role, validate_search  # noqa: E402
 
 PROG = "python tuning/search_weights.py"
 
 
-def float_list(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.5,1,2, got {text!r}") from None
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, as for every other bad input
-        raise UsageError(f"{message} (see {PROG} --help)")
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    def _get_help_string(self, action):  # no "(default: None)": those defaults are in the help text
-        return action.help if action.default is None else super()._get_help_string(action)
-
-
 def build_parser() -> argparse.ArgumentParser:
     t = cfg.TrainConfig()
-    p = _Parser(prog=PROG, description=__doc__.splitlines()[0], formatter_class=_HelpFormatter)
+    p = CliParser(prog=PROG, description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     space = p.add_argument_group("search space")
     space.add_argument("--tuner", choices=("grid", "bayesian", "random"), default="grid",
                        help="KerasTuner oracle: grid (every pair), bayesian (Gaussian process) or random")
