@@ -1,27 +1,28 @@
 """Benchmark: training images/s of `python -m keras_latent.train` against the PyTorch eager reference.
 
     python benchmarks/train_throughput.py --torch-python /root/torchvenv/bin/python \\
-        [--repeats 3] [--epochs 10] [--batch-sizes 128,32] [--out results.json]
+        [--repeats 3] [--epochs 10] [--batch-sizes 128,32] [--out results.json] [--ablations]
 
-Each run is a fresh process. Ours trains the default model exactly as the training CLI does (the
-CLI's flag parser and `keras_latent.training.train`: same tf.data pipeline, compile, `fit` with
-validation and every run callback, then reports, SavedModel and model.keras) on the bundled sample,
-with a timer callback added. The reference is `torch_ref.py` (same model, loss and SGD, in plain
-PyTorch eager) on the same images, at the same batch size, learning rate and epochs. Runs
-alternate ours / reference (the order flips every repeat), so both see the same machine load.
+Every run is a fresh process. Ours trains the default model exactly as the training CLI does (the
+CLI's flag parser, thread settings and `keras_latent.training.train`: same tf.data pipeline,
+compile, `fit` with validation and every run callback, then reports, SavedModel and model.keras)
+on the bundled sample, with a timer callback added. The reference is `torch_ref.py` (same model,
+loss and SGD in plain PyTorch eager) on the same images, batch size, learning rate and epochs.
+Runs alternate ours / reference (the order flips every repeat), so both meet the same load.
 
-Per run: `images_per_s` = training images x (epochs - 1) / training seconds of epochs 2..E (the
-first epoch, with tracing, is excluded; for ours an epoch's training time runs from the epoch's
-start to the start of its validation pass, so validation, history/TensorBoard/backup writes and
-reconstruction snapshots are not in it; `fit_images_per_s` is the whole epoch, with all of those);
-`cores_busy` = process CPU seconds / wall seconds over the same interval; `peak_rss_mb` = the
-process's peak resident memory; `test_accuracy` = accuracy on the test split after the last
-epoch. The table shows min and median over the repeats; the last line is the ratio of the
-median images/s, ours / reference, per batch size.
+Per run: `images/s` = training images x (epochs - 1) / seconds of the training steps of epochs
+2..E (epoch 1, with tracing, is excluded; for ours an epoch's training steps run from its start to
+the start of its validation pass, so validation, history/TensorBoard/backup writes and
+reconstruction snapshots are not in it; `fit img/s` is whole epochs, with all of that);
+`cores` = process CPU seconds / wall seconds over the same steps; `RSS MB` = peak resident memory
+of the process; `test acc` = test-split accuracy after the last epoch; `others` = the most cores
+other processes used during a run (0 on a quiet machine). The table shows min and median over the
+repeats; the last line is the ratio of median images/s, ours / reference, per batch size.
 
-`--variant NAME=FLAGS` adds one of our configurations (training-CLI flags, e.g.
-`--variant spe1=--steps-per-execution=1`), run in the same alternation; `--ablations` adds one
-variant per performance default switched off. The ratio line always uses our defaults.
+`--variant NAME=FLAGS` adds one of our configurations (training-CLI flags, led by optional
+environment variables: `--variant spe1=--steps-per-execution=1`, `--variant
+no-onednn=TF_ENABLE_ONEDNN_OPTS=0`), run in the same alternation; `--ablations` adds one variant
+per performance choice switched the other way. The ratio line always uses our defaults.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import statistics
@@ -45,12 +47,13 @@ from keras_latent.errors import UsageError, run_cli  # noqa: E402
 
 DEFAULT_TORCH_REF = os.path.join(REPO, "..", "shared", "bench", "torch_ref.py")
 RESULT_PREFIX = "THROUGHPUT_RESULT "
-ABLATIONS = {  # each performance default of keras_latent.train switched off
+ABLATIONS = {  # each performance choice of keras_latent.train switched the other way
     "spe1": "--steps-per-execution=1",
-    "tf-threads": "--intra-op-threads=0 --inter-op-threads=0",
     "xla": "--jit-compile",
     "bf16": "--mixed-precision",
+    "no-onednn": "TF_ENABLE_ONEDNN_OPTS=0",
 }
+FIGURES = ("images_per_s", "fit_images_per_s", "cores_busy", "peak_rss_mb", "test_accuracy", "other_processes_cores")
 
 
 # ---------------------------------------------------------------- one run of ours (in its own process)
@@ -91,14 +94,14 @@ def make_epoch_timer():
 
 
 def run_ours(cli_flags: list[str]) -> dict:
-    """Train as `python -m keras_latent.train` does, with a timer; return the run's figures."""
+    """Train as `python -m keras_latent.train` does (see its main), with a timer; return the figures."""
     from keras_latent import distribute
     from keras_latent.train import build_parser, config_from_args
 
     with tempfile.TemporaryDirectory(prefix="throughput_") as tmp:
         args = build_parser().parse_args(cli_flags + ["--out", os.path.join(tmp, "run"), "--overwrite"])
         config = config_from_args(args)
-        threads_set = distribute.configure_threads(args.intra_op_threads, args.inter_op_threads)
+        distribute.configure_threads(args.intra_op_threads, args.inter_op_threads)
         import keras
         import tensorflow as tf
 
@@ -107,50 +110,24 @@ def run_ours(cli_flags: list[str]) -> dict:
         keras.utils.set_random_seed(config.seed)
         timer = make_epoch_timer()
         metrics = training.train(config, args.out, overwrite=True, verbose=0, callbacks=[timer])
-    n, timed = metrics["train_images"], slice(1, None) if config.epochs > 1 else slice(None)
-    train_s, cpu_s, epoch_s = sum(timer.train_s[timed]), sum(timer.train_cpu_s[timed]), sum(timer.epoch_s[timed])
-    epochs_timed = len(timer.train_s[timed])
+    n, timed = metrics["train_images"] * (config.epochs - 1), slice(1, None)
+    train_s, epoch_s = sum(timer.train_s[timed]), sum(timer.epoch_s[timed])
+    threads = (tf.config.threading.get_intra_op_parallelism_threads(),
+               tf.config.threading.get_inter_op_parallelism_threads())
     return {"framework": "keras", "batch_size": config.batch_size, "epochs": config.epochs,
-            "images_per_s": round(n * epochs_timed / train_s, 1), "fit_images_per_s": round(n * epochs_timed / epoch_s, 1),
-            "cores_busy": round(cpu_s / train_s, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "images_per_s": round(n / train_s, 1), "fit_images_per_s": round(n / epoch_s, 1),
+            "cores_busy": round(sum(timer.train_cpu_s[timed]) / train_s, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # Linux: KiB
             "test_accuracy": round(metrics["test_accuracy"], 4),
-            "test_reconstruction_mse": round(metrics.get("test_reconstruction_mse", float("nan")), 5),
+            "test_reconstruction_mse": round(metrics["test_reconstruction_mse"], 5),
             "first_epoch_s": round(timer.epoch_s[0], 2), "train_s": [round(t, 3) for t in timer.train_s],
-            "epoch_s": [round(t, 3) for t in timer.epoch_s], "threads": [tf.config.threading.get_intra_op_parallelism_threads(),
-                                                                          tf.config.threading.get_inter_op_parallelism_threads()],
-            "threads_applied": threads_set, "steps_per_execution": config.steps_per_execution,
-            "jit_compile": config.jit_compile, "mixed_precision": config.mixed_precision,
+            "epoch_s": [round(t, 3) for t in timer.epoch_s], "threads": threads,
+            "steps_per_execution": config.steps_per_execution, "jit_compile": config.jit_compile,
+            "mixed_precision": config.mixed_precision, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-# ---------------------------------------------------------------- the driver
-
-
-def launch(command: list[str], timeout_s: float) -> tuple[dict, float, float | None]:
-    """Run one benchmark process; return its JSON result, wall seconds and the cores other processes used."""
-    start, stat0 = time.perf_counter(), cpu_stat()
-    child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO,
-                              env={**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")})
-    except subprocess.TimeoutExpired:
-        raise UsageError(f"benchmark run timed out after {timeout_s:.0f} s: {shlex.join(command)}") from None
-    wall, stat1 = time.perf_counter() - start, cpu_stat()
-    child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX) or line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise UsageError(f"benchmark run failed (exit {proc.returncode}): {shlex.join(command)}: {tail[0]}")
-    others = None
-    if stat0 and stat1:
-        own_s = (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
-        busy_s = ((stat1[1] - stat1[0]) - (stat0[1] - stat0[0])) / os.sysconf("SC_CLK_TCK")
-        others = max(0.0, (busy_s - own_s) / wall)
-    return json.loads(lines[-1].removeprefix(RESULT_PREFIX)), wall, others
+# ---------------------------------------------------------------- launching runs
 
 
 def cpu_stat() -> tuple[int, int] | None:
@@ -163,70 +140,109 @@ def cpu_stat() -> tuple[int, int] | None:
     return values[3] + values[4], sum(values)
 
 
-def machine_busy_cores(interval_s: float = 1.0) -> float | None:
-    """Cores busy machine-wide over the next `interval_s` (None without /proc/stat)."""
-    stat0 = cpu_stat()
-    time.sleep(interval_s)
-    stat1 = cpu_stat()
-    if not stat0 or not stat1:
-        return None
-    return (1 - (stat1[0] - stat0[0]) / max(stat1[1] - stat0[1], 1)) * (os.cpu_count() or 1)
+def wait_until_quiet(max_wait_s: float, busy_below: float = 0.3) -> None:
+    """Wait (at most `max_wait_s`) until other processes use under `busy_below` cores for a second."""
+    deadline = time.monotonic() + max_wait_s
+    while time.monotonic() < deadline:
+        stat0 = cpu_stat()
+        time.sleep(1.0)
+        stat1 = cpu_stat()
+        if not stat0 or not stat1:
+            return
+        busy = (1 - (stat1[0] - stat0[0]) / max(stat1[1] - stat0[1], 1)) * (os.cpu_count() or 1)
+        if busy < busy_below:
+            return
 
 
-def wait_until_quiet(max_wait_s: float, busy_below: float = 0.3) -> float | None:
-    """Wait (at most `max_wait_s`) until other processes use under `busy_below` cores; returns the last reading."""
-    deadline, busy = time.monotonic() + max_wait_s, None
-    while max_wait_s > 0:
-        busy = machine_busy_cores()
-        if busy is None or busy < busy_below or time.monotonic() > deadline:
-            break
-    return busy
+def launch(command: list[str], timeout_s: float, env: dict) -> tuple[dict, float, float | None]:
+    """Run one benchmark process; return its JSON result, wall seconds and the cores other processes used."""
+    start, stat0, child0 = time.perf_counter(), cpu_stat(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), **env}
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO, env=env)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"benchmark run timed out after {timeout_s:.0f} s: {shlex.join(command)}") from None
+    wall, stat1, child1 = time.perf_counter() - start, cpu_stat(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX) or line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise UsageError(f"benchmark run failed (exit {proc.returncode}): {shlex.join(command)}: {tail[0]}")
+    others = None
+    if stat0 and stat1:
+        own_s = (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
+        busy_s = ((stat1[1] - stat1[0]) - (stat0[1] - stat0[0])) / os.sysconf("SC_CLK_TCK")
+        others = round(max(0.0, (busy_s - own_s) / wall), 2)
+    return json.loads(lines[-1].removeprefix(RESULT_PREFIX)), wall, others
 
 
-def reference_command(args, batch_size: int, data_dir: str, lr: float) -> list[str]:
-    return [args.torch_python, args.torch_ref, "--data", data_dir, "--batch-size", str(batch_size),
-            "--epochs", str(args.epochs), "--lr", str(lr), "--seed", "0", "--masked-reps", "10"]
+def reference_run(args, batch_size: int, data_dir: str, lr: float) -> tuple[dict, float, float | None]:
+    command = [args.torch_python, args.torch_ref, "--data", data_dir, "--batch-size", str(batch_size),
+               "--epochs", str(args.epochs), "--lr", str(lr), "--seed", "0", "--masked-reps", "10"]
+    r, wall, others = launch(command, args.timeout, {})
+    return ({"framework": "torch", "batch_size": r["batch_size"], "epochs": r["epochs"],
+             "images_per_s": r["images_per_s"], "cores_busy": r["cores_busy"], "peak_rss_mb": r["peak_rss_mb"],
+             "test_accuracy": r["test_acc"], "test_reconstruction_mse": r["test_recon_mse"],
+             "first_epoch_s": r["first_epoch_s"], "threads": r["threads"], "versions": {"torch": r["version"]}},
+            wall, others)
 
 
-def ours_command(args, batch_size: int, flags: str) -> list[str]:
+def ours_run(args, batch_size: int, flags: str) -> tuple[dict, float, float | None]:
+    """One run of ours; leading NAME=VALUE words of `flags` are environment variables."""
+    words, env = shlex.split(flags), {}
+    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
+        name, _, value = words.pop(0).partition("=")
+        env[name] = value
     cli = ["--dataset", args.dataset, "--batch-size", str(batch_size), "--epochs", str(args.epochs)]
     if args.lr is not None:
         cli += ["--lr", str(args.lr)]
-    return [sys.executable, os.path.abspath(__file__), "--run-ours", shlex.join(cli + shlex.split(flags))]
+    return launch([sys.executable, os.path.abspath(__file__), "--run-ours", shlex.join(cli + words)],
+                  args.timeout, env)
 
 
-def normalize_reference(result: dict) -> dict:
-    return {"framework": "torch", "batch_size": result["batch_size"], "epochs": result["epochs"],
-            "images_per_s": result["images_per_s"], "cores_busy": result["cores_busy"],
-            "peak_rss_mb": result["peak_rss_mb"], "test_accuracy": result["test_acc"],
-            "test_reconstruction_mse": result["test_recon_mse"], "first_epoch_s": result["first_epoch_s"],
-            "threads": result["threads"], "versions": {"torch": result["version"]}}
+def run_all(args, systems: list[str], variants: dict, batch_sizes: list[int], data_dir: str, lr: float) -> list:
+    """Every repeat x batch size x system, alternating systems (order reversed every other repeat)."""
+    runs = []
+    for repeat in range(args.repeats):
+        for batch_size in batch_sizes:
+            for system in systems if repeat % 2 == 0 else systems[::-1]:
+                wait_until_quiet(args.quiet_wait)
+                if system == "torch":
+                    result, wall, others = reference_run(args, batch_size, data_dir, lr)
+                else:
+                    result, wall, others = ours_run(args, batch_size, variants[system])
+                result.update(system=system, repeat=repeat, wall_s=round(wall, 1), other_processes_cores=others)
+                runs.append(result)
+                print(f"  repeat {repeat + 1}/{args.repeats} batch {batch_size:4d} {system:10s} "
+                      f"{result['images_per_s']:8.0f} images/s  cores {result['cores_busy']}  acc "
+                      f"{result['test_accuracy']:.4f}  ({wall:.0f} s, others {others} cores)", flush=True)
+    return runs
+
+
+# ---------------------------------------------------------------- results
 
 
 def summarize(runs: list[dict]) -> dict:
-    """min/median of each figure over the repeats of one (system, batch size)."""
+    """min/median/max of each figure over the repeats of one (system, batch size)."""
     out = {}
-    for key in ("images_per_s", "fit_images_per_s", "cores_busy", "peak_rss_mb", "test_accuracy",
-                "other_processes_cores"):
+    for key in FIGURES:
         values = [r[key] for r in runs if r.get(key) is not None]
         if values:
             out[key] = {"min": min(values), "median": round(statistics.median(values), 4), "max": max(values)}
     return out
 
 
-def print_table(summary: dict, systems: list[str], batch_sizes: list[int]) -> None:
-    head = (f"{'system':16s} {'batch':>5s} {'images/s min':>12s} {'median':>8s} {'fit img/s':>9s} "
-            f"{'cores':>5s} {'RSS MB':>7s} {'test acc':>8s} {'others':>6s}")
-    print(head)
-    print("-" * len(head))
+def print_table(summary: dict, batch_sizes: list[int]) -> None:
+    head = (f"{'system':10s} {'batch':>5s} {'images/s min':>12s} {'median':>7s} {'fit img/s':>9s} "
+            f"{'cores':>5s} {'RSS MB':>6s} {'test acc':>8s} {'others':>6s}")
+    print(head + "\n" + "-" * len(head))
     for batch_size in batch_sizes:
-        for system in systems:
-            s = summary[system][str(batch_size)]
+        for system, by_batch in summary.items():
+            s = by_batch[str(batch_size)]
             fit = s.get("fit_images_per_s", {}).get("median")
             others = s.get("other_processes_cores", {}).get("max")
-            print(f"{system:16s} {batch_size:5d} {s['images_per_s']['min']:12.0f} {s['images_per_s']['median']:8.0f} "
+            print(f"{system:10s} {batch_size:5d} {s['images_per_s']['min']:12.0f} {s['images_per_s']['median']:7.0f} "
                   f"{'-' if fit is None else f'{fit:.0f}':>9s} {s['cores_busy']['median']:5.2f} "
-                  f"{s['peak_rss_mb']['median']:7.0f} {s['test_accuracy']['median']:8.4f} "
+                  f"{s['peak_rss_mb']['median']:6.0f} {s['test_accuracy']['median']:8.4f} "
                   f"{'?' if others is None else f'{others:.1f}':>6s}")
 
 
@@ -241,11 +257,10 @@ def parse_args(argv):
     p.add_argument("--dataset", default="sample", help="sample (bundled) or a cifar-10-batches-py folder")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
                    help="also run ours with these training-CLI flags (repeatable)")
-    p.add_argument("--ablations", action="store_true", help="add a variant per performance default switched off")
-    p.add_argument("--timeout", type=float, default=1200, help="seconds allowed per run")
+    p.add_argument("--ablations", action="store_true", help="add a variant per performance choice switched")
     p.add_argument("--quiet-wait", type=float, default=0, metavar="SECONDS",
-                   help="before each run wait up to this long for other processes to use < 0.3 cores "
-                        "(for shared machines; the table's others column shows what each run met)")
+                   help="before each run wait up to this long for other processes to use < 0.3 cores")
+    p.add_argument("--timeout", type=float, default=1200, help="seconds allowed per run")
     p.add_argument("--out", help="write every run and the summary as JSON here")
     p.add_argument("--run-ours", help=argparse.SUPPRESS)  # internal: one run of ours with these CLI flags
     return p.parse_args(argv)
@@ -257,13 +272,15 @@ def check_args(args) -> tuple[list[int], dict[str, str], str]:
     try:
         batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     except ValueError:
-        raise UsageError(f"--batch-sizes must be comma-separated integers like 128,32, got {args.batch_sizes!r}") from None
+        raise UsageError(f"--batch-sizes must be comma-separated integers like 128,32, "
+                         f"got {args.batch_sizes!r}") from None
     if not batch_sizes or min(batch_sizes) < 1 or args.repeats < 1 or args.epochs < 2:
         raise UsageError(f"need batch sizes >= 1, --repeats >= 1 and --epochs >= 2, got {args.batch_sizes!r}, "
                          f"{args.repeats} and {args.epochs}")
     data_dir = bundled_sample_dir() if args.dataset == "sample" else args.dataset
     if not os.path.isfile(os.path.join(data_dir, "test_batch")):
-        raise UsageError(f"--dataset must be sample or a cifar-10-batches-py folder with test_batch, got {args.dataset!r}")
+        raise UsageError(f"--dataset must be sample or a cifar-10-batches-py folder with test_batch, "
+                         f"got {args.dataset!r}")
     if args.torch_python and not (os.path.isfile(args.torch_python) and os.access(args.torch_python, os.X_OK)):
         raise UsageError(f"--torch-python {args.torch_python!r} is not an executable python")
     if args.torch_python and not os.path.isfile(args.torch_ref):
@@ -284,50 +301,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     batch_sizes, variants, data_dir = check_args(args)
     from keras_latent.config import TrainConfig
+    from keras_latent.files import atomic_write_text
 
     lr = args.lr if args.lr is not None else TrainConfig().lr
     systems = list(variants) + (["torch"] if args.torch_python else [])
-    runs = []
-    for repeat in range(args.repeats):
-        for batch_size in batch_sizes:
-            order = systems if repeat % 2 == 0 else systems[::-1]
-            for system in order:
-                busy_before = wait_until_quiet(args.quiet_wait)
-                if system == "torch":
-                    result, wall, others = launch(reference_command(args, batch_size, data_dir, lr), args.timeout)
-                    result = normalize_reference(result)
-                else:
-                    result, wall, others = launch(ours_command(args, batch_size, variants[system]), args.timeout)
-                result.update(system=system, repeat=repeat, wall_s=round(wall, 1), load_avg_1min=os.getloadavg()[0],
-                              busy_cores_before=None if busy_before is None else round(busy_before, 2),
-                              other_processes_cores=None if others is None else round(others, 2))
-                runs.append(result)
-                print(f"  repeat {repeat + 1}/{args.repeats} batch {batch_size:4d} {system:12s} "
-                      f"{result['images_per_s']:8.0f} images/s  cores {result['cores_busy']}  "
-                      f"acc {result['test_accuracy']:.4f}  ({wall:.0f} s; other processes "
-                      f"{'?' if others is None else f'{others:.1f}'} cores)", flush=True)
+    runs = run_all(args, systems, variants, batch_sizes, data_dir, lr)
     summary = {s: {str(b): summarize([r for r in runs if r["system"] == s and r["batch_size"] == b])
                    for b in batch_sizes} for s in systems}
-    print(f"\n{args.epochs} epochs, lr {lr}, {args.repeats} repeats, {os.cpu_count()} CPUs "
-          f"({platform.processor() or platform.machine()}); images/s: epochs 2..{args.epochs}, training steps only; "
-          f"fit img/s: whole epochs; cores: process CPU / wall; others: max cores used by other processes "
-          f"during a run (0 on a quiet machine; above ~0.2 the figures are noisy, the reference's most)")
-    print_table(summary, systems, batch_sizes)
-    ratios = {}
-    if "torch" in systems:
-        ratios = {str(b): round(summary["keras"][str(b)]["images_per_s"]["median"]
-                                / summary["torch"][str(b)]["images_per_s"]["median"], 3) for b in batch_sizes}
+    ratios = {str(b): round(summary["keras"][str(b)]["images_per_s"]["median"]
+                            / summary["torch"][str(b)]["images_per_s"]["median"], 3)
+              for b in batch_sizes} if args.torch_python else {}
     if args.out:
-        from keras_latent.files import atomic_write_text
-
-        atomic_write_text(args.out, json.dumps({"epochs": args.epochs, "lr": lr, "repeats": args.repeats,
-                                                "variants": variants, "cpus": os.cpu_count(), "runs": runs,
-                                                "summary": summary, "ratio_ours_over_reference": ratios}, indent=2) + "\n")
-    if ratios:
-        print("ratio ours/reference (median images/s): "
-              + ", ".join(f"batch {b} {ratios[str(b)]:.2f}x" for b in batch_sizes))
-    else:
-        print("ratio ours/reference: no reference run (pass --torch-python)")
+        results = {"epochs": args.epochs, "lr": lr, "repeats": args.repeats, "variants": variants,
+                   "cpus": os.cpu_count(), "runs": runs, "summary": summary, "ratio_ours_over_reference": ratios}
+        atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
+    print(f"\n{args.epochs} epochs, lr {lr}, {args.repeats} repeats, {os.cpu_count()} CPUs "
+          f"({platform.processor() or platform.machine()}); figures: see the docstring")
+    print_table(summary, batch_sizes)
+    print("ratio ours/reference (median images/s): "
+          + (", ".join(f"batch {b} {ratios[str(b)]:.2f}x" for b in batch_sizes) if ratios else "no reference run "
+             "(pass --torch-python)"))
     return 0
 
 

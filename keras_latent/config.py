@@ -55,8 +55,8 @@ class TrainConfig:
     snapshot_epochs: tuple[int, ...] = (0, 10, 20)  # epochs whose reconstructions are saved
     num_snapshot_images: int = 8  # test images shown in each reconstruction snapshot
     steps_per_execution: int = 32  # train steps per call into the compiled graph (1 under mirrored/multiworker)
-    jit_compile: bool = False  # XLA-compile the train step (off: XLA's CPU convolutions are ~3x slower here)
-    mixed_precision: bool = False  # mixed_bfloat16 compute, float32 weights and outputs (off: no CPU speed-up)
+    jit_compile: bool = False  # XLA-compile the train step (off: halves CPU training speed, slow XLA convs)
+    mixed_precision: bool = False  # mixed_bfloat16 compute, float32 weights/outputs (off: no clear CPU gain)
     strategy: str = "default"  # default | mirrored | multiworker (tf.distribute, see keras_latent.distribute)
 
 

@@ -82,11 +82,11 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 def describe(strategy: tf.distribute.Strategy) -> str:
     """One line for the log: strategy, replicas and, for multiworker, this worker's place."""
-    name = type(strategy).__name__
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         resolver = strategy.cluster_resolver
-        name += f" (task {resolver.task_type}:{resolver.task_id})"
-    return f"{name}, {strategy.num_replicas_in_sync} replica(s) in sync"
+        where = f" (this is {resolver.task_type} {resolver.task_id}{', the chief' if is_chief(strategy) else ''})"
+        return f"MultiWorkerMirroredStrategy, {strategy.num_replicas_in_sync} replicas in sync{where}"
+    return f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s) in sync"
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -122,7 +122,7 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
     splits, config = load_splits(config)
     print(f"data: {splits.description}")
     if config.strategy != "default":
-        print(f"strategy: {distribute.describe(strategy)}")
+        print(f"strategy: {distribute.describe(strategy)}; run folder {run_dir}")
     with distribute.model_scope(strategy, config.mixed_precision):
         model = compile_model(build_model(config.model), config)
     if resume_epoch:
