@@ -17,6 +17,8 @@ OPTIMIZERS = ("sgd", "adam")
 PADDINGS = ("valid", "same")
 STRATEGIES = ("default", "mirrored", "multiworker")
 CONFIG_FILE = "config.json"
+DEFAULT_INTRA_OP_THREADS = 0  # TensorFlow thread pools: 0 = its own choice, one thread per core
+DEFAULT_INTER_OP_THREADS = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +60,22 @@ class TrainConfig:
     jit_compile: bool = False  # XLA-compile the train step (off: halves CPU training speed, slow XLA convs)
     mixed_precision: bool = False  # mixed_bfloat16 compute, float32 weights/outputs (off: no clear CPU gain)
     strategy: str = "default"  # default | mirrored | multiworker (tf.distribute, see keras_latent.distribute)
+
+
+def block_sizes(image_size: int, n_blocks: int, kernel_size: int, padding: str) -> list[tuple[int, int]]:
+    """(input size, output size) of each trunk block: conv (valid or same) then 2x2 max-pool."""
+    sizes, s = [], image_size
+    for _ in range(n_blocks):
+        conv = s - kernel_size + 1 if padding == "valid" else s
+        sizes.append((s, conv // 2))
+        s = conv // 2
+    return sizes
+
+
+def default_padding(image_size: int, filters: tuple[int, ...], kernel_size: int) -> str:
+    """`valid` (the tutorial net) when the whole trunk fits the image, else `same`."""
+    fits = all(out >= 1 for _, out in block_sizes(image_size, len(filters), kernel_size, "valid"))
+    return "valid" if fits else "same"
 
 
 def _validate_positive_ints(name: str, values: tuple[int, ...]) -> None:

@@ -208,15 +208,22 @@ def resolve_auto(data_dir: str | None) -> tuple[str, str]:
     return "sample", ""
 
 
+def check_dataset_argument(dataset: str) -> None:
+    """A --dataset value is a known name or an existing folder (cheap: no data is read)."""
+    if dataset in ("auto", "cifar10", "sample"):
+        return
+    if not os.path.exists(dataset):
+        raise UsageError(f"--dataset {dataset!r} is neither a known name nor an existing path; allowed: {DATASET_CHOICES}")
+    if not os.path.isdir(dataset):
+        raise UsageError(f"--dataset {dataset!r} is a file; expected a folder ({DATASET_CHOICES})")
+
+
 def _read_source(dataset: str, image_size: int, test_fraction: float, seed: int, data_dir: str | None) -> dict:
     if dataset == "cifar10":
         return load_tfds_cifar10(data_dir)
     if dataset == "sample":
         return load_cifar_folder(bundled_sample_dir(), test_fraction, seed)
-    if not os.path.exists(dataset):
-        raise UsageError(f"--dataset {dataset!r} is neither a known name nor an existing path; allowed: {DATASET_CHOICES}")
-    if not os.path.isdir(dataset):
-        raise UsageError(f"--dataset {dataset!r} is a file; expected a folder ({DATASET_CHOICES})")
+    check_dataset_argument(dataset)
     if glob.glob(os.path.join(dataset, "data_batch_*")) or os.path.isfile(os.path.join(dataset, "test_batch")):
         return load_cifar_folder(dataset, test_fraction, seed)
     return load_image_folder(dataset, image_size, test_fraction, seed)

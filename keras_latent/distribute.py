@@ -23,9 +23,6 @@ import tensorflow as tf
 
 from keras_latent.errors import UsageError
 
-# Thread pools for `python -m keras_latent.train` (0 = TensorFlow's default, one thread per core).
-DEFAULT_INTRA_OP_THREADS = 0
-DEFAULT_INTER_OP_THREADS = 0
 TF_CONFIG_HELP = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                   '"task": {"type": "worker", "index": 0}}\'')
 

@@ -13,24 +13,8 @@ from __future__ import annotations
 
 import keras
 
-from keras_latent.config import ModelConfig
+from keras_latent.config import ModelConfig, block_sizes, default_padding  # noqa: F401 (re-exported)
 from keras_latent.errors import UsageError
-
-
-def block_sizes(image_size: int, n_blocks: int, kernel_size: int, padding: str) -> list[tuple[int, int]]:
-    """(input size, output size) of each trunk block: conv (valid or same) then 2x2 max-pool."""
-    sizes, s = [], image_size
-    for _ in range(n_blocks):
-        conv = s - kernel_size + 1 if padding == "valid" else s
-        sizes.append((s, conv // 2))
-        s = conv // 2
-    return sizes
-
-
-def default_padding(image_size: int, filters: tuple[int, ...], kernel_size: int) -> str:
-    """`valid` (the tutorial net) when the whole trunk fits the image, else `same`."""
-    fits = all(out >= 1 for _, out in block_sizes(image_size, len(filters), kernel_size, "valid"))
-    return "valid" if fits else "same"
 
 
 def check_trunk_fits(config: ModelConfig) -> list[tuple[int, int]]:

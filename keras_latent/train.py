@@ -10,6 +10,7 @@ import os
 
 from keras_latent import config as cfg
 from keras_latent.cli import CliParser, HelpFormatter, int_list
+from keras_latent.data import check_dataset_argument
 from keras_latent.errors import UsageError, run_cli
 
 
@@ -58,8 +59,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_performance_flags(p: argparse.ArgumentParser, t: cfg.TrainConfig) -> None:
     """Speed and devices; every default is measured (see README, Performance) and can be switched off."""
-    from keras_latent.distribute import DEFAULT_INTER_OP_THREADS, DEFAULT_INTRA_OP_THREADS
-
     perf = p.add_argument_group("performance and devices")
     perf.add_argument("--strategy", default=t.strategy, help="default (one device) | mirrored (every local GPU) | "
                       "multiworker (several machines; needs TF_CONFIG)")
@@ -70,9 +69,9 @@ def add_performance_flags(p: argparse.ArgumentParser, t: cfg.TrainConfig) -> Non
                       help="XLA-compile the train step")
     perf.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=t.mixed_precision,
                       help="mixed_bfloat16: bfloat16 compute, float32 weights and outputs")
-    perf.add_argument("--intra-op-threads", type=int, default=DEFAULT_INTRA_OP_THREADS,
+    perf.add_argument("--intra-op-threads", type=int, default=cfg.DEFAULT_INTRA_OP_THREADS,
                       help="threads one TensorFlow op may use (0 = one per core, TensorFlow's default)")
-    perf.add_argument("--inter-op-threads", type=int, default=DEFAULT_INTER_OP_THREADS,
+    perf.add_argument("--inter-op-threads", type=int, default=cfg.DEFAULT_INTER_OP_THREADS,
                       help="TensorFlow ops run at once (0 = one per core, TensorFlow's default)")
 
 
@@ -94,10 +93,8 @@ def loss_weights_from_args(args: argparse.Namespace) -> tuple[float, float]:
 
 
 def config_from_args(args: argparse.Namespace) -> cfg.TrainConfig:
-    from keras_latent.model import default_padding
-
     ce_weight, recon_weight = loss_weights_from_args(args)
-    padding = args.padding or default_padding(args.image_size, args.filters, args.kernel_size)
+    padding = args.padding or cfg.default_padding(args.image_size, args.filters, args.kernel_size)
     model = cfg.ModelConfig(image_size=args.image_size, filters=args.filters, kernel_size=args.kernel_size,
                             padding=padding, head_units=args.head_units, decoder=not args.no_decoder)
     data = cfg.DataConfig(dataset=args.dataset, tfds_data_dir=args.tfds_data_dir, test_fraction=args.test_fraction,
@@ -118,6 +115,7 @@ def default_run_dir(config: cfg.TrainConfig) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
+    check_dataset_argument(config.data.dataset)  # before TensorFlow loads: a bad path is one clean line
     from keras_latent import distribute
 
     if not distribute.configure_threads(args.intra_op_threads, args.inter_op_threads):

@@ -147,3 +147,12 @@ def test_finished_run_is_not_retrained_by_accident(trained_run, capsys):
         run_cli(main, ["--dataset", "sample", "--out", trained_run])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2 and len(err) == 1 and "--overwrite" in err[0]
+
+
+@pytest.mark.parametrize("argv", [["--epochs", "-1"], ["--dataset", "/no/such/folder"], ["--padding", "full"]])
+def test_bad_flag_in_a_real_process_prints_exactly_one_line(argv):
+    """Flags and paths are checked before TensorFlow loads, so its start-up log cannot crowd the error."""
+    proc = subprocess.run([sys.executable, "-m", "keras_latent.train", *argv], capture_output=True, text=True,
+                          timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
