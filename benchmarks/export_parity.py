@@ -91,15 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from keras_latent.config import load_config
-    from keras_latent.data import load_dataset
     from keras_latent.export import export_run
+    from keras_latent.training import load_splits
 
     config = load_config(args.run_dir)
     if not os.path.isfile(os.path.join(args.run_dir, "model.tflite")):
         export_run(args.run_dir, tflite=True)
-    d = config.data
-    images = load_dataset(d.dataset, config.model.image_size, d.test_fraction, config.seed, d.max_train_samples,
-                          d.tfds_data_dir).x_test[: args.images]
+    images = load_splits(config)[0].x_test[: args.images]
     rng = np.random.default_rng(0)
     masks = {str(k): (rng.random((len(images), c)) < 0.5).astype(np.float32)
              for k, c in enumerate(config.model.filters, start=1)} if config.model.decoder else {}

@@ -121,6 +121,17 @@ def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
+def flatten(values: dict, prefix: str = "") -> dict:
+    """Nested dicts as one level of dotted keys: {"model": {"filters": x}} -> {"model.filters": x}."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
 def _from_dict(cls: type, values: dict) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))

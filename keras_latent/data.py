@@ -40,10 +40,6 @@ def bundled_sample_dir() -> str:
     return str(Path(__file__).parent / "sample_data" / "cifar-10-batches-py")
 
 
-def is_bundled_sample(dataset: str) -> bool:
-    return dataset == "sample"
-
-
 # ---------------------------------------------------------------- cifar-10-batches-py
 
 

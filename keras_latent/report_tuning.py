@@ -10,10 +10,9 @@ import os
 from keras_latent.config import TrainConfig
 from keras_latent.errors import UsageError
 from keras_latent.report_assets import command, figure, fmt, fmt_general, note, read_csv, read_json, to_float
+from keras_latent.tuning_results import TRIAL_COLUMNS
 
 TUNING_COMMAND = ("python", "tuning/search_weights.py")
-TRIAL_COLUMNS = ("trial_id", "ce_weight", "recon_weight", "val_accuracy", "val_recon_mse", "epochs", "seconds",
-                 "status")
 REQUIRED_COLUMNS = ("trial_id", "ce_weight", "recon_weight", "val_accuracy")
 SEARCH_KEYS = ("tuner", "objective", "direction", "dataset", "max_train_samples", "val_fraction", "epochs_per_trial",
                "completed_trials", "trials", "seed")  # optional best.json keys shown as the search's settings

@@ -19,7 +19,7 @@ from typing import Iterator
 import keras
 
 from keras_latent.callbacks import StopOnNaN, read_backup_epoch
-from keras_latent.config import CONFIG_FILE, TrainConfig, to_dict
+from keras_latent.config import CONFIG_FILE, TrainConfig, flatten, to_dict
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_path, recover_directory, remove_stale_temps
 
@@ -63,19 +63,9 @@ def inspect_run_dir(run_dir: str, overwrite: bool) -> int:
     return read_backup_epoch(os.path.join(run_dir, BACKUP_DIR)) or 0
 
 
-def _flatten(values: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
 def config_differences(saved: dict, config: TrainConfig) -> list[str]:
     """`field: saved -> now` for every config field that differs (JSON-normalized)."""
-    old, new = _flatten(saved), _flatten(json.loads(json.dumps(to_dict(config))))
+    old, new = flatten(saved), flatten(json.loads(json.dumps(to_dict(config))))
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from keras_latent.config import flatten
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_write_text, save_figure
 
@@ -24,13 +25,6 @@ TRIAL_COLUMNS = ("trial_id", "ce_weight", "recon_weight", "val_accuracy", "val_r
 TRIALS_FILE, PARETO_FILE, BEST_FILE = "trials.csv", "pareto.png", "best.json"
 SETTINGS_FILE = "search.json"  # the settings a rerun must repeat to resume the search
 COMPLETED = "COMPLETED"  # keras_tuner TrialStatus.COMPLETED
-
-
-def _flat(values: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in values.items():
-        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return out
 
 
 def check_settings(results_dir: str, settings: dict) -> None:
@@ -44,10 +38,10 @@ def check_settings(results_dir: str, settings: dict) -> None:
         return
     try:
         with open(path, encoding="utf-8") as f:
-            saved = _flat(json.load(f))
+            saved = flatten(json.load(f))
     except (OSError, ValueError, AttributeError) as err:
         raise UsageError(f"cannot resume: {path} is unreadable ({err}); pass --overwrite to start over") from None
-    now = _flat(settings)
+    now = flatten(settings)
     changed = [f"{key} {saved.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(saved) | set(now))
                if saved.get(key) != now.get(key)]
     if changed:

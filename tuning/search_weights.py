@@ -18,7 +18,7 @@ import csv  # noqa: E402
 from keras_latent import config as cfg  # noqa: E402
 from keras_latent.cli import CliParser, HelpFormatter, float_list  # noqa: E402
 from keras_latent.errors import UsageError, run_cli  # noqa: E402
-from keras_latent.tuning_config import SearchConfig, distributed_role, validate_search  # noqa: E402
+from keras_latent.tuning_config import TUNERS, SearchConfig, distributed_role, validate_search  # noqa: E402
 
 PROG = "python tuning/search_weights.py"
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = cfg.TrainConfig()
     p = CliParser(prog=PROG, description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     space = p.add_argument_group("search space")
-    space.add_argument("--tuner", choices=("grid", "bayesian", "random"), default="grid",
+    space.add_argument("--tuner", choices=TUNERS, default="grid",
                        help="KerasTuner oracle: grid (every pair), bayesian (Gaussian process) or random")
     space.add_argument("--ce-weights", type=float_list, default=None,
                        help="grid: cross-entropy weights, > 0 (default 0.5,1,2)")
