@@ -43,19 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_run(run_dir: str, dataset: str | None):
     """(config, model, splits, class names) of a run folder; --dataset replaces the run's data set."""
-    import keras
-
     from keras_latent.config import load_config
-    from keras_latent.training import MODEL_FILE, load_splits
+    from keras_latent.run_folder import load_run_model
+    from keras_latent.training import load_splits
 
     config = load_config(run_dir)
-    path = os.path.join(run_dir, MODEL_FILE)
-    if not os.path.isfile(path):
-        raise UsageError(f"{run_dir!r} has no {MODEL_FILE}: its training did not finish")
-    try:
-        model = keras.saving.load_model(path)
-    except Exception as err:  # a truncated or foreign file: any loader error means the same to a user
-        raise UsageError(f"cannot load {path}: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+    model = load_run_model(run_dir)
     if dataset:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, dataset=dataset))
     splits, resolved = load_splits(config)

@@ -28,11 +28,11 @@ import tensorflow as tf
 
 from keras_latent.config import TrainConfig, load_config
 from keras_latent.cli import CliParser
-from keras_latent.errors import UsageError, run_cli
+from keras_latent.errors import run_cli
 from keras_latent.files import atomic_directory, atomic_write_bytes
 from keras_latent.model import decoder_tail, trunk_block_names
 from keras_latent.pipeline import normalize
-from keras_latent.run_folder import MODEL_FILE, SAVED_MODEL_DIR
+from keras_latent.run_folder import SAVED_MODEL_DIR, load_run_model
 
 TFLITE_FILE = "model.tflite"
 SIGNATURES = ("serving_default", "encode", "decode_masked")
@@ -145,18 +145,6 @@ def convert_tflite(saved_model_dir: str) -> bytes:
     """serving_default of a SavedModel -> TFLite flatbuffer (TensorFlow's converter, float32 ops)."""
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
     return converter.convert()
-
-
-def load_run_model(run_dir: str) -> keras.Model:
-    """A run's model.keras, loaded with safe_mode=True; a missing or corrupt file is a UsageError."""
-    path = os.path.join(run_dir, MODEL_FILE)
-    if not os.path.isfile(path):
-        raise UsageError(f"{run_dir!r} has no {MODEL_FILE}: its training has not finished "
-                         "(rerun the same python -m keras_latent.train command to resume it)")
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as err:  # zip, h5 and deserialization errors all mean an unreadable model
-        raise UsageError(f"cannot load {path}: {type(err).__name__}: {err}") from None
 
 
 def export_run(run_dir: str, tflite: bool = False) -> list[str]:

@@ -54,15 +54,11 @@ def config_groups(config: TrainConfig) -> list[dict]:
 
 def load_model(run_dir: str):
     """The run's model.keras (None when training has not finished)."""
-    path = os.path.join(run_dir, "model.keras")
-    if not os.path.isfile(path):
-        return None
-    import keras
+    from keras_latent.run_folder import MODEL_FILE, load_run_model
 
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as err:  # a torn or foreign file: any loader error means the same to a user
-        raise UsageError(f"cannot load {path}: {type(err).__name__}: {err}") from None
+    if not os.path.isfile(os.path.join(run_dir, MODEL_FILE)):
+        return None
+    return load_run_model(run_dir, compile=False)
 
 
 def _layer_shape(layer) -> str:

@@ -147,3 +147,16 @@ def disk_errors_as_usage(run_dir: str) -> Iterator[None]:
         where = f" ({err.filename})" if getattr(err, "filename", None) else ""
         raise UsageError(f"writing into --out {run_dir!r} failed: {reason}{where}; files written before are "
                          "complete; free space and rerun the same command to resume") from None
+
+
+def load_run_model(run_dir: str, compile: bool = True) -> keras.Model:
+    """A run's model.keras, loaded with safe_mode=True; a missing or corrupt file is a one-line UsageError."""
+    path = os.path.join(run_dir, MODEL_FILE)
+    if not os.path.isfile(path):
+        raise UsageError(f"{run_dir!r} has no {MODEL_FILE}: its training has not finished "
+                         "(rerun the same python -m keras_latent.train command to resume it)")
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as err:  # zip, h5 and deserialization errors all mean an unreadable model
+        first_line = (str(err).splitlines() or [""])[0]
+        raise UsageError(f"cannot load {path}: {type(err).__name__}: {first_line}") from None
