@@ -40,6 +40,7 @@ class ModelConfig:
     padding: str = "valid"  # trunk conv padding: valid (tutorial) or same (deep trunks)
     head_units: tuple[int, ...] = (120, 84)  # hidden dense widths of the classifier head
     decoder: bool = True  # build the reconstruction decoder (False: classifier only)
+    sub_pixel_decoder: bool = True  # run the decoder's Conv2DTranspose as conv + depth_to_space (same function, faster)
 
 
 @dataclasses.dataclass(frozen=True)

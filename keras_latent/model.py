@@ -4,6 +4,7 @@
       -> trunk:   conv1 .. convN   each block Conv2D(k) + ReLU + MaxPool(2)
       -> classifier_head: Flatten -> Dense(120) -> Dense(84) -> softmax      => "classifier"
       -> decoder: deconvN .. deconv1  mirrored Conv2DTranspose(stride 2)     => "reconstruction"
+                 (by default run as conv + depth_to_space, the same function: keras_latent.layers)
 
 The decoder mirrors the trunk block for block, so the activations of trunk block k
 (`conv{k}`, shape (B, h_k, w_k, filters[k-1])) are decoded to an image by the decoder's
@@ -15,6 +16,7 @@ import keras
 
 from keras_latent.config import ModelConfig, block_sizes, default_padding  # noqa: F401 (re-exported)
 from keras_latent.errors import UsageError
+from keras_latent.layers import SubPixelConv2DTranspose
 
 
 def check_trunk_fits(config: ModelConfig) -> list[tuple[int, int]]:
@@ -53,7 +55,7 @@ def build_classifier_head(config: ModelConfig, latent_shape: tuple[int, ...]) ->
 
 
 def _deconv_block(k: int, in_size: int, out_size: int, channels_out: int, kernel_size: int,
-                  last: bool) -> keras.Sequential:
+                  last: bool, sub_pixel: bool) -> keras.Sequential:
     """Mirror of trunk block k: (out_size, out_size) -> (in_size, in_size), stride-2 transposed conv.
 
     The kernel that exactly inverts the block's size is `in_size - 2 * (out_size - 1)` (6 for the
@@ -63,10 +65,11 @@ def _deconv_block(k: int, in_size: int, out_size: int, channels_out: int, kernel
     exact = in_size - 2 * (out_size - 1)
     kernel = exact if exact >= kernel_size else exact + 2 * ((kernel_size - exact + 1) // 2)
     crop = (kernel - exact) // 2
-    layers = [keras.layers.Conv2DTranspose(channels_out, kernel, strides=2, padding="valid", name=f"deconv{k}_conv")]
-    if crop:
+    transposed_conv = SubPixelConv2DTranspose if sub_pixel else keras.layers.Conv2DTranspose
+    layers = [transposed_conv(channels_out, kernel, strides=2, padding="valid",
+                              activation="tanh" if last else "relu", name=f"deconv{k}_conv")]
+    if crop:  # after the activation: both are per pixel, so the order does not matter
         layers.append(keras.layers.Cropping2D(crop, name=f"deconv{k}_crop"))
-    layers.append(keras.layers.Activation("tanh" if last else "relu", name=f"deconv{k}_act"))
     return keras.Sequential(layers, name=f"deconv{k}")
 
 
@@ -81,7 +84,8 @@ def build_decoder(config: ModelConfig) -> keras.Model:
     x = latent
     for k in range(n, 0, -1):
         channels_out = config.filters[k - 2] if k > 1 else 3
-        x = _deconv_block(k, *sizes[k - 1], channels_out, config.kernel_size, last=(k == 1))(x)
+        x = _deconv_block(k, *sizes[k - 1], channels_out, config.kernel_size, last=(k == 1),
+                          sub_pixel=config.sub_pixel_decoder)(x)
     return keras.Model(latent, x, name="decoder")
 
 

@@ -18,10 +18,12 @@ from typing import Iterator
 
 import keras
 
+import keras_latent.layers  # noqa: F401 (registers the custom layer and loss that model.keras names)
 from keras_latent.callbacks import StopOnNaN, read_backup_epoch
 from keras_latent.config import CONFIG_FILE, TrainConfig, flatten, to_dict
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_path, recover_directory, remove_stale_temps
+
 
 MODEL_FILE = "model.keras"
 BACKUP_DIR = "backup"

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=t.seed, help="random seed")
     train.add_argument("--snapshot-epochs", type=int_list, default=t.snapshot_epochs,
                        help="epochs whose reconstructions are saved (0 = before training)")
-    add_performance_flags(p, t)
+    add_performance_flags(p, t, m)
     out = p.add_argument_group("output")
     out.add_argument("--out", default=None, help="run folder (default: saved_models/<timestamp>); rerunning the same "
                      "command into a folder whose training was killed resumes it from its last finished epoch")
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def add_performance_flags(p: argparse.ArgumentParser, t: cfg.TrainConfig) -> None:
+def add_performance_flags(p: argparse.ArgumentParser, t: cfg.TrainConfig, m: cfg.ModelConfig) -> None:
     """Speed and devices; every default is measured (see README, Performance) and can be switched off."""
     perf = p.add_argument_group("performance and devices")
     perf.add_argument("--strategy", default=t.strategy, help="default (one device) | mirrored (every local GPU) | "
@@ -67,6 +67,8 @@ def add_performance_flags(p: argparse.ArgumentParser, t: cfg.TrainConfig) -> Non
                            "always 1 under mirrored/multiworker)")
     perf.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=t.jit_compile,
                       help="XLA-compile the train step")
+    perf.add_argument("--sub-pixel-decoder", action=argparse.BooleanOptionalAction, default=m.sub_pixel_decoder,
+                      help="compute the decoder's transposed convs as conv + depth_to_space (the same function)")
     perf.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=t.mixed_precision,
                       help="mixed_bfloat16: bfloat16 compute, float32 weights and outputs")
     perf.add_argument("--intra-op-threads", type=int, default=cfg.DEFAULT_INTRA_OP_THREADS,
@@ -96,7 +98,8 @@ def config_from_args(args: argparse.Namespace) -> cfg.TrainConfig:
     ce_weight, recon_weight = loss_weights_from_args(args)
     padding = args.padding or cfg.default_padding(args.image_size, args.filters, args.kernel_size)
     model = cfg.ModelConfig(image_size=args.image_size, filters=args.filters, kernel_size=args.kernel_size,
-                            padding=padding, head_units=args.head_units, decoder=not args.no_decoder)
+                            padding=padding, head_units=args.head_units, decoder=not args.no_decoder,
+                            sub_pixel_decoder=args.sub_pixel_decoder)
     data = cfg.DataConfig(dataset=args.dataset, tfds_data_dir=args.tfds_data_dir, test_fraction=args.test_fraction,
                           max_train_samples=args.max_train_samples, augment=args.augment)
     return cfg.validate(cfg.TrainConfig(

@@ -20,6 +20,7 @@ from keras_latent.data import Splits, load_dataset
 from keras_latent.errors import UsageError
 from keras_latent.export import export_saved_model
 from keras_latent.files import atomic_path, atomic_write_text, save_figure
+from keras_latent.layers import image_mse
 from keras_latent.model import build_model
 from keras_latent.pipeline import make_dataset, normalize
 from keras_latent.run_folder import (BACKUP_DIR, MODEL_FILE, SAVED_MODEL_DIR, check_free_space, check_resume_config,
@@ -43,7 +44,7 @@ def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
     accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy" if two_outputs else "classifier_accuracy")
     metrics = {"classifier": [accuracy]}
     if two_outputs:
-        loss["reconstruction"] = keras.losses.MeanSquaredError()
+        loss["reconstruction"] = image_mse  # = keras.losses.MeanSquaredError(), reduced per image
         loss_weights["reconstruction"] = config.recon_weight
     model.compile(optimizer=make_optimizer(config), loss=loss, loss_weights=loss_weights, metrics=metrics,
                   steps_per_execution=distribute.steps_per_execution(config.steps_per_execution, config.strategy),

@@ -35,8 +35,9 @@ def test_performance_defaults_and_flags_reach_the_config():
         (32, False, False, "default")
     on = _config("--strategy", "mirrored", "--steps-per-execution", "4", "--jit-compile", "--mixed-precision")
     assert (on.strategy, on.steps_per_execution, on.jit_compile, on.mixed_precision) == ("mirrored", 4, True, True)
-    off = _config("--steps-per-execution", "1", "--no-jit-compile", "--no-mixed-precision")
+    off = _config("--steps-per-execution", "1", "--no-jit-compile", "--no-mixed-precision", "--no-sub-pixel-decoder")
     assert (off.steps_per_execution, off.jit_compile, off.mixed_precision) == (1, False, False)
+    assert default.model.sub_pixel_decoder and not off.model.sub_pixel_decoder
 
 
 @pytest.mark.parametrize("argv, message", [
