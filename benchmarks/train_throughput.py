@@ -52,6 +52,7 @@ ABLATIONS = {  # each performance choice of keras_latent.train switched the othe
     "xla": "--jit-compile",
     "bf16": "--mixed-precision",
     "no-onednn": "TF_ENABLE_ONEDNN_OPTS=0",
+    "no-sub-pixel": "--no-sub-pixel-decoder",
 }
 FIGURES = ("images_per_s", "fit_images_per_s", "cores_busy", "peak_rss_mb", "test_accuracy", "other_processes_cores")
 
@@ -212,7 +213,7 @@ def run_all(args, systems: list[str], variants: dict, batch_sizes: list[int], da
                     result, wall, others = ours_run(args, batch_size, variants[system])
                 result.update(system=system, repeat=repeat, wall_s=round(wall, 1), other_processes_cores=others)
                 runs.append(result)
-                print(f"  repeat {repeat + 1}/{args.repeats} batch {batch_size:4d} {system:10s} "
+                print(f"  repeat {repeat + 1}/{args.repeats} batch {batch_size:4d} {system:12s} "
                       f"{result['images_per_s']:8.0f} images/s  cores {result['cores_busy']}  acc "
                       f"{result['test_accuracy']:.4f}  ({wall:.0f} s, others {others} cores)", flush=True)
     return runs
@@ -232,7 +233,8 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def print_table(summary: dict, batch_sizes: list[int]) -> None:
-    head = (f"{'system':10s} {'batch':>5s} {'images/s min':>12s} {'median':>7s} {'fit img/s':>9s} "
+    w = max([10] + [len(system) for system in summary])
+    head = (f"{'system':{w}s} {'batch':>5s} {'images/s min':>12s} {'median':>7s} {'fit img/s':>9s} "
             f"{'cores':>5s} {'RSS MB':>6s} {'test acc':>8s} {'others':>6s}")
     print(head + "\n" + "-" * len(head))
     for batch_size in batch_sizes:
@@ -240,7 +242,7 @@ def print_table(summary: dict, batch_sizes: list[int]) -> None:
             s = by_batch[str(batch_size)]
             fit = s.get("fit_images_per_s", {}).get("median")
             others = s.get("other_processes_cores", {}).get("max")
-            print(f"{system:10s} {batch_size:5d} {s['images_per_s']['min']:12.0f} {s['images_per_s']['median']:7.0f} "
+            print(f"{system:{w}s} {batch_size:5d} {s['images_per_s']['min']:12.0f} {s['images_per_s']['median']:7.0f} "
                   f"{'-' if fit is None else f'{fit:.0f}':>9s} {s['cores_busy']['median']:5.2f} "
                   f"{s['peak_rss_mb']['median']:6.0f} {s['test_accuracy']['median']:8.4f} "
                   f"{'?' if others is None else f'{others:.1f}':>6s}")
