@@ -15,9 +15,8 @@ import json
 import os
 
 from keras_latent.cli import CliParser, int_list
+from keras_latent.config import ANALYSIS_DIR
 from keras_latent.errors import UsageError, run_cli
-
-ANALYSIS_DIR = "analysis"
 
 
 def _name_list(text: str) -> tuple[str, ...]:
@@ -212,7 +211,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from keras_latent import latent
     from keras_latent.files import atomic_directory
-
 
     config, model, splits, class_names = load_run(args.run_dir, args.dataset)
     keras.utils.set_random_seed(config.seed)

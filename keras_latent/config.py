@@ -16,7 +16,9 @@ from keras_latent.files import atomic_write_text
 OPTIMIZERS = ("sgd", "adam")
 PADDINGS = ("valid", "same")
 STRATEGIES = ("default", "mirrored", "multiworker")
-CONFIG_FILE = "config.json"
+CONFIG_FILE = "config.json"  # names inside a run folder, shared by modules that must not load TensorFlow
+MODEL_FILE = "model.keras"
+ANALYSIS_DIR = "analysis"
 DEFAULT_INTRA_OP_THREADS = 0  # TensorFlow thread pools: 0 = its own choice, one thread per core
 DEFAULT_INTER_OP_THREADS = 0
 

@@ -76,4 +76,3 @@ def image_mse(y_true, y_pred):
     y_pred = keras.ops.convert_to_tensor(y_pred)
     y_true = keras.ops.cast(y_true, y_pred.dtype)
     return keras.ops.mean(keras.ops.square(y_pred - y_true), axis=tuple(range(1, len(y_pred.shape))))
-

@@ -13,6 +13,7 @@ import datetime
 import os
 
 from keras_latent.cli import CliParser
+from keras_latent.config import ANALYSIS_DIR
 from keras_latent.errors import UsageError, run_cli
 
 REPORT_FILE = "report.html"
@@ -76,7 +77,7 @@ def collect(run_dir: str, tuning_dir: str | None) -> dict:
     config = load_config(run_dir)
     metrics = read_json(os.path.join(run_dir, "metrics.json"))
     model = load_model(run_dir)
-    analysis = following_contract(analysis_section, (run_dir,), os.path.join(run_dir, "analysis", "analysis.json"),
+    analysis = following_contract(analysis_section, (run_dir,), os.path.join(run_dir, ANALYSIS_DIR, "analysis.json"),
                                   "the analysis layout", f"rerun python -m keras_latent.analyze {run_dir}")
     tuning = following_contract(tuning_section, (tuning_dir, config), os.path.join(tuning_dir or "", "best.json"),
                                 "the tuning results layout", "rerun python tuning/search_weights.py")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from keras_latent.config import ANALYSIS_DIR, MODEL_FILE
 from keras_latent.report_assets import command, figure, fmt, note, read_csv, read_json, to_float
 
 ANALYZE_COMMAND = ("python", "-m", "keras_latent.analyze")
@@ -18,12 +19,12 @@ STATS_COLUMNS = ("layer", "channel", "mean_activation")
 
 
 def analysis_path(run_dir: str) -> str:
-    return os.path.join(run_dir, "analysis", "analysis.json")
+    return os.path.join(run_dir, ANALYSIS_DIR, "analysis.json")
 
 
 def analysis_is_stale(run_dir: str) -> bool:
     """True when model.keras is newer than the analysis (the run was retrained since)."""
-    model = os.path.join(run_dir, "model.keras")
+    model = os.path.join(run_dir, MODEL_FILE)
     return os.path.isfile(model) and os.path.getmtime(model) > os.path.getmtime(analysis_path(run_dir))
 
 
@@ -111,7 +112,7 @@ def image_figures(run_dir: str, layer: str, summary: dict, notes: list) -> list[
 def layer_block(run_dir: str, layer: str, summary: dict, ablation: list, stats: list, notes: list) -> dict:
     """Everything the report shows for one trunk layer."""
     files = summary.get("files", [])
-    rows = channel_rows(layer, ablation, stats, summary, os.path.join(run_dir, "analysis"))
+    rows = channel_rows(layer, ablation, stats, summary, os.path.join(run_dir, ANALYSIS_DIR))
     intact = fmt(summary.get("intact_accuracy"))
     return {"name": layer, "images": image_figures(run_dir, layer, summary, notes),
             "heatmap": find_figure(run_dir, files, {"kind": "heatmap", "layer": layer},
@@ -130,7 +131,7 @@ def analysis_section(run_dir: str) -> dict:
     if summary is None:
         return {"present": False, "notes": [note(
             "No latent analysis yet (add --analyze to this command to run it first), or make it with:", make)]}
-    folder = os.path.join(run_dir, "analysis")
+    folder = os.path.join(run_dir, ANALYSIS_DIR)
     ablation = read_csv(os.path.join(folder, "ablation.csv"), ABLATION_COLUMNS) or []
     stats = read_csv(os.path.join(folder, "channel_stats.csv"), STATS_COLUMNS) or []
     notes = []

@@ -19,7 +19,7 @@ AGREEMENT_TOLERANCE = 1e-6  # recomputed accuracy vs metrics.json (both are exac
 
 
 def predict_test_split(model, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Predicted and true class indices of the run's test split, (N,) each, and the class names."""
+    """Class probabilities (N, C) and true class indices (N,) of the run's test split, and the class names."""
     from keras_latent import evaluate
     from keras_latent.pipeline import make_dataset
     from keras_latent.training import load_splits
@@ -27,7 +27,7 @@ def predict_test_split(model, config: TrainConfig) -> tuple[np.ndarray, np.ndarr
     splits, _ = load_splits(config)
     dataset = make_dataset(splits.x_test, splits.y_test, config.batch_size, training=False, reconstruction=False)
     probs = evaluate.predict(model, dataset)["classifier"]  # (N, C)
-    return probs.argmax(axis=1), splits.y_test, splits.class_names
+    return probs, splits.y_test, splits.class_names
 
 
 def join_names(names: list[str]) -> str:
@@ -94,15 +94,13 @@ def agreement_notes(per_class: dict, accuracy: float, metrics: dict | None) -> l
 
 
 def recomputed(model, config: TrainConfig, metrics: dict | None) -> dict:
-    predicted, labels, class_names = predict_test_split(model, config)
-    rows, summary = report_rows(predicted, labels, class_names)
-    from sklearn.metrics import confusion_matrix
+    """The section from fresh test predictions, with the same metrics code as training's metrics.json."""
+    from keras_latent.evaluate import evaluate_predictions
 
-    from keras_latent.evaluate import per_class_accuracy
-
-    cm = confusion_matrix(labels, predicted, labels=list(range(len(class_names))))
-    per_class = {n: (None if math.isnan(a) else float(a)) for n, a in zip(class_names, per_class_accuracy(cm))}
-    accuracy = float(np.mean(predicted == labels))
+    probs, labels, class_names = predict_test_split(model, config)
+    rows, summary = report_rows(probs.argmax(axis=1), labels, class_names)
+    result = evaluate_predictions(probs, labels, class_names)
+    cm, per_class, accuracy = result["confusion_matrix"], result["per_class_accuracy"], result["test_accuracy"]
     return {"rows": rows, "summary": summary, "saved_report": None,
             "sentences": [best_worst_sentence(per_class, accuracy), confusion_sentence(cm, class_names)],
             "notes": agreement_notes(per_class, accuracy, metrics)}

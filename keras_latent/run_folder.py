@@ -20,12 +20,10 @@ import keras
 
 import keras_latent.layers  # noqa: F401 (registers the custom layer and loss that model.keras names)
 from keras_latent.callbacks import StopOnNaN, read_backup_epoch
-from keras_latent.config import CONFIG_FILE, TrainConfig, flatten, to_dict
+from keras_latent.config import CONFIG_FILE, MODEL_FILE, TrainConfig, flatten, to_dict
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_path, recover_directory, remove_stale_temps
 
-
-MODEL_FILE = "model.keras"
 BACKUP_DIR = "backup"
 LAST_GOOD_FILE = "last_good.keras"
 SAVED_MODEL_DIR = "saved_model"

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     mse = metrics.get("test_reconstruction_mse")
     print(f"test accuracy {metrics['test_accuracy']:.4f}"
           + (f", reconstruction MSE {mse:.4f}" if mse is not None else "")
-          + f", {metrics['images_per_s']:.0f} images/s; run folder: {run_dir}")
+          + f", {metrics['images_per_s']:.0f} images/s; run folder: {metrics['run_dir']}")
     return 0
 
 

@@ -82,19 +82,19 @@ def check_run_dir(run_dir: str, overwrite: bool) -> int:
     return inspect_run_dir(run_dir, overwrite)
 
 
-def write_reports(model: keras.Model, config: TrainConfig, splits: Splits, run_dir: str, history: dict,
-                  seconds: float, epochs_run: int | None = None) -> dict:
-    """Evaluate on the test split and write curves, report, confusion matrix and metrics.json.
+def write_reports(model: keras.Model, splits: Splits, test_ds, run_dir: str, history: dict, seconds: float,
+                  epochs_run: int | None = None) -> dict:
+    """Evaluate on the test split (`test_ds`, its batches in order) and write curves, report, confusion
+    matrix and metrics.json.
 
     `history` holds every epoch of the run (also those before a resume); `epochs_run` is how many
     of them this process trained in `seconds` (default: all).
     """
-    test_ds = make_dataset(splits.x_test, splits.y_test, config.batch_size, training=False,
-                           reconstruction=config.model.decoder)
     outputs = evaluate.predict(model, test_ds)
-    images = np.asarray(normalize(splits.x_test)) if config.model.decoder else None
+    reconstruction = outputs.get("reconstruction")  # (N, H, W, 3), None without a decoder
+    images = np.asarray(normalize(splits.x_test)) if reconstruction is not None else None
     result = evaluate.evaluate_predictions(outputs["classifier"], splits.y_test, splits.class_names,
-                                           outputs.get("reconstruction"), images)
+                                           reconstruction, images)
     atomic_write_text(os.path.join(run_dir, "classification_report.txt"), result.pop("report"))
     save_figure(visualize.plot_confusion_matrix(result.pop("confusion_matrix"), splits.class_names),
                 os.path.join(run_dir, "confusion_matrix.png"))
@@ -110,7 +110,10 @@ def write_reports(model: keras.Model, config: TrainConfig, splits: Splits, run_d
 
 def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: int | str = "auto",
           callbacks: list[keras.callbacks.Callback] | None = None) -> dict:
-    """Train per `config` into `run_dir` and write every run file; returns metrics.json's content.
+    """Train per `config` into `run_dir` and write every run file.
+
+    Returns metrics.json's content plus "run_dir": the folder written (under multiworker, a
+    non-chief worker's own `run_dir/worker-<index>`).
 
     An interrupted run in `run_dir` (a backup, no model.keras) is resumed from its last finished
     epoch; every check that can fail runs before anything in `run_dir` is deleted. `callbacks`
@@ -135,7 +138,8 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
         clear_run_outputs(run_dir)
     save_config(config, run_dir)
     with disk_errors_as_usage(run_dir):
-        return _fit_and_write(model, config, splits, run_dir, verbose, strategy, callbacks or [])
+        metrics = _fit_and_write(model, config, splits, run_dir, verbose, strategy, callbacks or [])
+    return {**metrics, "run_dir": run_dir}
 
 
 def _fit_and_write(model: keras.Model, config: TrainConfig, splits: Splits, run_dir: str,
@@ -158,7 +162,7 @@ def _fit_and_write(model: keras.Model, config: TrainConfig, splits: Splits, run_
     history = read_history_csv(history_path) if os.path.isfile(history_path) else fit.history
     predictor = distribute.local_model(model, strategy)  # the model itself, except under multiworker
     export_saved_model(predictor, config, os.path.join(run_dir, SAVED_MODEL_DIR))
-    metrics = write_reports(predictor, config, splits, run_dir, history, seconds,
+    metrics = write_reports(predictor, splits, test_ds, run_dir, history, seconds,
                             epochs_run=len(fit.history.get("loss", [])))
     with atomic_path(os.path.join(run_dir, MODEL_FILE), suffix=".keras") as tmp:
         model.save(tmp)

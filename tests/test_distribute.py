@@ -182,6 +182,9 @@ def test_two_workers_on_localhost_train_one_model(tmp_path):
     for p, (stdout, stderr) in zip(procs, outputs):
         assert p.returncode == 0, stderr[-3000:]
         assert "MultiWorkerMirroredStrategy, 2 replicas in sync" in stdout
+    # each worker's last line names the folder it wrote (worker 1 was started first)
+    assert outputs[0][0].strip().splitlines()[-1].endswith(f"run folder: {out / 'worker-1'}")
+    assert outputs[1][0].strip().splitlines()[-1].endswith(f"run folder: {out}")
     chief, worker = (keras.saving.load_model(str(path / "model.keras")) for path in (out, out / "worker-1"))
     for a, b in zip(chief.get_weights(), worker.get_weights()):
         np.testing.assert_array_equal(a, b)

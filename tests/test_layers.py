@@ -61,9 +61,10 @@ def test_cases_without_an_exact_sub_pixel_form_fall_back(kwargs):
 def test_model_with_and_without_sub_pixel_decoder_is_the_same_function():
     fast_model = build_model(ModelConfig())
     plain_model = build_model(ModelConfig(sub_pixel_decoder=False))
+
     def transposed_convs(model):
         blocks = [b for b in model.get_layer("decoder").layers if isinstance(b, keras.Sequential)]
-        return [type(l) for b in blocks for l in b.layers]
+        return [type(layer) for b in blocks for layer in b.layers]
 
     assert transposed_convs(fast_model) == [SubPixelConv2DTranspose] * 2
     assert transposed_convs(plain_model) == [keras.layers.Conv2DTranspose] * 2
