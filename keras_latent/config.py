@@ -10,7 +10,7 @@ import json
 import os
 from typing import Any
 
-from keras_latent.errors import UsageError
+from keras_latent.errors import UsageError, check_choice
 from keras_latent.files import atomic_write_text
 
 OPTIMIZERS = ("sgd", "adam")
@@ -18,6 +18,7 @@ PADDINGS = ("valid", "same")
 STRATEGIES = ("default", "mirrored", "multiworker")
 CONFIG_FILE = "config.json"  # names inside a run folder, shared by modules that must not load TensorFlow
 MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
 ANALYSIS_DIR = "analysis"
 DEFAULT_INTRA_OP_THREADS = 0  # TensorFlow thread pools: 0 = its own choice, one thread per core
 DEFAULT_INTER_OP_THREADS = 0
@@ -91,14 +92,11 @@ def validate(config: TrainConfig) -> TrainConfig:
     m, d = config.model, config.data
     _validate_positive_ints("--filters", m.filters)
     _validate_positive_ints("--head-units", m.head_units)
-    if m.padding not in PADDINGS:
-        raise UsageError(f"--padding must be one of {', '.join(PADDINGS)}, got {m.padding!r}")
+    check_choice("--padding", m.padding, PADDINGS)
     if m.kernel_size < 1 or m.image_size < 8:
         raise UsageError(f"--kernel-size must be >= 1 and --image-size >= 8, got {m.kernel_size} and {m.image_size}")
-    if config.optimizer not in OPTIMIZERS:
-        raise UsageError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}")
-    if config.strategy not in STRATEGIES:
-        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {config.strategy!r}")
+    check_choice("--optimizer", config.optimizer, OPTIMIZERS)
+    check_choice("--strategy", config.strategy, STRATEGIES)
     checks = [
         ("--epochs", config.epochs, config.epochs >= 1, ">= 1"),
         ("--batch-size", config.batch_size, config.batch_size >= 1, ">= 1"),
@@ -107,9 +105,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("--recon-weight", config.recon_weight, config.recon_weight >= 0, ">= 0"),
         ("--test-fraction", d.test_fraction, 0 < d.test_fraction < 1, "between 0 and 1"),
         ("--steps-per-execution", config.steps_per_execution, config.steps_per_execution >= 1, ">= 1"),
+        ("--max-train-samples", d.max_train_samples, d.max_train_samples is None or d.max_train_samples >= 1, ">= 1"),
     ]
-    if d.max_train_samples is not None:
-        checks.append(("--max-train-samples", d.max_train_samples, d.max_train_samples >= 1, ">= 1"))
     for flag, value, ok, allowed in checks:
         if not ok:
             raise UsageError(f"{flag} must be {allowed}, got {value}")
@@ -124,6 +121,11 @@ def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
+def to_json_dict(obj: Any) -> dict:
+    """A config dataclass as the plain dict its JSON file holds (tuples as lists)."""
+    return json.loads(json.dumps(to_dict(obj)))
+
+
 def flatten(values: dict, prefix: str = "") -> dict:
     """Nested dicts as one level of dotted keys: {"model": {"filters": x}} -> {"model.filters": x}."""
     flat = {}
@@ -135,14 +137,20 @@ def flatten(values: dict, prefix: str = "") -> dict:
     return flat
 
 
+def differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) for every flatten()ed key whose values differ (None: absent), sorted."""
+    old, new = flatten(old), flatten(new)
+    return [(key, old.get(key), new.get(key)) for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+
+
 def _from_dict(cls: type, values: dict) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise UsageError(f"unknown config keys {unknown}; allowed: {sorted(fields)}")
-    kwargs = {}
+    defaults, kwargs = cls(), {}
     for name, value in values.items():
-        default = getattr(cls(), name)
+        default = getattr(defaults, name)
         if dataclasses.is_dataclass(default):
             value = _from_dict(type(default), value)
         elif isinstance(default, tuple) or (isinstance(value, list)):

@@ -18,7 +18,9 @@ import numpy as np
 from keras_latent.errors import UsageError
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"  # what tfds downloads
+DATASET_NAMES = ("auto", "cifar10", "sample")  # the --dataset values that are not paths
 DATASET_CHOICES = "auto, cifar10, sample, or a path to a cifar-10-batches-py folder or an image folder"
+SAMPLE_DESCRIPTION = "CIFAR-10 sample (bundled, 4,068 images)"  # how load_dataset describes the bundled sample
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
@@ -33,6 +35,11 @@ class Splits:
     class_names: tuple[str, ...]
     dataset: str  # the resolved --dataset value: cifar10, sample or a path
     description: str  # one line for logs and reports
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Float pixel values in [0, 255] (any shape) -> uint8, rounded to nearest and clipped."""
+    return np.clip(np.round(images), 0, 255).astype(np.uint8)
 
 
 def bundled_sample_dir() -> str:
@@ -114,7 +121,7 @@ def _has_images(folder: str) -> bool:
 def _folder_to_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
     for x, y in dataset.as_numpy_iterator():
-        xs.append(np.clip(np.round(x), 0, 255).astype(np.uint8))
+        xs.append(to_uint8(x))
         ys.append(y.astype(np.int64))
     return np.concatenate(xs), np.concatenate(ys)
 
@@ -178,9 +185,10 @@ def load_tfds_cifar10(data_dir: str | None) -> dict:
     import tensorflow_datasets as tfds
 
     try:
-        (x_train, y_train), (x_test, y_test) = tfds.as_numpy(tfds.load(
-            "cifar10", split=["train", "test"], as_supervised=True, batch_size=-1, data_dir=data_dir))
-        names = tfds.builder("cifar10", data_dir=data_dir).info.features["label"].names
+        datasets, info = tfds.load("cifar10", split=["train", "test"], as_supervised=True, batch_size=-1,
+                                   data_dir=data_dir, with_info=True)
+        (x_train, y_train), (x_test, y_test) = tfds.as_numpy(datasets)
+        names = info.features["label"].names
     except Exception as err:
         raise UsageError(f"tensorflow-datasets could not load cifar10 ({type(err).__name__}: {err}); "
                          "use --dataset sample (bundled) or a path to a cifar-10-batches-py folder") from None
@@ -206,7 +214,7 @@ def resolve_auto(data_dir: str | None) -> tuple[str, str]:
 
 def check_dataset_argument(dataset: str) -> None:
     """A --dataset value is a known name or an existing folder (cheap: no data is read)."""
-    if dataset in ("auto", "cifar10", "sample"):
+    if dataset in DATASET_NAMES:
         return
     if not os.path.exists(dataset):
         raise UsageError(f"--dataset {dataset!r} is neither a known name nor an existing path; allowed: {DATASET_CHOICES}")
@@ -231,7 +239,7 @@ def _resize(images: np.ndarray, image_size: int) -> np.ndarray:
     import tensorflow as tf
 
     resized = tf.image.resize(images, (image_size, image_size), antialias=True).numpy()
-    return np.clip(np.round(resized), 0, 255).astype(np.uint8)
+    return to_uint8(resized)
 
 
 def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -250,7 +258,7 @@ def load_dataset(dataset: str, image_size: int = 32, test_fraction: float = 0.2,
     parts = _read_source(dataset, image_size, test_fraction, seed, data_dir)
     x_train, y_train = _subsample(parts["x_train"], parts["y_train"], max_train_samples, seed)
     x_train, x_test = _resize(x_train, image_size), _resize(parts["x_test"], image_size)
-    name = {"cifar10": "CIFAR-10 (tensorflow-datasets)", "sample": "CIFAR-10 sample (bundled, 4,068 images)"}
+    name = {"cifar10": "CIFAR-10 (tensorflow-datasets)", "sample": SAMPLE_DESCRIPTION}
     description = f"{name.get(dataset, dataset)}: {len(x_train)} train / {len(x_test)} test images"
     return Splits(x_train, y_train, x_test, parts["y_test"], tuple(parts["class_names"]), dataset,
                   description + (f" ({how})" if how else ""))

@@ -21,7 +21,8 @@ from typing import Iterator
 import keras
 import tensorflow as tf
 
-from keras_latent.errors import UsageError
+from keras_latent.config import STRATEGIES
+from keras_latent.errors import UsageError, check_choice
 
 TF_CONFIG_HELP = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                   '"task": {"type": "worker", "index": 0}}\'')
@@ -66,15 +67,14 @@ def read_tf_config() -> dict:
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """The tf.distribute strategy named by `TrainConfig.strategy`; create it before any model."""
+    check_choice("--strategy", name, STRATEGIES)
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        read_tf_config()
-        _patch_keras_for_multiworker()
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise UsageError(f"--strategy must be one of default, mirrored, multiworker, got {name!r}")
+    read_tf_config()  # multiworker, the last of STRATEGIES
+    _patch_keras_for_multiworker()
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def describe(strategy: tf.distribute.Strategy) -> str:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from typing import Callable, Sequence
 
 
 class UsageError(Exception):
@@ -10,6 +10,12 @@ class UsageError(Exception):
 
 
 EXIT_USAGE = 2
+
+
+def check_choice(flag: str, value: object, allowed: Sequence[str]) -> None:
+    """Raise UsageError unless `value` is one of `allowed`, naming the flag, the choices and what was received."""
+    if value not in allowed:
+        raise UsageError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_latent.data import to_uint8
+
 MAP_PARALLELISM = 2  # batches assembled (gathered, normalized, augmented) at once
 PREFETCH_BATCHES = 4  # batches ready ahead of the training step
 
@@ -26,7 +28,7 @@ def normalize(images):
 
 def denormalize(images: np.ndarray) -> np.ndarray:
     """float in [-1, 1] (B, H, W, 3) -> uint8 images for display."""
-    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    return to_uint8((np.asarray(images, np.float32) + 1.0) * 127.5)
 
 
 def _augmenter(seed: int):

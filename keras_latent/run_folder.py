@@ -20,7 +20,7 @@ import keras
 
 import keras_latent.layers  # noqa: F401 (registers the custom layer and loss that model.keras names)
 from keras_latent.callbacks import StopOnNaN, read_backup_epoch
-from keras_latent.config import CONFIG_FILE, MODEL_FILE, TrainConfig, flatten, to_dict
+from keras_latent.config import CONFIG_FILE, HISTORY_FILE, MODEL_FILE, TrainConfig, differences, to_json_dict
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_path, recover_directory, remove_stale_temps
 
@@ -29,7 +29,7 @@ LAST_GOOD_FILE = "last_good.keras"
 SAVED_MODEL_DIR = "saved_model"
 # What a training run (and its export) writes: removed, model first, when a run starts over.
 # Other tools' outputs (analysis/, report.html) are left alone.
-RUN_OUTPUTS = (MODEL_FILE, BACKUP_DIR, LAST_GOOD_FILE, CONFIG_FILE, "history.csv", "curves.png",
+RUN_OUTPUTS = (MODEL_FILE, BACKUP_DIR, LAST_GOOD_FILE, CONFIG_FILE, HISTORY_FILE, "curves.png",
                "classification_report.txt", "confusion_matrix.png", "metrics.json", "reconstructions_epoch_*.png",
                "tensorboard", SAVED_MODEL_DIR, "model.tflite")
 _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
@@ -65,8 +65,7 @@ def inspect_run_dir(run_dir: str, overwrite: bool) -> int:
 
 def config_differences(saved: dict, config: TrainConfig) -> list[str]:
     """`field: saved -> now` for every config field that differs (JSON-normalized)."""
-    old, new = flatten(saved), flatten(json.loads(json.dumps(to_dict(config))))
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return [f"{k}: {old!r} -> {new!r}" for k, old, new in differences(saved, to_json_dict(config))]
 
 
 def check_resume_config(run_dir: str, config: TrainConfig, resume_epoch: int) -> None:

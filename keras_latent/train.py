@@ -10,7 +10,7 @@ import os
 
 from keras_latent import config as cfg
 from keras_latent.cli import CliParser, HelpFormatter, int_list
-from keras_latent.data import check_dataset_argument
+from keras_latent.data import DATASET_NAMES, check_dataset_argument
 from keras_latent.errors import UsageError, run_cli
 
 
@@ -111,7 +111,7 @@ def config_from_args(args: argparse.Namespace) -> cfg.TrainConfig:
 
 def default_run_dir(config: cfg.TrainConfig) -> str:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = config.data.dataset if config.data.dataset in ("auto", "cifar10", "sample") else "custom"
+    name = config.data.dataset if config.data.dataset in DATASET_NAMES else "custom"
     return os.path.join("saved_models", f"{stamp}_{name}")
 
 

@@ -6,12 +6,11 @@ here first, so bad input fails at once with one line. `keras_latent.tuner` runs 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 
 from keras_latent import config as cfg
-from keras_latent.errors import UsageError
+from keras_latent.errors import UsageError, check_choice
 
 TUNERS = ("grid", "bayesian", "random")
 DEFAULT_RANDOM_TRIALS = 15  # bayesian/random trials when --max-trials is not given (the default grid's size)
@@ -52,8 +51,7 @@ def validate_search(search: SearchConfig) -> SearchConfig:
     cfg.validate(search.train)
     if not search.train.model.decoder:
         raise UsageError("the loss-weight search needs the reconstruction decoder (model.decoder=True)")
-    if search.tuner not in TUNERS:
-        raise UsageError(f"--tuner must be one of {', '.join(TUNERS)}, got {search.tuner!r}")
+    check_choice("--tuner", search.tuner, TUNERS)
     if search.tuner == "grid":
         _check_weights("--ce-weights", search.ce_weights, allow_zero=False)
         _check_weights("--recon-weights", search.recon_weights, allow_zero=True)
@@ -95,6 +93,6 @@ def distributed_role(overwrite: bool = False) -> str:
 
 def search_spec(search: SearchConfig) -> dict:
     """What a rerun must repeat to resume a project: every setting but max_trials (which may grow)."""
-    spec = json.loads(json.dumps(cfg.to_dict(search)))
+    spec = cfg.to_json_dict(search)
     spec.pop("max_trials")
     return spec

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from keras_latent.config import flatten
+from keras_latent.config import differences
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_write_text, save_figure
 
@@ -38,12 +38,11 @@ def check_settings(results_dir: str, settings: dict) -> None:
         return
     try:
         with open(path, encoding="utf-8") as f:
-            saved = flatten(json.load(f))
+            saved = json.load(f)
+        diffs = differences(saved, settings)  # a file that is not a JSON object fails here (AttributeError)
     except (OSError, ValueError, AttributeError) as err:
         raise UsageError(f"cannot resume: {path} is unreadable ({err}); pass --overwrite to start over") from None
-    now = flatten(settings)
-    changed = [f"{key} {saved.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(saved) | set(now))
-               if saved.get(key) != now.get(key)]
+    changed = [f"{key} {old!r} -> {new!r}" for key, old, new in diffs]
     if changed:
         raise UsageError(f"{results_dir} was started with other settings ({'; '.join(changed)}); rerun with the "
                          "same flags to resume, or pass --overwrite, or choose another --project-name")
