@@ -81,8 +81,12 @@ def _csv_text(header: list[str], rows: list[list]) -> str:
     return out.getvalue()
 
 
-def _float_or_none(value: float):
-    return None if value != value else float(value)  # NaN (a class with no test image) -> null
+def _save_figure_entry(fig, out: str, name: str, **entry) -> dict:
+    """Save `fig` as `name` in folder `out`; returns its `files` entry: `entry`, then its "path"."""
+    from keras_latent.files import save_figure
+
+    save_figure(fig, os.path.join(out, name))
+    return {**entry, "path": f"{ANALYSIS_DIR}/{name}"}
 
 
 def image_figures(model, images: list[dict], layer: str, channels, mode: str, out: str) -> list[dict]:
@@ -90,73 +94,72 @@ def image_figures(model, images: list[dict], layer: str, channels, mode: str, ou
     import numpy as np
 
     from keras_latent import latent, latent_plots
-    from keras_latent.files import save_figure
+    from keras_latent.model import has_decoder
     from keras_latent.pipeline import denormalize
 
     x = np.stack([im["normalized"] for im in images])  # (N, S, S, 3)
     acts = latent.layer_activations(model, x, layer)  # (N, h, w, C)
     decoded = None
-    if latent.has_decoder(model):
-        n = acts.shape[-1]
-        masks = np.concatenate([np.ones((1, n), np.float32), latent.channel_masks(n, channels, mode)])  # all, then each
+    if has_decoder(model):
+        masks = latent.intact_and_channel_masks(acts.shape[-1], channels, mode)  # all, then each
         decoded = denormalize(latent.predict_masked(latent.masked_decoder(model, layer), acts, masks))  # (N,1+K,S,S,3)
     files = []
     for i, im in enumerate(images):
         stem = f"{im['split']}_{im['index']}_{layer}"
         what = f"{im['split']} image {im['index']} ({im['label']}), {layer} {'x'.join(map(str, acts.shape[1:]))}"
+        entry = {"layer": layer, "split": im["split"], "index": im["index"]}
         if decoded is not None:
-            save_figure(latent_plots.plot_channel_grid(im["uint8"], decoded[i, 0], decoded[i, 1:], channels,
-                                                       f"{what}: decoded per channel", mode),
-                        os.path.join(out, f"channels_{stem}.png"))
-            files.append({"kind": "channels", "layer": layer, "split": im["split"], "index": im["index"],
-                          "path": f"{ANALYSIS_DIR}/channels_{stem}.png"})
-        save_figure(latent_plots.plot_activation_maps(im["uint8"], acts[i][..., channels], channels,
-                                                      f"{what}: feature maps"),
-                    os.path.join(out, f"activations_{stem}.png"))
-        files.append({"kind": "activations", "layer": layer, "split": im["split"], "index": im["index"],
-                      "path": f"{ANALYSIS_DIR}/activations_{stem}.png"})
+            files.append(_save_figure_entry(
+                latent_plots.plot_channel_grid(im["uint8"], decoded[i, 0], decoded[i, 1:], channels,
+                                               f"{what}: decoded per channel", mode),
+                out, f"channels_{stem}.png", kind="channels", **entry))
+        files.append(_save_figure_entry(
+            latent_plots.plot_activation_maps(im["uint8"], acts[i][..., channels], channels, f"{what}: feature maps"),
+            out, f"activations_{stem}.png", kind="activations", **entry))
     return files
 
 
 def layer_measures(model, x_test, y_test, class_names, layer: str, channels, out: str):
     """Channel statistics and ablation of one layer on the test split: (stats rows, ablation, files)."""
     from keras_latent import latent, latent_plots
-    from keras_latent.files import save_figure
 
     stats = latent.channel_statistics(model, x_test, y_test, layer, len(class_names))
     ablation = latent.ablate_channels(model, x_test, y_test, layer, len(class_names), channels)
     stats_rows = [[layer, int(c), float(stats.mean_activation[c]), *map(float, stats.class_mean_activation[c])]
                   for c in channels]
-    save_figure(latent_plots.plot_channel_class_heatmap(stats.mean_activation[channels],
-                                                        stats.class_mean_activation[channels], channels,
-                                                        class_names, layer),
-                os.path.join(out, f"channel_class_heatmap_{layer}.png"))
-    save_figure(latent_plots.plot_ablation(channels, ablation.accuracy_drop, ablation.intact_accuracy,
-                                           ablation.per_class_drop, class_names, layer),
-                os.path.join(out, f"ablation_{layer}.png"))
-    files = [{"kind": "heatmap", "layer": layer, "path": f"{ANALYSIS_DIR}/channel_class_heatmap_{layer}.png"},
-             {"kind": "ablation", "layer": layer, "path": f"{ANALYSIS_DIR}/ablation_{layer}.png"}]
+    files = [
+        _save_figure_entry(latent_plots.plot_channel_class_heatmap(stats.mean_activation[channels],
+                                                                   stats.class_mean_activation[channels], channels,
+                                                                   class_names, layer),
+                           out, f"channel_class_heatmap_{layer}.png", kind="heatmap", layer=layer),
+        _save_figure_entry(latent_plots.plot_ablation(channels, ablation.accuracy_drop, ablation.intact_accuracy,
+                                                      ablation.per_class_drop, class_names, layer),
+                           out, f"ablation_{layer}.png", kind="ablation", layer=layer),
+    ]
     return stats_rows, ablation, files
 
 
-def write_analysis(model, splits, class_names, layers, channel_choice, images, mode: str, top: int,
+def write_analysis(model, splits, class_names, layer_channels: dict, images, mode: str, top: int,
                    out: str) -> dict:
-    """Every figure, both CSV tables and analysis.json into folder `out`; returns the summary."""
+    """Every figure, both CSV tables and analysis.json into folder `out`; returns the summary.
+
+    layer_channels: {layer: channel indices (K,)}, the checked choice of each layer, in layer order.
+    """
     import numpy as np
 
     from keras_latent import latent
+    from keras_latent.evaluate import per_class_dict
     from keras_latent.files import atomic_write_text
     from keras_latent.pipeline import normalize
 
     x_test = np.asarray(normalize(splits.x_test))
-    summary = {"mode": mode, "layers": layers,
+    summary = {"mode": mode, "layers": list(layer_channels),
                "images": [{k: im[k] for k in ("split", "index", "label", "class_index")} for im in images],
-               "dataset": splits.description, "test_images": len(x_test), "channels": {}, "top_channels": {},
-               "class_channels": {}, "files": []}
+               "dataset": splits.description, "test_images": len(x_test),
+               "channels": {layer: channels.tolist() for layer, channels in layer_channels.items()},
+               "top_channels": {}, "class_channels": {}, "files": []}
     stats_rows, ablation_rows = [], []
-    for layer in layers:
-        channels = latent.check_channels(latent.num_channels(model, layer), channel_choice, layer)
-        summary["channels"][layer] = channels.tolist()
+    for layer, channels in layer_channels.items():
         summary["files"] += image_figures(model, images, layer, channels, mode, out)
         rows, ablation, files = layer_measures(model, x_test, splits.y_test, class_names, layer, channels, out)
         stats_rows += rows
@@ -165,9 +168,9 @@ def write_analysis(model, splits, class_names, layers, channel_choice, images, m
         summary["files"] += files
         summary["top_channels"][layer], summary["class_channels"][layer] = latent.rank_channels(
             ablation, class_names, top)
-        summary["intact_accuracy"] = ablation.intact_accuracy
-        summary["intact_per_class_accuracy"] = {name: _float_or_none(acc)
-                                                for name, acc in zip(class_names, ablation.intact_per_class)}
+    # the intact model is the same for every layer: its scores as the last layer's ablation measured them
+    summary["intact_accuracy"] = ablation.intact_accuracy
+    summary["intact_per_class_accuracy"] = per_class_dict(class_names, ablation.intact_per_class)
     atomic_write_text(os.path.join(out, "channel_stats.csv"),
                       _csv_text(["layer", "channel", "mean_activation", *class_names], stats_rows))
     atomic_write_text(os.path.join(out, "ablation.csv"),
@@ -211,22 +214,21 @@ def main(argv: list[str] | None = None) -> int:
 
     from keras_latent import latent
     from keras_latent.files import atomic_directory
+    from keras_latent.model import has_decoder
 
     config, model, splits, class_names = load_run(args.run_dir, args.dataset)
     keras.utils.set_random_seed(config.seed)
-    layers = chosen_layers(model, args.layers)
-    for layer in layers:
-        latent.check_channels(latent.num_channels(model, layer), args.channels, layer)
+    layer_channels = {layer: latent.check_channels(latent.num_channels(model, layer), args.channels, layer)
+                      for layer in chosen_layers(model, args.layers)}
     images = chosen_images(splits, class_names, args.train_index, args.test_index)
-    if not latent.has_decoder(model):
+    if not has_decoder(model):
         print("this run has no decoder (--no-decoder): channel grids skipped; feature maps, statistics and "
               "ablation written")
     log_level = tf.get_logger().level
     tf.get_logger().setLevel("ERROR")  # each sub-model traces its own predict function: expected, not news
     try:
         with atomic_directory(os.path.join(args.run_dir, ANALYSIS_DIR)) as out:
-            summary = write_analysis(model, splits, class_names, layers, args.channels, images, args.mode,
-                                     args.top, out)
+            summary = write_analysis(model, splits, class_names, layer_channels, images, args.mode, args.top, out)
     except OSError as err:
         raise UsageError(f"cannot write {os.path.join(args.run_dir, ANALYSIS_DIR)}: {err.strerror or err}") from None
     finally:

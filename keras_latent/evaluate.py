@@ -16,6 +16,11 @@ def per_class_accuracy(cm: np.ndarray) -> np.ndarray:
     return np.divide(np.diag(cm), totals, out=np.full(len(cm), np.nan), where=totals > 0)
 
 
+def per_class_dict(class_names: tuple[str, ...], values: np.ndarray) -> dict:
+    """{class name: value} for JSON: floats, None (null) where a value is NaN (a class with no image)."""
+    return {name: (None if np.isnan(v) else float(v)) for name, v in zip(class_names, values)}
+
+
 def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
                          reconstruction: np.ndarray | None = None, images: np.ndarray | None = None) -> dict:
     """Metrics of test predictions.
@@ -32,7 +37,7 @@ def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, class_names: tup
                                    digits=4, zero_division=0)
     metrics = {
         "test_accuracy": float(np.mean(predicted == labels)),
-        "per_class_accuracy": {name: (None if np.isnan(a) else float(a)) for name, a in zip(class_names, per_class)},
+        "per_class_accuracy": per_class_dict(class_names, per_class),
         "confusion_matrix": cm,
         "report": report + "\n" + format_per_class_accuracy(class_names, per_class),
     }

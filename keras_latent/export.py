@@ -30,7 +30,7 @@ from keras_latent.config import TrainConfig, load_config
 from keras_latent.cli import CliParser
 from keras_latent.errors import run_cli
 from keras_latent.files import atomic_directory, atomic_write_bytes
-from keras_latent.model import decoder_tail, trunk_block_names
+from keras_latent.model import decoder_tail, has_decoder, trunk_block_names, trunk_blocks
 from keras_latent.pipeline import normalize
 from keras_latent.run_folder import SAVED_MODEL_DIR, load_run_model
 
@@ -56,7 +56,7 @@ def _run_trunk(blocks: list, images, depth: int):
 
 
 def _serving_fn(model: keras.Model, class_names: tuple[str, ...]):
-    has_decoder = "reconstruction" in model.output
+    with_reconstruction = has_decoder(model)
 
     def serving_default(images):
         outputs = model(normalize(images), training=False)
@@ -64,7 +64,7 @@ def _serving_fn(model: keras.Model, class_names: tuple[str, ...]):
         class_index = tf.argmax(probabilities, axis=-1, output_type=tf.int64)  # (N,)
         result = {"probabilities": probabilities, "class_index": class_index,
                   "class_name": tf.gather(tf.constant(list(class_names)), class_index)}
-        if has_decoder:
+        if with_reconstruction:
             result["reconstruction"] = _to_uint8(tf.cast(outputs["reconstruction"], tf.float32))
         return result
 
@@ -118,15 +118,14 @@ def _decode_masked_fn(model: keras.Model, blocks: list):
 def build_export_archive(model: keras.Model, class_names: tuple[str, ...]) -> keras.export.ExportArchive:
     """An ExportArchive holding serving_default, encode and (with a decoder) decode_masked."""
     names = trunk_block_names(model)
-    trunk = model.get_layer("trunk")
-    blocks = [trunk.get_layer(name) for name in names]
+    blocks = trunk_blocks(model)
     class_names = tuple(class_names) or tuple(str(i) for i in range(model.output["classifier"].shape[-1]))
     images = _image_spec(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serving_default", _serving_fn(model, class_names), input_signature=[images])
     archive.add_endpoint("encode", _encode_fn(blocks, names), input_signature=[images])
-    if "reconstruction" in model.output:
+    if has_decoder(model):
         archive.add_endpoint("decode_masked", _decode_masked_fn(model, blocks), input_signature=[
             images, tf.TensorSpec((), tf.int32, name="layer"),
             tf.TensorSpec((None, None), tf.float32, name="channel_mask")])

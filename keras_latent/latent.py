@@ -20,19 +20,17 @@ import numpy as np
 from keras import ops
 from sklearn.metrics import confusion_matrix
 
-from keras_latent.errors import UsageError
+from keras_latent.errors import UsageError, check_choice
 from keras_latent.evaluate import per_class_accuracy
-from keras_latent.model import decoder_tail, trunk_block_names
+from keras_latent.model import decoder_tail, has_decoder, trunk_block_names, trunk_blocks
 
 MODES = ("keep", "drop")
 MAX_ROWS_PER_CALL = 4096  # images x masks decoded per compiled call (bounds memory)
 
 
 def mask_channels(activations, masks):
-    """Each image's activations once per mask row: (B, h, w, C) x (B, K, C) or (K, C) -> (B, K, h, w, C)."""
+    """Each image's activations once per mask row: (B, h, w, C) x (B, K, C) -> (B, K, h, w, C)."""
     masks = ops.cast(masks, activations.dtype)
-    if len(masks.shape) == 2:
-        masks = masks[None]
     return activations[:, None] * masks[:, :, None, None, :]
 
 
@@ -76,10 +74,6 @@ def num_channels(model: keras.Model, layer: str) -> int:
     return int(model.get_layer("trunk").get_layer(layer).output.shape[-1])
 
 
-def has_decoder(model: keras.Model) -> bool:
-    return "decoder" in [layer.name for layer in model.layers]
-
-
 def require_decoder(model: keras.Model) -> None:
     """Reconstructions need the decoder; a classifier-only model (--no-decoder) has none."""
     if not has_decoder(model):
@@ -101,19 +95,18 @@ def check_channels(n_channels: int, channels, layer: str = "the layer") -> np.nd
 
 def channel_masks(n_channels: int, channels=None, mode: str = "keep") -> np.ndarray:
     """Mask rows (K, C) float32: `keep` keeps only channel k, `drop` zeroes only channel k."""
-    if mode not in MODES:
-        raise UsageError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    check_choice("mode", mode, MODES)
     chosen = check_channels(n_channels, channels)
     one_hot = np.eye(n_channels, dtype=np.float32)[chosen]
     return one_hot if mode == "keep" else 1.0 - one_hot
 
 
+def intact_and_channel_masks(n_channels: int, channels=None, mode: str = "keep") -> np.ndarray:
+    """Mask rows (1 + K, C) float32: row 0 keeps every channel (the intact layer), then `channel_masks`."""
+    return np.concatenate([np.ones((1, n_channels), np.float32), channel_masks(n_channels, channels, mode)])
+
+
 # ---------------------------------------------------------------- sub-models
-
-
-def _trunk_blocks(model: keras.Model) -> list[keras.layers.Layer]:
-    trunk = model.get_layer("trunk")
-    return [trunk.get_layer(name) for name in trunk_block_names(model)]
 
 
 def encoder(model: keras.Model, layer: str) -> keras.Model:
@@ -121,7 +114,7 @@ def encoder(model: keras.Model, layer: str) -> keras.Model:
     k = layer_index(model, layer)
     image = keras.Input(tuple(model.inputs[0].shape[1:]), name="image")
     x = image
-    for block in _trunk_blocks(model)[:k]:
+    for block in trunk_blocks(model)[:k]:
         x = block(x)
     return keras.Model(image, x, name=f"encoder_{layer}")
 
@@ -149,17 +142,14 @@ def ablation_model(model: keras.Model, layer: str) -> keras.Model:
     the trunk and the classifier head: the prefix runs once per image, the suffix once per row.
     """
     k = layer_index(model, layer)
-    blocks = _trunk_blocks(model)
-    image = keras.Input(tuple(model.inputs[0].shape[1:]), name="image")
-    masks = keras.Input((None, num_channels(model, layer)), name="channel_masks")
-    x = image
-    for block in blocks[:k]:
-        x = block(x)
-    x = ChannelMasking(name="channel_masking")(x, masks)
-    for block in blocks[k:]:
+    prefix = encoder(model, layer)  # its graph (same image input, same block calls) is this model's prefix
+    activations = prefix.outputs[0]
+    masks = keras.Input((None, activations.shape[-1]), name="channel_masks")
+    x = ChannelMasking(name="channel_masking")(activations, masks)
+    for block in trunk_blocks(model)[k:]:
         x = block(x)
     probs = model.get_layer("classifier_head")(x)
-    return keras.Model([image, masks], UnfoldMasks(name="unfold")(probs, masks), name=f"ablation_{layer}")
+    return keras.Model([prefix.inputs[0], masks], UnfoldMasks(name="unfold")(probs, masks), name=f"ablation_{layer}")
 
 
 def predict_in_chunks(model: keras.Model, inputs: list[np.ndarray], batch_size: int) -> np.ndarray:
@@ -262,7 +252,7 @@ def ablate_channels(model: keras.Model, images: np.ndarray, labels: np.ndarray, 
     """
     n = num_channels(model, layer)
     chosen = check_channels(n, channels, layer)
-    masks = np.concatenate([np.ones((1, n), np.float32), channel_masks(n, chosen, "drop")])
+    masks = intact_and_channel_masks(n, chosen, "drop")
     predicted = predict_masked(ablation_model(model, layer), images, masks).argmax(axis=-1)  # (N, 1 + K)
     accuracy = (predicted == np.asarray(labels)[:, None]).mean(axis=0)
     per_class = np.stack([per_class_accuracy(confusion_matrix(labels, predicted[:, j], labels=range(num_classes)))

@@ -112,12 +112,22 @@ def plot_activation_maps(original: np.ndarray, maps: np.ndarray, channels, title
                         colorbar="activation", cmap=cmap, vmin=0.0, vmax=top)
 
 
+def _channel_ticks(channels) -> tuple[range, list[str]]:
+    """Positions and labels of the channel ticks: every channel up to 63, else thinned to about 32."""
+    step = max(1, len(channels) // 32)
+    return range(0, len(channels), step), [str(c) for c in channels[::step]]
+
+
+def _symmetric_bound(values: np.ndarray) -> float:
+    """Colour bound for a diverging map centred on 0: the largest magnitude, at least 1 (1 when all NaN)."""
+    return max(1.0, float(np.nanmax(np.abs(values)))) if np.isfinite(values).any() else 1.0
+
+
 def _heatmap(ax, values: np.ndarray, channels, class_names, cmap: str, vmin: float, vmax: float, label: str,
              fmt: str):
     """classes x channels image with labelled ticks and, when small, the value in each cell."""
     image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
-    step = max(1, len(channels) // 32)
-    ax.set_xticks(range(0, len(channels), step), [str(c) for c in channels[::step]], fontsize=7)
+    ax.set_xticks(*_channel_ticks(channels), fontsize=7)
     ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
     ax.set_xlabel("channel")
     if len(channels) <= 16:
@@ -149,7 +159,7 @@ def plot_channel_class_heatmap(mean_activation: np.ndarray, class_mean: np.ndarr
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = 100.0 * (values / mean_activation[None, :] - 1.0)
     relative[:, mean_activation <= 0] = np.nan
-    bound = max(1.0, float(np.nanmax(np.abs(relative)))) if np.isfinite(relative).any() else 1.0
+    bound = _symmetric_bound(relative)
     _heatmap(ax_rel, relative, channels, class_names, "coolwarm", -bound, bound, "% vs channel mean", ".0f")
     ax_rel.set_title(f"{layer}: class preference (% above or below the channel's mean; blank: dead channel)",
                      fontsize=10)
@@ -169,7 +179,7 @@ def plot_ablation(channels, accuracy_drop: np.ndarray, intact_accuracy: float, p
     drop_pp = 100.0 * np.asarray(accuracy_drop)
     ax_bar.bar(x, drop_pp, color=np.where(drop_pp >= 0, "C3", "C0"))
     ax_bar.axhline(0.0, color="k", lw=1.0, ls="--", label=f"intact model: {100 * intact_accuracy:.1f}% accuracy")
-    ax_bar.set_xticks(x[:: max(1, len(x) // 32)], [str(c) for c in channels[:: max(1, len(x) // 32)]], fontsize=7)
+    ax_bar.set_xticks(*_channel_ticks(channels), fontsize=7)
     ax_bar.set_xlim(-0.6, len(x) - 0.4)
     ax_bar.set(xlabel="channel zeroed", ylabel="accuracy drop (points)",
                title=f"{layer}: test accuracy drop when one channel is zeroed")
@@ -183,7 +193,7 @@ def plot_ablation(channels, accuracy_drop: np.ndarray, intact_accuracy: float, p
     right.set_ylim(100 * intact_accuracy - low, 100 * intact_accuracy - high)
     right.set_ylabel("accuracy with channel zeroed (%)")
     values = 100.0 * np.asarray(per_class_drop).T  # (classes, K)
-    bound = max(1.0, float(np.nanmax(np.abs(values)))) if np.isfinite(values).any() else 1.0
+    bound = _symmetric_bound(values)
     _heatmap(ax_cls, values, channels, class_names, "coolwarm", -bound, bound, "drop (points)", ".0f")
     ax_cls.set_title(f"{layer}: accuracy drop per class (red: the class needs the channel)", fontsize=10)
     return fig

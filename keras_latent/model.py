@@ -110,6 +110,17 @@ def trunk_block_names(model: keras.Model) -> list[str]:
     return [layer.name for layer in model.get_layer("trunk").layers if layer.name.startswith("conv")]
 
 
+def trunk_blocks(model: keras.Model) -> list[keras.layers.Layer]:
+    """The block sub-models `conv1`, `conv2`, ... of a built model's trunk, in order."""
+    trunk = model.get_layer("trunk")
+    return [trunk.get_layer(name) for name in trunk_block_names(model)]
+
+
+def has_decoder(model: keras.Model) -> bool:
+    """Whether a built model has the decoder, i.e. the "reconstruction" output (not so with --no-decoder)."""
+    return "reconstruction" in model.output
+
+
 def decoder_tail(model: keras.Model, block: int) -> keras.Model:
     """Activations of trunk block `block` (1-based) -> image, through deconv{block} .. deconv1.
 

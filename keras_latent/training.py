@@ -15,13 +15,13 @@ import numpy as np
 from keras_latent import distribute, evaluate, visualize
 from keras_latent.callbacks import (AtomicBackupAndRestore, HistoryCsv, ReconstructionSnapshots, StopOnNaN,
                                     read_history_csv)
-from keras_latent.config import TrainConfig, save_config
+from keras_latent.config import HISTORY_FILE, TrainConfig, save_config
 from keras_latent.data import Splits, load_dataset
 from keras_latent.errors import UsageError
 from keras_latent.export import export_saved_model
 from keras_latent.files import atomic_path, atomic_write_text, save_figure
 from keras_latent.layers import image_mse
-from keras_latent.model import build_model
+from keras_latent.model import build_model, has_decoder
 from keras_latent.pipeline import make_dataset, normalize
 from keras_latent.run_folder import (BACKUP_DIR, MODEL_FILE, SAVED_MODEL_DIR, check_free_space, check_resume_config,
                                      clear_run_outputs, disk_errors_as_usage, estimate_run_bytes, finish_run,
@@ -38,7 +38,7 @@ def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
     """Cross-entropy + MSE, keyed by output name, weighted by `ce_weight` and `recon_weight`."""
     loss = {"classifier": keras.losses.SparseCategoricalCrossentropy()}
     loss_weights = {"classifier": config.ce_weight}
-    two_outputs = "reconstruction" in model.output
+    two_outputs = has_decoder(model)
     # Keras prefixes metric names with the output name only for several outputs: keep
     # `classifier_accuracy` (and the tuner's objective `val_classifier_accuracy`) either way.
     accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy" if two_outputs else "classifier_accuracy")
@@ -68,7 +68,7 @@ def make_callbacks(config: TrainConfig, splits: Splits, run_dir: str) -> list[ke
     """NaN stop first, the per-epoch backup last: a kill between them re-runs the epoch, never skips a row."""
     tensorboard_dir = os.path.join(run_dir, "tensorboard")
     callbacks = [StopOnNaN(),
-                 HistoryCsv(os.path.join(run_dir, "history.csv")),
+                 HistoryCsv(os.path.join(run_dir, HISTORY_FILE)),
                  keras.callbacks.TensorBoard(tensorboard_dir)]
     if config.model.decoder and config.snapshot_epochs:
         images = np.asarray(normalize(splits.x_test[: config.num_snapshot_images]))
@@ -77,18 +77,13 @@ def make_callbacks(config: TrainConfig, splits: Splits, run_dir: str) -> list[ke
     return callbacks
 
 
-def check_run_dir(run_dir: str, overwrite: bool) -> int:
-    """Refuse a finished run folder unless `overwrite`, check it is writable; return the epoch to resume from."""
-    return inspect_run_dir(run_dir, overwrite)
-
-
 def write_reports(model: keras.Model, splits: Splits, test_ds, run_dir: str, history: dict, seconds: float,
-                  epochs_run: int | None = None) -> dict:
+                  epochs_run: int) -> dict:
     """Evaluate on the test split (`test_ds`, its batches in order) and write curves, report, confusion
     matrix and metrics.json.
 
     `history` holds every epoch of the run (also those before a resume); `epochs_run` is how many
-    of them this process trained in `seconds` (default: all).
+    of them this process trained in `seconds`.
     """
     outputs = evaluate.predict(model, test_ds)
     reconstruction = outputs.get("reconstruction")  # (N, H, W, 3), None without a decoder
@@ -100,7 +95,6 @@ def write_reports(model: keras.Model, splits: Splits, test_ds, run_dir: str, his
                 os.path.join(run_dir, "confusion_matrix.png"))
     save_figure(visualize.plot_curves(history), os.path.join(run_dir, "curves.png"))
     epochs = len(history["loss"])
-    epochs_run = epochs if epochs_run is None else epochs_run
     metrics = {**result, "epochs": epochs, "resumed_from_epoch": epochs - epochs_run, "seconds": round(seconds, 2),
                "images_per_s": round(len(splits.x_train) * epochs_run / max(seconds, 1e-9), 1),
                "dataset": splits.description, "train_images": len(splits.x_train), "test_images": len(splits.x_test)}
@@ -122,7 +116,7 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
     """
     strategy = distribute.make_strategy(config.strategy)
     run_dir = distribute.worker_run_dir(strategy, run_dir)
-    resume_epoch = check_run_dir(run_dir, overwrite)
+    resume_epoch = inspect_run_dir(run_dir, overwrite)
     splits, config = load_splits(config)
     print(f"data: {splits.description}")
     if config.strategy != "default":
@@ -158,7 +152,7 @@ def _fit_and_write(model: keras.Model, config: TrainConfig, splits: Splits, run_
     if stopper.diverged:
         raise UsageError(f"{stopper.describe()}; {keep_last_good(stopper, model, run_dir)}; lower --lr "
                          f"(got {config.lr}) or the loss weights and rerun with --overwrite")
-    history_path = os.path.join(run_dir, "history.csv")
+    history_path = os.path.join(run_dir, HISTORY_FILE)
     history = read_history_csv(history_path) if os.path.isfile(history_path) else fit.history
     predictor = distribute.local_model(model, strategy)  # the model itself, except under multiworker
     export_saved_model(predictor, config, os.path.join(run_dir, SAVED_MODEL_DIR))
