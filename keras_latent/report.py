@@ -13,7 +13,7 @@ import datetime
 import os
 
 from keras_latent.cli import CliParser
-from keras_latent.config import ANALYSIS_DIR
+from keras_latent.config import TrainConfig, load_config
 from keras_latent.errors import UsageError, run_cli
 
 REPORT_FILE = "report.html"
@@ -25,12 +25,8 @@ SECTIONS = (("setup", "Configuration, data and model"), ("training", "Training c
 
 def run_analysis(run_dir: str) -> None:
     """Run `python -m keras_latent.analyze RUN_FOLDER` (default settings) in this process."""
-    try:
-        from keras_latent import analyze
-    except ModuleNotFoundError as err:
-        if err.name != "keras_latent.analyze":
-            raise
-        raise UsageError("--analyze needs keras_latent.analyze, which this installation lacks") from None
+    from keras_latent import analyze
+
     print(f"analysing {run_dir} (python -m keras_latent.analyze {run_dir}) ...")
     code = analyze.main([run_dir])
     if code:
@@ -63,23 +59,23 @@ def following_contract(section, args: tuple, path: str, layout: str, remedy: str
                          f"{remedy}") from None
 
 
-def collect(run_dir: str, tuning_dir: str | None) -> dict:
-    """Read the run (and tuning) folders into the template's context, one dict per section."""
+def collect(run_dir: str, tuning_dir: str | None, config: TrainConfig) -> dict:
+    """Read the run (and tuning) folders into the template's context, one dict per section;
+    `config` is the run's config.json."""
     from keras_latent import __version__
-    from keras_latent.config import load_config
-    from keras_latent.report_analysis import analysis_section
+    from keras_latent.report_analysis import analysis_path, analysis_section
     from keras_latent.report_assets import read_json
     from keras_latent.report_classes import classification_section
     from keras_latent.report_run import (config_groups, dataset_info, load_model, model_summary,
                                          reconstruction_section, training_section)
     from keras_latent.report_tuning import tuning_section
+    from keras_latent.tuning_results import BEST_FILE
 
-    config = load_config(run_dir)
     metrics = read_json(os.path.join(run_dir, "metrics.json"))
     model = load_model(run_dir)
-    analysis = following_contract(analysis_section, (run_dir,), os.path.join(run_dir, ANALYSIS_DIR, "analysis.json"),
+    analysis = following_contract(analysis_section, (run_dir,), analysis_path(run_dir),
                                   "the analysis layout", f"rerun python -m keras_latent.analyze {run_dir}")
-    tuning = following_contract(tuning_section, (tuning_dir, config), os.path.join(tuning_dir or "", "best.json"),
+    tuning = following_contract(tuning_section, (tuning_dir, config), os.path.join(tuning_dir or "", BEST_FILE),
                                 "the tuning results layout", "rerun python tuning/search_weights.py")
     name = os.path.basename(os.path.normpath(os.path.abspath(run_dir)))
     return {"title": f"keras-latent report: {name}", "run_dir": run_dir, "version": __version__,
@@ -95,16 +91,15 @@ def collect(run_dir: str, tuning_dir: str | None) -> dict:
 
 def build_report(run_dir: str, tuning_dir: str | None = None, analyze: bool = False, out: str | None = None) -> str:
     """Write the report of `run_dir` (atomically) and return its path (default RUN/report.html)."""
-    from keras_latent.config import load_config
     from keras_latent.files import atomic_write_text
     from keras_latent.report_tuning import check_tuning_dir
 
-    load_config(run_dir)  # not a run folder: one clear line before any slow work
+    config = load_config(run_dir)  # not a run folder: one clear line before any slow work
     if tuning_dir is not None:
         check_tuning_dir(tuning_dir)
     ensure_analysis(run_dir, analyze)
     path = out or os.path.join(run_dir, REPORT_FILE)
-    html = render(collect(run_dir, tuning_dir))
+    html = render(collect(run_dir, tuning_dir, config))
     try:
         atomic_write_text(path, html)
     except OSError as err:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from keras_latent.config import ANALYSIS_DIR, MODEL_FILE
-from keras_latent.report_assets import command, figure, fmt, note, read_csv, read_json, to_float
+from keras_latent.report_assets import command, figure, fmt, join_names, note, read_csv, read_json, to_float
 
 ANALYZE_COMMAND = ("python", "-m", "keras_latent.analyze")
 TOP_CHANNELS_LISTED = 3  # channels named in the "matter most" sentence of each layer
@@ -88,8 +88,7 @@ def top_channels_sentence(layer: str, top: list[dict]) -> str:
     if not listed:
         return f"No single channel of {layer} matters on its own: zeroing any one of them costs no test accuracy."
     parts = [f"channel {t['channel']} (accuracy drop {fmt(t['accuracy_drop'])})" for t in listed]
-    joined = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    return f"The channels of {layer} that matter most for test accuracy: {joined}."
+    return f"The channels of {layer} that matter most for test accuracy: {join_names(parts)}."
 
 
 def image_figures(run_dir: str, layer: str, summary: dict, notes: list) -> list[dict]:

@@ -96,5 +96,10 @@ def fmt_general(value) -> str:
         return str(value)
 
 
+def join_names(names: list[str]) -> str:
+    """Words as a sentence lists them: "a", "a and b", "a, b and c"."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def pct(value: float) -> str:
     return f"{100 * value:.1f}%"

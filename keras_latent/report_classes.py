@@ -13,7 +13,7 @@ import numpy as np
 
 from keras_latent.config import TrainConfig
 from keras_latent.errors import UsageError
-from keras_latent.report_assets import figure, fmt, note, pct
+from keras_latent.report_assets import figure, fmt, join_names, note, pct
 
 AGREEMENT_TOLERANCE = 1e-6  # recomputed accuracy vs metrics.json (both are exact count ratios)
 
@@ -28,10 +28,6 @@ def predict_test_split(model, config: TrainConfig) -> tuple[np.ndarray, np.ndarr
     dataset = make_dataset(splits.x_test, splits.y_test, config.batch_size, training=False, reconstruction=False)
     probs = evaluate.predict(model, dataset)["classifier"]  # (N, C)
     return probs, splits.y_test, splits.class_names
-
-
-def join_names(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def best_worst_sentence(per_class: dict[str, float | None], accuracy: float | None) -> str:

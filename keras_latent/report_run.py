@@ -9,11 +9,11 @@ import glob
 import os
 import re
 
-from keras_latent.config import TrainConfig, to_dict
+from keras_latent.config import HISTORY_FILE, TrainConfig, to_dict
+from keras_latent.data import SAMPLE_DESCRIPTION
 from keras_latent.errors import UsageError
 from keras_latent.report_assets import command, figure, fmt, note, read_csv
 
-SAMPLE_DESCRIPTION_START = "CIFAR-10 sample (bundled"  # how data.load_dataset describes the sample
 SNAPSHOT_PATTERN = re.compile(r"reconstructions_epoch_(\d+)\.png$")
 TRAIN_COMMAND = "python -m keras_latent.train"
 
@@ -21,7 +21,7 @@ TRAIN_COMMAND = "python -m keras_latent.train"
 def is_sample_run(config: TrainConfig, metrics: dict | None) -> bool:
     """True when the run trained on the bundled 4,068-image sample rather than the full CIFAR-10."""
     description = str((metrics or {}).get("dataset", ""))
-    return config.data.dataset == "sample" or description.startswith(SAMPLE_DESCRIPTION_START)
+    return config.data.dataset == "sample" or description.startswith(SAMPLE_DESCRIPTION)
 
 
 def dataset_info(config: TrainConfig, metrics: dict | None) -> dict:
@@ -92,15 +92,16 @@ def model_summary(model) -> dict:
 
 
 def read_history(run_dir: str) -> dict[str, list[float]] | None:
-    rows = read_csv(os.path.join(run_dir, "history.csv"), required=("epoch",))
+    path = os.path.join(run_dir, HISTORY_FILE)
+    rows = read_csv(path, required=("epoch",))
     if not rows:
         return None
     from keras_latent.callbacks import read_history_csv
 
     try:
-        return read_history_csv(os.path.join(run_dir, "history.csv"))
+        return read_history_csv(path)
     except ValueError as err:
-        raise UsageError(f"{os.path.join(run_dir, 'history.csv')} holds a non-number: {err}") from None
+        raise UsageError(f"{path} holds a non-number: {err}") from None
 
 
 def final_figures(history: dict | None, metrics: dict | None) -> list[dict]:

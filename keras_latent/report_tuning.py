@@ -10,7 +10,7 @@ import os
 from keras_latent.config import TrainConfig
 from keras_latent.errors import UsageError
 from keras_latent.report_assets import command, figure, fmt, fmt_general, note, read_csv, read_json, to_float
-from keras_latent.tuning_results import TRIAL_COLUMNS
+from keras_latent.tuning_results import BEST_FILE, PARETO_FILE, TRIAL_COLUMNS, TRIALS_FILE
 
 TUNING_COMMAND = ("python", "tuning/search_weights.py")
 REQUIRED_COLUMNS = ("trial_id", "ce_weight", "recon_weight", "val_accuracy")
@@ -23,8 +23,8 @@ def check_tuning_dir(tuning_dir: str) -> None:
     where = f"pass the results folder of {' '.join(TUNING_COMMAND)} (default tuning/results/<project>)"
     if not os.path.isdir(tuning_dir):
         raise UsageError(f"--tuning {tuning_dir!r} is not a folder; {where}")
-    if not os.path.isfile(os.path.join(tuning_dir, "trials.csv")):
-        raise UsageError(f"--tuning {tuning_dir!r} has no trials.csv; {where}")
+    if not os.path.isfile(os.path.join(tuning_dir, TRIALS_FILE)):
+        raise UsageError(f"--tuning {tuning_dir!r} has no {TRIALS_FILE}; {where}")
 
 
 def _trial_cell(column: str, value) -> str:
@@ -37,11 +37,11 @@ def _trial_cell(column: str, value) -> str:
     return fmt_general(value) if column in ("ce_weight", "recon_weight") else str(value)
 
 
-def trial_rows(trials: list[dict], columns: list[str], best: dict | None, path: str) -> list[dict]:
+def trial_rows(trials: list[dict], columns: list[str], best: dict | None, front: set[str] | None,
+               path: str) -> list[dict]:
     """Trials by validation accuracy, best first; unfinished trials (no accuracy) last; the Pareto
-    front is marked when best.json lists it."""
+    front (trial ids, None when best.json lists none) is marked."""
     best_id = str(best.get("trial_id")) if best else None
-    front = {str(t) for t in best.get("pareto_trial_ids", [])} if best and "pareto_trial_ids" in best else None
 
     def order(row: dict) -> tuple:
         value = row.get("val_accuracy")
@@ -61,7 +61,7 @@ def best_summary(best: dict, tuning_dir: str, config: TrainConfig) -> dict:
             "run_recon_weight": fmt_general(config.recon_weight),
             "search": [{"key": k, "value": str(best[k])} for k in SEARCH_KEYS if best.get(k) is not None],
             "train_command": command("python", "-m", "keras_latent.train", "--weights-from",
-                                     os.path.join(tuning_dir, "best.json"))}
+                                     os.path.join(tuning_dir, BEST_FILE))}
 
 
 def tuning_section(tuning_dir: str | None, config: TrainConfig) -> dict:
@@ -70,17 +70,17 @@ def tuning_section(tuning_dir: str | None, config: TrainConfig) -> dict:
     if tuning_dir is None:
         return {"present": False, "notes": [note(
             "No loss-weight search included (pass --tuning DIR to add one); make one with:", search)]}
-    check_tuning_dir(tuning_dir)
-    path = os.path.join(tuning_dir, "trials.csv")
+    path = os.path.join(tuning_dir, TRIALS_FILE)  # build_report has run check_tuning_dir
     trials = read_csv(path, REQUIRED_COLUMNS)
     header = list(trials[0]) if trials else list(TRIAL_COLUMNS)
     columns = [c for c in TRIAL_COLUMNS if c in header] + [c for c in header if c not in TRIAL_COLUMNS]
-    best = read_json(os.path.join(tuning_dir, "best.json"))
-    pareto = os.path.join(tuning_dir, "pareto.png")
-    notes = [] if best else [note("No best.json yet: no trial of this search has finished; continue it with:", search)]
-    front = ["pareto"] if best and "pareto_trial_ids" in best else []
-    return {"present": True, "directory": tuning_dir, "columns": columns + front, "notes": notes,
-            "rows": trial_rows(trials, columns, best, path),
+    best = read_json(os.path.join(tuning_dir, BEST_FILE))
+    pareto = os.path.join(tuning_dir, PARETO_FILE)
+    notes = [] if best else [note(f"No {BEST_FILE} yet: no trial of this search has finished; continue it with:",
+                                  search)]
+    front = {str(t) for t in best["pareto_trial_ids"]} if best and "pareto_trial_ids" in best else None
+    return {"present": True, "directory": tuning_dir, "columns": columns + (["pareto"] if front is not None else []),
+            "notes": notes, "rows": trial_rows(trials, columns, best, front, path),
             "pareto": figure(pareto, "Validation accuracy against reconstruction MSE for every trial; the Pareto "
                              "front is marked and the best trial labelled") if os.path.isfile(pareto) else None,
             "best": best_summary(best, tuning_dir, config) if best else None}

@@ -251,8 +251,9 @@ def run_search(search: SearchConfig, directory: str, project_name: str, overwrit
     Returns best.json's content (None on a worker, or when no trial completed).
     """
     role, project_dir = distributed_role(overwrite), os.path.join(directory, project_name)
+    spec = search_spec(search)
     if not overwrite:
-        check_settings(project_dir, search_spec(search))
+        check_settings(project_dir, spec)
     trial_search, fit, val = search, (), None
     if role == "chief":
         check_chief_port()  # the chief only serves the oracle: it needs no data
@@ -260,7 +261,7 @@ def run_search(search: SearchConfig, directory: str, project_name: str, overwrit
         trial_search, fit, val = load_search_data(search)
     tuner = make_tuner(trial_search, directory, project_name, overwrite)
     if role != "worker":
-        write_settings(project_dir, search_spec(search))
+        write_settings(project_dir, spec)
     served = (f"; oracle served on {os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']} "
               "for workers started with the same flags") if role == "chief" else ""
     print(f"{role}: {search.tuner} search, up to {max_trials(search)} trials in {project_dir}{served}", flush=True)

@@ -60,28 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def search_config_from_args(args: argparse.Namespace) -> SearchConfig:
     grid_only, ranged_only = ("--ce-weights", "--recon-weights"), ("--ce-range", "--recon-range")
-    wrong = ranged_only if args.tuner == "grid" else grid_only
-    given = [flag for flag in wrong if getattr(args, flag[2:].replace("-", "_")) is not None]
-    if given:
-        right = "--ce-weights/--recon-weights" if args.tuner == "grid" else "--ce-range/--recon-range"
-        raise UsageError(f"--tuner {args.tuner} takes {right}, not {' or '.join(given)}")
+    right = grid_only if args.tuner == "grid" else ranged_only
+    flags = {flag[2:].replace("-", "_"): flag for flag in grid_only + ranged_only}  # SearchConfig field: its flag
+    given = {field: getattr(args, field) for field in flags if getattr(args, field) is not None}  # others: defaults
+    wrong = [flags[field] for field in given if flags[field] not in right]
+    if wrong:
+        raise UsageError(f"--tuner {args.tuner} takes {'/'.join(right)}, not {' or '.join(wrong)}")
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     data = cfg.DataConfig(dataset=args.dataset, tfds_data_dir=args.tfds_data_dir,
                           max_train_samples=args.max_train_samples)
     train = cfg.TrainConfig(data=data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                             snapshot_epochs=())
-    defaults = SearchConfig()
-    return validate_search(SearchConfig(
-        train=train, tuner=args.tuner, max_trials=args.max_trials, val_fraction=args.val_fraction,
-        ce_weights=args.ce_weights if args.ce_weights is not None else defaults.ce_weights,
-        recon_weights=args.recon_weights if args.recon_weights is not None else defaults.recon_weights,
-        ce_range=args.ce_range if args.ce_range is not None else defaults.ce_range,
-        recon_range=args.recon_range if args.recon_range is not None else defaults.recon_range))
+    return validate_search(SearchConfig(train=train, tuner=args.tuner, max_trials=args.max_trials,
+                                        val_fraction=args.val_fraction, **given))
 
 
 def print_results(results_dir: str, best: dict) -> None:
-    from keras_latent.tuning_results import TRIALS_FILE
+    from keras_latent.tuning_results import BEST_FILE, PARETO_FILE, TRIALS_FILE
 
     with open(os.path.join(results_dir, TRIALS_FILE), encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -93,7 +89,8 @@ def print_results(results_dir: str, best: dict) -> None:
               f"{r['status']}")
     print(f"\nbest: ce_weight {best['ce_weight']:g}, recon_weight {best['recon_weight']:g} (trial {best['trial_id']}: "
           f"val accuracy {best['val_accuracy']:.4f}, val reconstruction MSE {best['val_recon_mse']:.4f})")
-    print(f"results: {results_dir} (trials.csv, pareto.png, best.json)\ntrain with them: {best['train_command']}")
+    print(f"results: {results_dir} ({TRIALS_FILE}, {PARETO_FILE}, {BEST_FILE})\n"
+          f"train with them: {best['train_command']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from keras_latent.tuner import run_search
+    from keras_latent.tuning_results import TRIALS_FILE
 
     keras.utils.set_random_seed(search.train.seed)
     project_name = args.project_name or f"loss_weights_{args.tuner}"
@@ -111,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if role == "worker":
         print(f"worker {os.environ['KERASTUNER_TUNER_ID']} done: no trials left; the chief writes the results")
     elif best is None:
-        print(f"no trial completed; see {os.path.join(results_dir, 'trials.csv')} for their status")
+        print(f"no trial completed; see {os.path.join(results_dir, TRIALS_FILE)} for their status")
         return 1
     else:
         print_results(results_dir, best)
