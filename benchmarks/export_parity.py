@@ -45,8 +45,9 @@ def keras_reference(run_dir: str, images, masks: dict) -> dict:
 
     from keras_latent.model import decoder_tail, trunk_block_names
     from keras_latent.pipeline import denormalize, normalize
+    from keras_latent.run_folder import load_run_model
 
-    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True)
+    model = load_run_model(run_dir)
     x = np.asarray(normalize(images))
     outputs = model.predict(x, verbose=0)
     probs = outputs["classifier"]

@@ -38,17 +38,17 @@ def timed(fn, repeats: int) -> tuple[list[float], object]:
 
 def load_model_and_images(run_dir: str | None, n_images: int):
     """The run's model and first test images (normalized), or an untrained default model on the sample."""
-    import keras
     import numpy as np
 
     from keras_latent.config import ModelConfig, load_config
     from keras_latent.data import load_dataset
     from keras_latent.model import build_model
     from keras_latent.pipeline import normalize
+    from keras_latent.run_folder import load_run_model
 
     if run_dir:
         config = load_config(run_dir)
-        model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
+        model = load_run_model(run_dir)
         size, dataset = config.model.image_size, config.data.dataset
     else:
         model, size, dataset = build_model(ModelConfig()), 32, "sample"

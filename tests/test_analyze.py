@@ -2,25 +2,16 @@
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import copy_folder, run_main
 
 from keras_latent import analyze
-from keras_latent.errors import run_cli
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-def run_analyze(argv, capsys) -> tuple[int, str, str]:
-    """Run the CLI in-process as `python -m keras_latent.analyze` would: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(analyze.main, argv)
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 def read_csv(path: str) -> list[dict]:
@@ -31,11 +22,9 @@ def read_csv(path: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def analyzed_run(trained_run, tmp_path_factory):
     """A copy of the tiny trained run, analyzed with the default flags."""
-    run_dir = str(tmp_path_factory.mktemp("analyzed") / "run")
-    shutil.copytree(trained_run, run_dir)
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(analyze.main, [run_dir])
-    assert exit_info.value.code == 0
+    run_dir = copy_folder(trained_run, tmp_path_factory.mktemp("analyzed"))
+    code, _, _ = run_main(analyze.main, [run_dir])
+    assert code == 0
     return run_dir
 
 
@@ -93,8 +82,9 @@ def test_flags_choose_layers_channels_images_and_mode(copy_run, capsys):
     run_dir = copy_run()
     os.makedirs(os.path.join(run_dir, "analysis"))
     open(os.path.join(run_dir, "analysis", "stale.png"), "w").close()
-    code, out, _ = run_analyze([run_dir, "--layers", "conv2", "--channels", "5,0,3", "--mode", "drop",
-                                "--train-index", "3", "--test-index", "7", "--top", "2"], capsys)
+    argv = [run_dir, "--layers", "conv2", "--channels", "5,0,3", "--mode", "drop", "--train-index", "3",
+            "--test-index", "7", "--top", "2"]
+    code, out, _ = run_main(analyze.main, argv, capsys)
     assert code == 0 and "conv2: accuracy drop" in out
     names = sorted(os.listdir(os.path.join(run_dir, "analysis")))
     assert names == sorted(["ablation.csv", "analysis.json", "channel_stats.csv", "ablation_conv2.png",
@@ -120,14 +110,14 @@ def test_flags_choose_layers_channels_images_and_mode(copy_run, capsys):
     (["--dataset", "/no/such/data"], "is neither a known name nor an existing path"),
 ])
 def test_bad_flags_get_one_clear_line(trained_run, capsys, flags, message):
-    code, out, err = run_analyze([trained_run, *flags], capsys)
+    code, out, err = run_main(analyze.main, [trained_run, *flags], capsys)
     assert code == 2
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not os.path.exists(os.path.join(trained_run, "analysis"))
 
 
 def test_a_folder_that_is_not_a_run_gets_one_clear_line(tmp_path, capsys):
-    code, _, err = run_analyze([str(tmp_path)], capsys)
+    code, _, err = run_main(analyze.main, [str(tmp_path)], capsys)
     assert code == 2 and "is not a run folder: it has no config.json" in err and err.count("\n") == 1
 
 
@@ -136,10 +126,10 @@ def test_a_missing_or_corrupt_model_gets_one_clear_line(copy_run, capsys):
     model_path = os.path.join(run_dir, "model.keras")
     with open(model_path, "wb") as f:
         f.write(b"not a zip file")
-    code, _, err = run_analyze([run_dir], capsys)
+    code, _, err = run_main(analyze.main, [run_dir], capsys)
     assert code == 2 and err.startswith(f"error: cannot load {model_path}") and err.count("\n") == 1
     os.remove(model_path)
-    code, _, err = run_analyze([run_dir], capsys)
+    code, _, err = run_main(analyze.main, [run_dir], capsys)
     assert code == 2 and "has no model.keras" in err
 
 
@@ -150,7 +140,7 @@ def test_a_dataset_with_other_classes_is_refused(trained_run, tmp_path, capsys, 
         for split in ("train", "test"):
             os.makedirs(tmp_path / split / name)
             keras.utils.save_img(str(tmp_path / split / name / "a.png"), image)
-    code, _, err = run_analyze([trained_run, "--dataset", str(tmp_path)], capsys)
+    code, _, err = run_main(analyze.main, [trained_run, "--dataset", str(tmp_path)], capsys)
     assert code == 2 and "has classes ['cats', 'dogs'], but the run was trained on ['airplane'" in err
 
 
@@ -172,17 +162,9 @@ def test_a_failed_analysis_keeps_the_previous_one(copy_run, capsys, monkeypatch)
     assert not [n for n in os.listdir(run_dir) if n.startswith(".analysis")]  # no temp folder left
 
 
-def test_a_run_without_decoder_gets_maps_statistics_and_ablation(tmp_path, capsys):
-    import keras
-
-    from conftest import tiny_config
-    from keras_latent.config import ModelConfig
-    from keras_latent.training import train
-
-    run_dir = str(tmp_path / "no_decoder")
-    keras.utils.set_random_seed(0)
-    train(tiny_config(model=ModelConfig(decoder=False), snapshot_epochs=()), run_dir, verbose=0)
-    code, out, _ = run_analyze([run_dir, "--layers", "conv1"], capsys)
+def test_a_run_without_decoder_gets_maps_statistics_and_ablation(classifier_only_run, copy_run, capsys):
+    run_dir = copy_run(classifier_only_run)
+    code, out, _ = run_main(analyze.main, [run_dir, "--layers", "conv1"], capsys)
     assert code == 0 and "no decoder" in out
     names = sorted(os.listdir(os.path.join(run_dir, "analysis")))
     assert names == sorted(["ablation.csv", "analysis.json", "channel_stats.csv", "ablation_conv1.png",

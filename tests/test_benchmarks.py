@@ -1,12 +1,10 @@
 """benchmarks/: the throughput script runs end to end and reports every system (no timing asserted)."""
 import json
-import os
 import subprocess
 import sys
 
 import pytest
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO
 
 
 @pytest.mark.slow

@@ -11,7 +11,6 @@ from PIL import Image
 from keras_latent import data
 from keras_latent.data import load_dataset
 from keras_latent.errors import UsageError
-from keras_latent.pipeline import make_dataset
 
 
 def write_cifar_folder(folder, sample_splits, n=40, with_test=True):
@@ -62,7 +61,7 @@ def test_partial_cifar_folder_holds_out_a_seeded_test_split(tmp_path, sample_spl
     assert "no test_batch" in capsys.readouterr().err
 
 
-def test_resize_and_max_train_samples(sample_splits):
+def test_resize_and_max_train_samples():
     s = load_dataset("sample", image_size=24, max_train_samples=100, seed=1)
     assert s.x_train.shape == (100, 24, 24, 3) and s.x_test.shape == (1017, 24, 24, 3)
     assert s.x_train.dtype == np.uint8
@@ -131,13 +130,3 @@ def test_corrupt_batch_file(tmp_path, sample_splits):
     (folder / "data_batch_2").write_bytes(b"not a pickle")
     with pytest.raises(UsageError, match="cannot read CIFAR batch file .*data_batch_2"):
         load_dataset(str(folder))
-
-
-def test_pipeline_normalizes_and_targets_the_input(sample_splits):
-    ds = make_dataset(sample_splits.x_test[:10], sample_splits.y_test[:10], 4, training=False)
-    images, targets = next(iter(ds))
-    assert images.shape == (4, 32, 32, 3)
-    expected = (sample_splits.x_test[:4].astype("float32") / 255 - 0.5) / 0.5
-    np.testing.assert_allclose(images.numpy(), expected, atol=1e-6)
-    np.testing.assert_array_equal(targets["reconstruction"].numpy(), images.numpy())
-    np.testing.assert_array_equal(targets["classifier"].numpy(), sample_splits.y_test[:4])

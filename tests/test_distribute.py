@@ -1,7 +1,6 @@
 """Performance flags, thread settings, strategies; multi-device training on CPU (slow: subprocesses)."""
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -9,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO, free_ports
 
 from keras_latent import distribute
 from keras_latent.config import ModelConfig, TrainConfig
@@ -16,8 +16,6 @@ from keras_latent.errors import UsageError
 from keras_latent.model import build_model
 from keras_latent.train import build_parser, config_from_args
 from keras_latent.training import compile_model
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(*argv):
@@ -149,21 +147,11 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path):
     np.testing.assert_allclose(loss_two, loss_one, rtol=0.005)
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_two_workers_on_localhost_train_one_model(tmp_path):
     """Two `--strategy multiworker` processes, started with *different* seeds, end with identical weights:
     variables start from the chief's values and every step applies the all-reduced gradient."""
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     out = tmp_path / "run"
     procs = []

@@ -12,9 +12,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import copy_folder, run_main
 
 from keras_latent.config import DataConfig, ModelConfig, TrainConfig
-from keras_latent.errors import run_cli
 from keras_latent.export import export_saved_model, main
 from keras_latent.model import build_model, decoder_tail, trunk_block_names
 from keras_latent.pipeline import denormalize, normalize
@@ -66,8 +66,7 @@ json.dump(info, open(out_json, "w"))
 def exported(trained_run, sample_splits, tmp_path_factory):
     """A copy of the tiny run re-exported by the CLI (with --tflite), and the isolated process's outputs."""
     root = tmp_path_factory.mktemp("export")
-    run = str(root / "run")
-    shutil.copytree(trained_run, run)
+    run = copy_folder(trained_run, root)
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         assert main([run, "--tflite"]) == 0
@@ -229,8 +228,7 @@ def test_export_cli_bad_input_gets_one_line(setup, message, trained_run, tmp_pat
         shutil.copy(os.path.join(trained_run, "config.json"), run)
     if setup == "corrupt_model":
         (run / "model.keras").write_bytes(b"PK\x03\x04 not a zip")
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, [str(run)] + (["--onnx"] if setup == "bad_flag" else []))
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exit_info.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    code, _, err = run_main(main, [str(run)] + (["--onnx"] if setup == "bad_flag" else []), capsys)
+    err = err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (run / "saved_model").exists()

@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import pytest
+from conftest import REPO
 
 from keras_latent import files
 from keras_latent.files import (atomic_directory, atomic_path, atomic_write_bytes, atomic_write_text,
@@ -94,9 +95,8 @@ def test_sigkill_during_a_write_leaves_the_previous_file(tmp_path):
             print("writing", flush=True)
             time.sleep(60)
     """)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": root})
+                            env={**os.environ, "PYTHONPATH": REPO})
     try:
         assert proc.stdout.readline().strip() == "writing"
         proc.send_signal(signal.SIGKILL)

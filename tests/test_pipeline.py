@@ -41,9 +41,13 @@ def test_same_seed_same_order_and_another_seed_another(sample_splits):
 
 def test_evaluation_keeps_order_and_normalizes_like_the_tutorial(sample_splits):
     x, y = sample_splits.x_test[:70], sample_splits.y_test[:70]
-    images, labels, _ = _epoch(make_dataset(x, y, 32, training=False))
+    ds = make_dataset(x, y, 32, training=False)
+    first_images, _ = next(iter(ds))
+    assert first_images.shape == (32, 32, 32, 3)
+    images, labels, targets = _epoch(ds)
     np.testing.assert_allclose(images, (x.astype(np.float32) / 255 - 0.5) / 0.5, atol=1e-6)
     np.testing.assert_array_equal(labels, y)
+    np.testing.assert_array_equal(targets, images)  # the reconstruction target is the input
     assert images.dtype == np.float32 and labels.dtype == np.int32
 
 

@@ -19,9 +19,9 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from conftest import copy_folder, run_main
 from PIL import Image
 
-from keras_latent.errors import run_cli
 from keras_latent.files import save_figure
 from keras_latent.report import build_report, main
 from keras_latent.report_assets import fmt
@@ -194,17 +194,11 @@ def write_contract_tuning(folder: str) -> dict:
     return {"trials": trials, "best": best}
 
 
-def copy_of(trained_run: str, folder) -> str:
-    target = os.path.join(str(folder), "run")
-    shutil.copytree(trained_run, target)
-    return target
-
-
 @pytest.fixture(scope="module")
 def built(trained_run, tmp_path_factory):
     """One report of a tiny run with a contract analysis and a contract tuning folder."""
     root = tmp_path_factory.mktemp("report")
-    run_dir = copy_of(trained_run, root)
+    run_dir = copy_folder(trained_run, root)
     class_names = json.load(open(os.path.join(run_dir, "config.json")))["data"]["class_names"]
     analysis = write_contract_analysis(run_dir, class_names)
     tuning = write_contract_tuning(str(root / "tuning"))
@@ -339,8 +333,8 @@ def test_sample_note_is_in_the_report(built):
 # ---------------------------------------------------------------- missing and bad parts
 
 
-def test_missing_parts_are_left_out_with_the_command_that_makes_them(trained_run, tmp_path):
-    run_dir = copy_of(trained_run, tmp_path)
+def test_missing_parts_are_left_out_with_the_command_that_makes_them(copy_run):
+    run_dir = copy_run()
     for name in os.listdir(run_dir):
         if name.startswith("reconstructions_epoch_") or name in ("curves.png", "confusion_matrix.png"):
             os.remove(os.path.join(run_dir, name))
@@ -356,8 +350,8 @@ def test_missing_parts_are_left_out_with_the_command_that_makes_them(trained_run
     assert parser.cell(data_key="test_accuracy")  # what is there is still reported
 
 
-def test_without_the_data_set_the_saved_report_is_shown(trained_run, tmp_path):
-    run_dir = copy_of(trained_run, tmp_path)
+def test_without_the_data_set_the_saved_report_is_shown(copy_run, tmp_path):
+    run_dir = copy_run()
     config_path = os.path.join(run_dir, "config.json")
     config = json.load(open(config_path))
     config["data"]["dataset"] = str(tmp_path / "moved-away")
@@ -370,8 +364,8 @@ def test_without_the_data_set_the_saved_report_is_shown(trained_run, tmp_path):
     assert "precision" in open(os.path.join(run_dir, "report.html")).read().split("<pre>")[1]
 
 
-def test_figures_that_disagree_with_metrics_json_are_flagged(trained_run, tmp_path):
-    run_dir = copy_of(trained_run, tmp_path)
+def test_figures_that_disagree_with_metrics_json_are_flagged(copy_run):
+    run_dir = copy_run()
     metrics_path = os.path.join(run_dir, "metrics.json")
     metrics = json.load(open(metrics_path))
     metrics["test_accuracy"] += 0.05
@@ -380,8 +374,8 @@ def test_figures_that_disagree_with_metrics_json_are_flagged(trained_run, tmp_pa
     assert any("differ from metrics.json" in n for n in notes), notes
 
 
-def test_missing_listed_figure_and_stale_analysis_are_noted(trained_run, tmp_path):
-    run_dir = copy_of(trained_run, tmp_path)
+def test_missing_listed_figure_and_stale_analysis_are_noted(copy_run):
+    run_dir = copy_run()
     summary = write_contract_analysis(run_dir, [f"c{i}" for i in range(10)], layers=(("conv1", 6),))
     os.remove(os.path.join(run_dir, summary["files"][0]["path"]))
     later = os.path.getmtime(os.path.join(run_dir, "analysis", "analysis.json")) + 10
@@ -393,14 +387,8 @@ def test_missing_listed_figure_and_stale_analysis_are_noted(trained_run, tmp_pat
     assert len(decoded_images(parser)) == 2 + 2 + len(summary["files"]) - 1
 
 
-def test_classifier_only_run_is_reported_without_reconstructions(tmp_path):
-    from conftest import tiny_config
-    from keras_latent.config import DataConfig, ModelConfig
-    from keras_latent.training import train
-
-    run_dir = str(tmp_path / "no_decoder")
-    config = tiny_config(model=ModelConfig(decoder=False), data=DataConfig(dataset="sample", max_train_samples=128))
-    train(config, run_dir, verbose=0)
+def test_classifier_only_run_is_reported_without_reconstructions(classifier_only_run, copy_run):
+    run_dir = copy_run(classifier_only_run)
     parser = parse(build_report(run_dir))
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert any("no decoder" in n for n in parser.notes()) and not parser.find(data_key="test_reconstruction_mse")
@@ -408,14 +396,8 @@ def test_classifier_only_run_is_reported_without_reconstructions(tmp_path):
     assert len(decoded_images(parser)) == 2  # curves and confusion matrix
 
 
-def _cli(argv, capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, argv)
-    return exit_info.value.code, capsys.readouterr().err
-
-
-def test_bad_input_gets_one_line_and_exit_2(trained_run, tmp_path, capsys):
-    run_dir = copy_of(trained_run, tmp_path)
+def test_bad_input_gets_one_line_and_exit_2(copy_run, tmp_path, capsys):
+    run_dir = copy_run()
     report = os.path.join(run_dir, "report.html")
     open(report, "w").write("previous report")
     (tmp_path / "empty").mkdir()
@@ -434,17 +416,17 @@ def test_bad_input_gets_one_line_and_exit_2(trained_run, tmp_path, capsys):
     for argv, analysis_json, expected in cases:
         if analysis_json is not None:
             open(os.path.join(run_dir, "analysis", "analysis.json"), "w").write(analysis_json)
-        code, err = _cli(argv, capsys)
+        code, _, err = run_main(main, argv, capsys)
         assert code == 2 and err.startswith("error: ") and expected in err, (argv, err)
         assert err.count("\n") == 1 and "Traceback" not in err
         assert open(report).read() == "previous report"  # nothing half-written or lost
 
 
-def test_ablation_csv_without_the_contract_columns_is_one_line(trained_run, tmp_path, capsys):
-    run_dir = copy_of(trained_run, tmp_path)
+def test_ablation_csv_without_the_contract_columns_is_one_line(copy_run, capsys):
+    run_dir = copy_run()
     write_contract_analysis(run_dir, [f"c{i}" for i in range(10)], layers=(("conv1", 6),))
     _write_csv(os.path.join(run_dir, "analysis", "ablation.csv"), ["layer", "chan", "acc"], [["conv1", 0, 0.1]])
-    code, err = _cli([run_dir], capsys)
+    code, _, err = run_main(main, [run_dir], capsys)
     assert code == 2 and "lacks the columns channel, accuracy, accuracy_drop" in err and err.count("\n") == 1
 
 
@@ -458,9 +440,9 @@ def test_cli_subprocess_not_a_run_folder(tmp_path):
 # ---------------------------------------------------------------- with the real analysis
 
 
-def test_analyze_flag_runs_the_real_analysis_once_and_reports_it(trained_run, tmp_path, capsys):
-    run_dir = copy_of(trained_run, tmp_path)
-    code, err = _cli([run_dir, "--analyze"], capsys)
+def test_analyze_flag_runs_the_real_analysis_once_and_reports_it(copy_run, capsys):
+    run_dir = copy_run()
+    code, _, err = run_main(main, [run_dir, "--analyze"], capsys)
     assert code == 0, err
     summary_path = os.path.join(run_dir, "analysis", "analysis.json")
     summary = json.load(open(summary_path))

@@ -13,14 +13,13 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import REPO, run_main, tiny_config
 
 from keras_latent import files, training
-from keras_latent.errors import UsageError, run_cli
+from keras_latent.errors import UsageError
 from keras_latent.pipeline import normalize
 from keras_latent.train import main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The CLI spelling of conftest.tiny_config() (1 epoch on 256 sample images).
 TINY_ARGS = ["--dataset", "sample", "--max-train-samples", "256", "--epochs", "1", "--snapshot-epochs", "0,1"]
 
@@ -39,19 +38,12 @@ def visible_files(run_dir) -> list[str]:
     return sorted(os.listdir(run_dir))
 
 
-def cli(argv, capsys) -> tuple[int, list[str]]:
-    """Run the train CLI in-process; returns (exit code, stderr lines)."""
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, argv)
-    return exit_info.value.code, capsys.readouterr().err.strip().splitlines()
-
-
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_the_same_command_resumes(tmp_path, sample_splits):
     out = str(tmp_path / "run")
     cmd = [sys.executable, "-m", "keras_latent.train", "--dataset", "sample", "--max-train-samples", "512",
            "--epochs", "3", "--snapshot-epochs", "0,1,2,3", "--out", out]
-    env = {**os.environ, "PYTHONPATH": ROOT}
+    env = {**os.environ, "PYTHONPATH": REPO}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while not os.path.exists(os.path.join(out, "backup", "training_metadata.json")):  # epoch 1 is backed up
@@ -87,7 +79,8 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes(tmp_path, sample_splits
 def test_a_finished_run_is_not_retrained_without_overwrite(copy_run, capsys):
     trained_run = copy_run()
     before = {name: os.path.getmtime(os.path.join(trained_run, name)) for name in os.listdir(trained_run)}
-    code, err = cli(TINY_ARGS + ["--out", trained_run], capsys)
+    code, _, err = run_main(main, TINY_ARGS + ["--out", trained_run], capsys)
+    err = err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "already holds a finished run (model.keras)" in err[0]
     assert "pass --overwrite" in err[0]
     assert before == {name: os.path.getmtime(os.path.join(trained_run, name)) for name in os.listdir(trained_run)}
@@ -99,9 +92,8 @@ def test_overwrite_starts_over_and_clears_the_old_run(copy_run, capsys):
     shutil.copy(os.path.join(run, "reconstructions_epoch_001.png"), stale)
     open(os.path.join(run, "model.tflite"), "wb").close()  # an export of the old model
     os.makedirs(os.path.join(run, "analysis"))  # another tool's output stays
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, TINY_ARGS + ["--out", run, "--overwrite"])
-    assert exit_info.value.code == 0
+    code, _, _ = run_main(main, TINY_ARGS + ["--out", run, "--overwrite"])
+    assert code == 0
     assert not os.path.exists(stale) and not os.path.exists(os.path.join(run, "model.tflite"))
     assert os.path.isdir(os.path.join(run, "analysis"))
     assert [int(r["epoch"]) for r in history_rows(run)] == [1]
@@ -123,7 +115,8 @@ def test_an_interrupted_run_with_another_config_gets_one_line(copy_run, capsys):
     run = interrupted_copy(copy_run)
     before = visible_files(run)
     saved_lr = json.load(open(os.path.join(run, "config.json")))["lr"]
-    code, err = cli(TINY_ARGS + ["--lr", str(saved_lr * 10), "--out", run], capsys)
+    code, _, err = run_main(main, TINY_ARGS + ["--lr", str(saved_lr * 10), "--out", run], capsys)
+    err = err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert (f"holds an interrupted run (stopped after epoch 1) with a different config "
             f"(lr: {saved_lr!r} -> {saved_lr * 10!r})") in err[0]
@@ -208,7 +201,7 @@ def test_a_nan_loss_stops_with_one_line_and_keeps_the_last_good_model(tmp_path, 
 def test_a_diverging_learning_rate_stops_the_cli_with_one_line(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "keras_latent.train", *TINY_ARGS, "--epochs", "2", "--lr", "1e6",
-                           "--out", str(out)], env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
+                           "--out", str(out)], env={**os.environ, "PYTHONPATH": REPO}, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
@@ -221,7 +214,8 @@ def test_a_diverging_learning_rate_stops_the_cli_with_one_line(tmp_path):
 def test_an_unwritable_out_is_one_line_before_training(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    code, err = cli(TINY_ARGS + ["--out", str(blocker / "run")], capsys)
+    code, _, err = run_main(main, TINY_ARGS + ["--out", str(blocker / "run")], capsys)
+    err = err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "is not writable: Not a directory" in err[0], err
 
 
@@ -230,7 +224,8 @@ def test_too_little_free_space_is_one_line_before_training(tmp_path, capsys, mon
 
     monkeypatch.setattr(run_folder.shutil, "disk_usage", lambda path: SimpleNamespace(total=10**9, free=10**6))
     run = tmp_path / "run"
-    code, err = cli(TINY_ARGS + ["--out", str(run)], capsys)
+    code, _, err = run_main(main, TINY_ARGS + ["--out", str(run)], capsys)
+    err = err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert "has 1.0 MB free but this run needs about" in err[0] and "choose another --out" in err[0]
     assert os.listdir(run) == []  # nothing written

@@ -3,18 +3,27 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import keras
 import numpy as np
 import pytest
+from conftest import run_main
 
 from keras_latent.config import TrainConfig
-from keras_latent.errors import run_cli
 from keras_latent.model import build_model
 from keras_latent.train import main
 from keras_latent.training import compile_model
 
+# Loads RUN/saved_model and runs serving_default in a process where keras and keras_latent cannot be imported:
+# if loading needed either, the import would raise and the process fail.
+ISOLATED_SCRIPT = r'''
+import sys
+sys.modules["keras"] = sys.modules["keras_latent"] = None
+import numpy as np, tensorflow as tf
+saved_model, images, out = sys.argv[1:]
+serve = tf.saved_model.load(saved_model).signatures["serving_default"]
+np.save(out, serve(images=tf.constant(np.load(images)))["probabilities"].numpy())
+'''
 RUN_FILES = ["config.json", "model.keras", "history.csv", "curves.png", "classification_report.txt",
              "confusion_matrix.png", "reconstructions_epoch_000.png", "reconstructions_epoch_001.png",
              "metrics.json", "tensorboard", "saved_model"]
@@ -62,29 +71,19 @@ def test_model_keras_is_the_trained_model(trained_run, sample_splits):
 
 
 def test_saved_model_loads_without_the_package(trained_run, sample_splits, tmp_path):
-    """A process importing only tensorflow and numpy loads saved_model/ and matches model.keras."""
+    """A process that cannot import keras or keras_latent loads saved_model/ and matches model.keras."""
     from keras_latent.pipeline import normalize
 
     np.save(tmp_path / "x.npy", sample_splits.x_test[:8])
     expected = keras.saving.load_model(os.path.join(trained_run, "model.keras"))(
         np.asarray(normalize(sample_splits.x_test[:8])))["classifier"]
-    script = textwrap.dedent(f"""
-        import sys, numpy as np, tensorflow as tf
-        fn = tf.saved_model.load({os.path.join(trained_run, 'saved_model')!r}).signatures["serving_default"]
-        name, spec = list(fn.structured_input_signature[1].items())[0]
-        x = np.load({str(tmp_path / 'x.npy')!r})
-        x = x if spec.dtype == tf.uint8 else (x.astype("float32") / 255 - 0.5) / 0.5
-        out = fn(**{{name: tf.constant(x)}})
-        np.savez({str(tmp_path / 'out.npz')!r}, **{{k: v.numpy() for k, v in out.items() if v.dtype != tf.string}})
-        assert "keras_latent" not in sys.modules
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          cwd=str(tmp_path))
+    args = [os.path.join(trained_run, "saved_model"), str(tmp_path / "x.npy"), str(tmp_path / "probs.npy")]
+    proc = subprocess.run([sys.executable, "-I", "-c", ISOLATED_SCRIPT, *args], capture_output=True, text=True,
+                          timeout=120, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    out = np.load(tmp_path / "out.npz")
-    probs = [out[k] for k in out.files if out[k].shape == tuple(expected.shape) and out[k].dtype == np.float32]
-    assert probs, f"no (8, 10) float output among {out.files}"
-    np.testing.assert_allclose(probs[0], expected, atol=1e-5)
+    probs = np.load(tmp_path / "probs.npy")
+    assert probs.dtype == np.float32 and probs.shape == tuple(expected.shape) == (8, 10)
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -96,10 +95,9 @@ def test_saved_model_loads_without_the_package(trained_run, sample_splits, tmp_p
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
 ])
 def test_bad_input_gets_one_line_and_exit_2(argv, message, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, argv + ["--out", str(tmp_path / "run")])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    code, _, err = run_main(main, argv + ["--out", str(tmp_path / "run")], capsys)
+    assert code == 2
+    err = err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (tmp_path / "run" / "model.keras").exists()
 
@@ -111,10 +109,9 @@ def test_corrupt_batch_and_empty_image_folder_via_cli(tmp_path, capsys, sample_s
     (folder / "data_batch_1").write_bytes(b"\x80\x04garbage")
     (tmp_path / "images").mkdir()
     for dataset, message in ((folder, "cannot read CIFAR batch file"), (tmp_path / "images", "holds no images")):
-        with pytest.raises(SystemExit) as exit_info:
-            run_cli(main, ["--dataset", str(dataset), "--out", str(tmp_path / "run")])
-        err = capsys.readouterr().err.strip().splitlines()
-        assert exit_info.value.code == 2 and len(err) == 1 and message in err[0], err
+        code, _, err = run_main(main, ["--dataset", str(dataset), "--out", str(tmp_path / "run")], capsys)
+        err = err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and message in err[0], err
 
 
 def test_same_seed_same_numbers(tmp_path):
@@ -129,24 +126,24 @@ def test_same_seed_same_numbers(tmp_path):
     assert runs[0] == runs[1]
 
 
-def test_classifier_only_baseline(tmp_path):
-    from conftest import tiny_config
-    from keras_latent.config import ModelConfig
-    from keras_latent.training import train
-
-    metrics = train(tiny_config(model=ModelConfig(decoder=False)), str(tmp_path / "run"), verbose=0)
+def test_classifier_only_baseline(classifier_only_run):
+    """Without decoder: no reconstruction metric, loss or snapshots (the run asked for snapshots at epochs 0, 1)."""
+    with open(os.path.join(classifier_only_run, "config.json")) as f:
+        assert json.load(f)["snapshot_epochs"] == [0, 1]
+    with open(os.path.join(classifier_only_run, "metrics.json")) as f:
+        metrics = json.load(f)
     assert "test_reconstruction_mse" not in metrics and metrics["test_accuracy"] > 0
-    files = set(os.listdir(tmp_path / "run"))
+    files = set(os.listdir(classifier_only_run))
     assert {"model.keras", "metrics.json", "curves.png", "saved_model"} <= files
     assert not any(f.startswith("reconstructions_") for f in files)
-    assert "reconstruction_loss" not in (tmp_path / "run" / "history.csv").read_text()
+    with open(os.path.join(classifier_only_run, "history.csv")) as f:
+        assert "reconstruction_loss" not in f.read()
 
 
 def test_finished_run_is_not_retrained_by_accident(trained_run, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, ["--dataset", "sample", "--out", trained_run])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exit_info.value.code == 2 and len(err) == 1 and "--overwrite" in err[0]
+    code, _, err = run_main(main, ["--dataset", "sample", "--out", trained_run], capsys)
+    err = err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--overwrite" in err[0]
 
 
 @pytest.mark.parametrize("argv", [["--epochs", "-1"], ["--dataset", "/no/such/folder"], ["--padding", "full"]])

@@ -5,7 +5,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,11 +12,11 @@ import time
 import keras_tuner
 import numpy as np
 import pytest
+from conftest import REPO, free_ports, run_main
 
-from keras_latent.errors import UsageError, run_cli
+from keras_latent.errors import UsageError
 from keras_latent.tuning_config import SearchConfig, validate_search
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "tuning", "search_weights.py")
 GRID_2X2 = ["--dataset", "sample", "--max-train-samples", "300", "--epochs", "1", "--ce-weights", "1,2",
             "--recon-weights", "0,2"]
@@ -29,13 +28,6 @@ def load_cli():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def run_main(main, argv, capsys) -> tuple[int, str]:
-    """Run a CLI main as `python ...` would; return (exit code, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(main, argv)
-    return exit_info.value.code, capsys.readouterr().err
 
 
 def read_trials(results_dir: str) -> list[dict]:
@@ -58,9 +50,8 @@ def subprocess_env(**extra) -> dict:
 def grid_search(tmp_path_factory):
     """A finished 2x2 grid (1 epoch, 300 sample images), run through the CLI's main in this process."""
     directory = str(tmp_path_factory.mktemp("tuning"))
-    with pytest.raises(SystemExit) as exit_info:
-        run_cli(load_cli().main, GRID_2X2 + ["--directory", directory])
-    assert exit_info.value.code == 0
+    code, _, _ = run_main(load_cli().main, GRID_2X2 + ["--directory", directory])
+    assert code == 0
     return os.path.join(directory, PROJECT)
 
 
@@ -173,10 +164,10 @@ def test_objective_is_validation_classifier_accuracy_not_val_loss(grid_search, t
 def test_rerun_resumes_without_retraining_and_refuses_other_settings(grid_search, capsys):
     before = read_trials(grid_search)
     directory = os.path.dirname(grid_search)
-    code, _ = run_main(load_cli().main, GRID_2X2 + ["--directory", directory], capsys)
+    code, _, _ = run_main(load_cli().main, GRID_2X2 + ["--directory", directory], capsys)
     assert code == 0 and read_trials(grid_search) == before
     assert run_times(grid_search) == {r["trial_id"]: 1 for r in before}
-    code, err = run_main(load_cli().main, GRID_2X2[:-1] + ["0,4", "--directory", directory], capsys)
+    code, _, err = run_main(load_cli().main, GRID_2X2[:-1] + ["0,4", "--directory", directory], capsys)
     assert code == 2 and err.count("\n") == 1 and "recon_weights [0.0, 2.0] -> [0.0, 4.0]" in err
 
 
@@ -194,7 +185,7 @@ def test_train_takes_the_weights_from_best_json(grid_search, tmp_path, capsys):
              (["--weights-from", str(tmp_path / "missing.json")], "no such file"),
              (["--weights-from", grid_search, "--recon-weight", "3"], "drop --recon-weight or --weights-from")]
     for argv, message in cases:
-        code, err = run_main(train.main, argv + ["--out", str(tmp_path / "run")], capsys)
+        code, _, err = run_main(train.main, argv + ["--out", str(tmp_path / "run")], capsys)
         assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and message in err
     assert not os.path.exists(tmp_path / "run")
 
@@ -204,7 +195,7 @@ def test_bayesian_and_random_search_stay_in_their_log_ranges(tmp_path, capsys):
     for tuner in ("bayesian", "random"):
         argv = ["--tuner", tuner, "--dataset", "sample", "--max-train-samples", "200", "--epochs", "1",
                 "--max-trials", "2", "--ce-range", "0.5,2", "--recon-range", "0.25,4", "--directory", str(tmp_path)]
-        code, _ = run_main(cli.main, argv, capsys)
+        code, _, _ = run_main(cli.main, argv, capsys)
         rows = read_trials(os.path.join(tmp_path, f"loss_weights_{tuner}"))
         assert code == 0 and [r["status"] for r in rows] == ["COMPLETED", "COMPLETED"]
         for r in rows:
@@ -229,17 +220,17 @@ def test_bayesian_and_random_search_stay_in_their_log_ranges(tmp_path, capsys):
     (["--epochs", "0"], "--epochs must be >= 1, got 0"),
 ])
 def test_bad_flags_get_one_line_and_exit_2(argv, message, capsys):
-    code, err = run_main(load_cli().main, argv, capsys)
+    code, _, err = run_main(load_cli().main, argv, capsys)
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and message in err
 
 
 def test_bad_distributed_settings_get_one_line_and_exit_2(monkeypatch, capsys):
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
-    code, err = run_main(load_cli().main, [], capsys)
+    code, _, err = run_main(load_cli().main, [], capsys)
     assert code == 2 and "missing KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_PORT" in err
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
-    code, err = run_main(load_cli().main, ["--overwrite"], capsys)
+    code, _, err = run_main(load_cli().main, ["--overwrite"], capsys)
     assert code == 2 and "a worker never deletes the search" in err
 
 
@@ -289,23 +280,17 @@ def test_search_killed_after_its_first_trial_resumes_without_rerunning_it(tmp_pa
         process.wait()
     before = completed(results_dir)
     assert 1 <= len(before) < 4, "the kill should land before the search ends"
-    code, _ = run_main(load_cli().main, argv, capsys)
+    code, _, _ = run_main(load_cli().main, argv, capsys)
     after = read_trials(results_dir)
     assert code == 0 and [r["status"] for r in after] == ["COMPLETED"] * 4
     assert [r for r in after if r["trial_id"] in {b["trial_id"] for b in before}] == before  # same seconds: not rerun
     assert run_times(results_dir) == {r["trial_id"]: 1 for r in after}  # each trial ended exactly once
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_chief_and_two_workers_run_each_grid_trial_once(grid_search, tmp_path):
     argv = [sys.executable, SCRIPT, *GRID_2X2, "--directory", str(tmp_path)]
-    address = dict(KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(free_port()))
+    address = dict(KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(free_ports(1)[0]))
     processes, logs = {}, {}
     try:
         for name in ("chief", "tuner0", "tuner1"):
