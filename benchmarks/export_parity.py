@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 
-from keras_latent.errors import run_cli
+from keras_latent.cli import run_cli
 
 ISOLATED = r'''
 import sys
@@ -27,10 +27,12 @@ saved_model, tflite, folder = sys.argv[1:]
 x = tf.constant(np.load(folder + "/images.npy"))
 masks = np.load(folder + "/masks.npz")
 signatures = tf.saved_model.load(saved_model).signatures
-out = {f"serving_default/{k}": v.numpy() for k, v in signatures["serving_default"](images=x).items() if k != "class_name"}
+serving = signatures["serving_default"](images=x)
+out = {f"serving_default/{k}": v.numpy() for k, v in serving.items() if k != "class_name"}
 out.update({f"encode/{k}": v.numpy() for k, v in signatures["encode"](images=x).items()})
 for layer in masks.files:
-    result = signatures["decode_masked"](images=x, layer=tf.constant(int(layer)), channel_mask=tf.constant(masks[layer]))
+    result = signatures["decode_masked"](images=x, layer=tf.constant(int(layer)),
+                                         channel_mask=tf.constant(masks[layer]))
     out.update({f"decode_masked/{layer}/{k}": v.numpy() for k, v in result.items()})
 result = tf.lite.Interpreter(model_path=tflite).get_signature_runner("serving_default")(images=x.numpy())
 out.update({f"tflite/{k}": v for k, v in result.items() if k != "class_name"})
@@ -43,9 +45,9 @@ def keras_reference(run_dir: str, images, masks: dict) -> dict:
     import keras
     import numpy as np
 
-    from keras_latent.model import decoder_tail, trunk_block_names
-    from keras_latent.pipeline import denormalize, normalize
-    from keras_latent.run_folder import load_run_model
+    from keras_latent.data.pipeline import denormalize, normalize
+    from keras_latent.model.builders import decoder_tail, trunk_block_names
+    from keras_latent.model.saving import load_run_model
 
     model = load_run_model(run_dir)
     x = np.asarray(normalize(images))
@@ -91,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import numpy as np
 
-    from keras_latent.config import load_config
-    from keras_latent.export import export_run
-    from keras_latent.training import load_splits
+    from keras_latent.data import load_splits
+    from keras_latent.exporting.savedmodel import export_run
+    from keras_latent.runs.records import load_config
 
     config = load_config(args.run_dir)
     if not os.path.isfile(os.path.join(args.run_dir, "model.tflite")):

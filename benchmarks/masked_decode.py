@@ -2,7 +2,7 @@
 
     python -m benchmarks.masked_decode [--run RUN_FOLDER] [--layer conv2] [--images 100] [--repeats 7]
 
-- `batched`: what keras_latent.latent.masked_reconstructions runs: one compiled call decodes
+- `batched`: what keras_latent.analysis.latent.masked_reconstructions runs: one compiled call decodes
   images x channels at once (activations broadcast against a (K, C) mask inside the graph).
 - `loop`: the tightest loop: the decoder tail's compiled predict_on_batch once per channel, on
   activations masked in NumPy.
@@ -22,7 +22,8 @@ import platform
 import statistics
 import time
 
-from keras_latent.errors import UsageError, run_cli
+from keras_latent.cli import run_cli
+from keras_latent.errors import UsageError
 
 
 def timed(fn, repeats: int) -> tuple[list[float], object]:
@@ -40,11 +41,12 @@ def load_model_and_images(run_dir: str | None, n_images: int):
     """The run's model and first test images (normalized), or an untrained default model on the sample."""
     import numpy as np
 
-    from keras_latent.config import ModelConfig, load_config
+    from keras_latent.config import ModelConfig
     from keras_latent.data import load_dataset
-    from keras_latent.model import build_model
-    from keras_latent.pipeline import normalize
-    from keras_latent.run_folder import load_run_model
+    from keras_latent.data.pipeline import normalize
+    from keras_latent.model.builders import build_model
+    from keras_latent.model.saving import load_run_model
+    from keras_latent.runs.records import load_config
 
     if run_dir:
         config = load_config(run_dir)
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from keras_latent import latent
+    from keras_latent.analysis import latent
 
     tf.get_logger().setLevel("ERROR")
     keras.utils.set_random_seed(0)

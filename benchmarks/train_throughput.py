@@ -39,13 +39,12 @@ import sys
 import tempfile
 import time
 
+from keras_latent.cli import run_cli
+from keras_latent.errors import UsageError
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:  # run as a script: make keras_latent importable
-    sys.path.insert(0, REPO)
 
-from keras_latent.errors import UsageError, run_cli  # noqa: E402
-
-DEFAULT_TORCH_REF = os.path.join(REPO, "..", "shared", "bench", "torch_ref.py")
+DEFAULT_TORCH_REF = os.path.join(REPO, "benchmarks", "torch_ref.py")  # the project's own PyTorch reference
 RESULT_PREFIX = "THROUGHPUT_RESULT "
 ABLATIONS = {  # each performance choice of keras_latent.train switched the other way
     "spe1": "--steps-per-execution=1",
@@ -96,8 +95,8 @@ def make_epoch_timer():
 
 def run_ours(cli_flags: list[str]) -> dict:
     """Train as `python -m keras_latent.train` does (see its main), with a timer; return the figures."""
-    from keras_latent import distribute
     from keras_latent.train import build_parser, config_from_args
+    from keras_latent.training import distribute
 
     with tempfile.TemporaryDirectory(prefix="throughput_") as tmp:
         args = build_parser().parse_args(cli_flags + ["--out", os.path.join(tmp, "run"), "--overwrite"])
@@ -106,7 +105,7 @@ def run_ours(cli_flags: list[str]) -> dict:
         import keras
         import tensorflow as tf
 
-        from keras_latent import training
+        from keras_latent.training import fit as training
 
         keras.utils.set_random_seed(config.seed)
         timer = make_epoch_timer()
@@ -158,7 +157,7 @@ def wait_until_quiet(max_wait_s: float, busy_below: float = 0.3) -> None:
 def launch(command: list[str], timeout_s: float, env: dict) -> tuple[dict, float, float | None]:
     """Run one benchmark process; return its JSON result, wall seconds and the cores other processes used."""
     start, stat0, child0 = time.perf_counter(), cpu_stat(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), **env}
+    env = {**os.environ, **env}
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO, env=env)
     except subprocess.TimeoutExpired:
@@ -269,7 +268,7 @@ def parse_args(argv):
 
 
 def check_args(args) -> tuple[list[int], dict[str, str], str]:
-    from keras_latent.data import bundled_sample_dir
+    from keras_latent.data.sources import bundled_sample_dir
 
     try:
         batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]

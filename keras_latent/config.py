@@ -1,25 +1,20 @@
-"""Run configuration: frozen dataclasses, validated, saved as `config.json` beside each model.
+"""Run configuration: frozen dataclasses, validated here (in the library, not only in the CLI).
 
-The CLI (`keras_latent.train`) is the only place that fills these from flags; every other
-module takes a config object. Analysis, export and reports rebuild from the saved file.
+The training command fills a TrainConfig from flags; every library function takes a config
+object. Each run saves its exact config as `config.json` (`keras_latent.runs.records`), and
+analysis, export and reports rebuild from that file. No TensorFlow import.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from typing import Any
 
 from keras_latent.errors import UsageError, check_choice
-from keras_latent.files import atomic_write_text
 
 OPTIMIZERS = ("sgd", "adam")
 PADDINGS = ("valid", "same")
 STRATEGIES = ("default", "mirrored", "multiworker")
-CONFIG_FILE = "config.json"  # names inside a run folder, shared by modules that must not load TensorFlow
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
-ANALYSIS_DIR = "analysis"
 DEFAULT_INTRA_OP_THREADS = 0  # TensorFlow thread pools: 0 = its own choice, one thread per core
 DEFAULT_INTER_OP_THREADS = 0
 
@@ -161,21 +156,3 @@ def _from_dict(cls: type, values: dict) -> Any:
 
 def from_dict(values: dict) -> TrainConfig:
     return _from_dict(TrainConfig, values)
-
-
-def save_config(config: TrainConfig, run_dir: str) -> str:
-    path = os.path.join(run_dir, CONFIG_FILE)
-    atomic_write_text(path, json.dumps(to_dict(config), indent=2) + "\n")
-    return path
-
-
-def load_config(run_dir: str) -> TrainConfig:
-    """Read a run folder's config.json; a folder that is not a run is a UsageError."""
-    path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.isfile(path):
-        raise UsageError(f"{run_dir!r} is not a run folder: it has no {CONFIG_FILE} (made by python -m keras_latent.train)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return from_dict(json.load(f))
-    except (json.JSONDecodeError, TypeError, AttributeError) as err:
-        raise UsageError(f"{path} is not a valid run config: {err}") from None

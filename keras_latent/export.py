@@ -1,185 +1,38 @@
-"""TF SavedModel (and TFLite) export that other TensorFlow tools can use without this package.
+"""Command: `python -m keras_latent.export RUN_FOLDER` re-exports a finished run as a TF SavedModel (and TFLite).
 
-`python -m keras_latent.export RUN_FOLDER [--tflite]` re-exports a finished run. The SavedModel,
-written with `keras.export.ExportArchive`, has three signatures; every one takes uint8 images
-`images` (N, S, S, 3) and normalizes them inside, exactly as training did:
-
-  serving_default(images) -> probabilities float32 (N, C), class_index int64 (N,),
-                             class_name string (N,), reconstruction uint8 (N, S, S, 3)
-  encode(images)          -> conv1 float32 (N, h1, w1, c1), ..., convK (one output per trunk block)
-  decode_masked(images, layer int32 (), channel_mask float32 (M, c_layer))
-                          -> reconstruction uint8 (N, S, S, 3),
-                             reconstruction_normalized float32 (N, S, S, 3) in [-1, 1]
-
-decode_masked runs the trunk up to block `layer` (1-based: conv{layer}), multiplies its activations
-by `channel_mask` (M = 1: one mask for every image; M = N: one mask per image; 0 drops a channel,
-1 keeps it) and decodes them through deconv{layer} .. deconv1. All blocks live in one signature
-(a `tf.switch_case` with one branch per block); a bad layer or mask width fails with a message
-naming the allowed values. A model without a decoder exports serving_default (no reconstruction)
-and encode only. `model.tflite` holds serving_default, converted by TensorFlow's own converter.
+Calls `keras_latent.exporting.savedmodel.export_run`; the signatures are described there and in docs/export.md.
 """
 from __future__ import annotations
 
 import argparse
 import os
 
-import keras
-import tensorflow as tf
-
-from keras_latent.config import TrainConfig, load_config
-from keras_latent.cli import CliParser
-from keras_latent.errors import run_cli
-from keras_latent.files import atomic_directory, atomic_write_bytes
-from keras_latent.model import decoder_tail, has_decoder, trunk_block_names, trunk_blocks
-from keras_latent.pipeline import normalize
-from keras_latent.run_folder import SAVED_MODEL_DIR, load_run_model
-
-TFLITE_FILE = "model.tflite"
-SIGNATURES = ("serving_default", "encode", "decode_masked")
-
-
-def _to_uint8(images):
-    """float in [-1, 1] -> uint8, rounding half to even exactly as `pipeline.denormalize`."""
-    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
-
-
-def _image_spec(model: keras.Model) -> tf.TensorSpec:
-    return tf.TensorSpec((None, *model.input_shape[1:]), tf.uint8, name="images")
-
-
-def _run_trunk(blocks: list, images, depth: int):
-    """uint8 images -> activations of trunk block `depth` (1-based), (N, h, w, c) in compute dtype."""
-    x = normalize(images)
-    for block in blocks[:depth]:
-        x = block(x, training=False)
-    return x
-
-
-def _serving_fn(model: keras.Model, class_names: tuple[str, ...]):
-    with_reconstruction = has_decoder(model)
-
-    def serving_default(images):
-        outputs = model(normalize(images), training=False)
-        probabilities = tf.cast(outputs["classifier"], tf.float32)  # (N, C)
-        class_index = tf.argmax(probabilities, axis=-1, output_type=tf.int64)  # (N,)
-        result = {"probabilities": probabilities, "class_index": class_index,
-                  "class_name": tf.gather(tf.constant(list(class_names)), class_index)}
-        if with_reconstruction:
-            result["reconstruction"] = _to_uint8(tf.cast(outputs["reconstruction"], tf.float32))
-        return result
-
-    return serving_default
-
-
-def _encode_fn(blocks: list, names: list[str]):
-    def encode(images):
-        x, result = normalize(images), {}
-        for name, block in zip(names, blocks):
-            x = block(x, training=False)
-            result[name] = tf.cast(x, tf.float32)
-        return result
-
-    return encode
-
-
-def _masked_branch(blocks: list, tail: keras.Model, depth: int, images, channel_mask):
-    """One switch_case branch: trunk to block `depth`, mask its channels, decode. (N, S, S, 3) float32."""
-    channels = int(blocks[depth - 1].output.shape[-1])
-    rows, batch = tf.shape(channel_mask)[0], tf.shape(images)[0]
-    checks = [
-        tf.debugging.assert_equal(tf.shape(channel_mask)[1], channels, message=(
-            f"channel_mask for layer {depth} (conv{depth}) must have {channels} columns, one per channel")),
-        tf.debugging.Assert(tf.logical_or(tf.equal(rows, 1), tf.equal(rows, batch)), [
-            "channel_mask must have 1 row (one mask for all images) or one row per image; rows, images:",
-            rows, batch]),
-    ]
-    with tf.control_dependencies(checks):
-        activations = _run_trunk(blocks, images, depth)
-    mask = tf.cast(channel_mask, activations.dtype)[:, tf.newaxis, tf.newaxis, :]  # (M, 1, 1, c)
-    return tf.cast(tail(activations * mask, training=False), tf.float32)
-
-
-def _decode_masked_fn(model: keras.Model, blocks: list):
-    tails = [decoder_tail(model, k) for k in range(1, len(blocks) + 1)]
-    allowed = f"1..{len(blocks)} (conv1..conv{len(blocks)})"
-
-    def decode_masked(images, layer, channel_mask):
-        in_range = tf.logical_and(layer >= 1, layer <= len(blocks))
-        with tf.control_dependencies([tf.debugging.Assert(in_range, [f"layer must be {allowed}, got", layer])]):
-            index = tf.identity(layer - 1)
-        branches = [lambda k=k: _masked_branch(blocks, tails[k - 1], k, images, channel_mask)
-                    for k in range(1, len(blocks) + 1)]
-        reconstruction = tf.switch_case(index, branches)
-        return {"reconstruction": _to_uint8(reconstruction), "reconstruction_normalized": reconstruction}
-
-    return decode_masked
-
-
-def build_export_archive(model: keras.Model, class_names: tuple[str, ...]) -> keras.export.ExportArchive:
-    """An ExportArchive holding serving_default, encode and (with a decoder) decode_masked."""
-    names = trunk_block_names(model)
-    blocks = trunk_blocks(model)
-    class_names = tuple(class_names) or tuple(str(i) for i in range(model.output["classifier"].shape[-1]))
-    images = _image_spec(model)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serving_default", _serving_fn(model, class_names), input_signature=[images])
-    archive.add_endpoint("encode", _encode_fn(blocks, names), input_signature=[images])
-    if has_decoder(model):
-        archive.add_endpoint("decode_masked", _decode_masked_fn(model, blocks), input_signature=[
-            images, tf.TensorSpec((), tf.int32, name="layer"),
-            tf.TensorSpec((None, None), tf.float32, name="channel_mask")])
-    return archive
-
-
-def export_saved_model(model: keras.Model, config: TrainConfig, path: str) -> str:
-    """Export `model` as a SavedModel at `path` (written to a temp folder, then renamed into place)."""
-    archive = build_export_archive(model, config.data.class_names)
-    with atomic_directory(path) as tmp:
-        archive.write_out(tmp, verbose=False)
-    return path
-
-
-def convert_tflite(saved_model_dir: str) -> bytes:
-    """serving_default of a SavedModel -> TFLite flatbuffer (TensorFlow's converter, float32 ops)."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
-    return converter.convert()
-
-
-def export_run(run_dir: str, tflite: bool = False) -> list[str]:
-    """Re-export a finished run folder; returns the paths written."""
-    config = load_config(run_dir)
-    model = load_run_model(run_dir)
-    written = [export_saved_model(model, config, os.path.join(run_dir, SAVED_MODEL_DIR))]
-    if tflite:
-        path = os.path.join(run_dir, TFLITE_FILE)
-        atomic_write_bytes(path, convert_tflite(written[0]))
-        written.append(path)
-    return written
+from keras_latent.cli import CliParser, add_logging_flags, configure_logging, run_cli
+from keras_latent.runs import layout
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CliParser(prog="python -m keras_latent.export",
-                description="Re-export a finished run folder as a TF SavedModel (and TFLite).")
-    p.add_argument("run_dir", metavar="RUN_FOLDER", help="a run folder written by python -m keras_latent.train")
-    p.add_argument("--tflite", action="store_true", help=f"also write {TFLITE_FILE} (serving_default)")
+    p = CliParser(prog=layout.EXPORT, description="Re-export a finished run folder as a TF SavedModel (and TFLite).")
+    p.add_argument("run_dir", metavar="RUN_FOLDER", help=f"a run folder written by {layout.TRAIN}")
+    p.add_argument("--tflite", action="store_true", help=f"also write {layout.TFLITE.name} (serving_default)")
+    add_logging_flags(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(args.quiet, args.verbose)
+    from keras_latent.exporting.savedmodel import describe_export, export_run
+
     for path in export_run(args.run_dir, tflite=args.tflite):
         kind = "SavedModel" if os.path.isdir(path) else "TFLite model"
-        print(f"wrote {kind} {path} ({_describe(path)})")
+        print(f"wrote {kind} {path} ({describe_export(path)})")
     return 0
 
 
-def _describe(path: str) -> str:
-    if not os.path.isdir(path):
-        return f"{os.path.getsize(path) / 1e6:.2f} MB"
-    signatures = tf.saved_model.load(path).signatures  # reloading also proves the export loads
-    return "signatures: " + ", ".join(n for n in SIGNATURES if n in signatures)
+def console_main() -> None:  # the console script (pyproject.toml)
+    run_cli(main)
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    console_main()

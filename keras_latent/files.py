@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 # ".model.keras.k2j4_x9a.tmp.keras": a temp made by atomic_path / atomic_directory.
 _TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
@@ -79,15 +79,11 @@ def atomic_write_text(path: str, text: str) -> None:
 
 
 def save_figure(fig, path: str, dpi: int = 100) -> None:
-    """Save a matplotlib Figure atomically and close it."""
-    import matplotlib.pyplot as plt
-
+    """Save a matplotlib Figure atomically (figures here are `matplotlib.figure.Figure`s made without
+    pyplot, so there is no global figure to close and no backend to choose)."""
     ext = os.path.splitext(path)[1]
-    try:
-        with atomic_path(path, suffix=ext) as tmp:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=ext.lstrip(".") or "png")
-    finally:
-        plt.close(fig)
+    with atomic_path(path, suffix=ext) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=ext.lstrip(".") or "png")
 
 
 def _fsync_tree(folder: str) -> None:

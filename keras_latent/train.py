@@ -1,22 +1,26 @@
-"""CLI: `python -m keras_latent.train` trains the two-output model and writes a run folder.
+"""Command: `python -m keras_latent.train` trains the two-output model and writes a run folder.
 
-This module only turns flags into a TrainConfig; `keras_latent.training` does the work.
+This module only turns flags into a TrainConfig; `keras_latent.training.fit.train` does the work.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import logging
 import os
 
 from keras_latent import config as cfg
-from keras_latent.cli import CliParser, HelpFormatter, int_list
-from keras_latent.data import DATASET_NAMES, check_dataset_argument
-from keras_latent.errors import UsageError, run_cli
+from keras_latent.cli import CliParser, HelpFormatter, add_logging_flags, configure_logging, int_list, run_cli
+from keras_latent.data.sources import DATASET_NAMES, check_dataset_argument
+from keras_latent.errors import UsageError
+from keras_latent.runs import layout
+
+log = logging.getLogger("keras_latent")
 
 
 def build_parser() -> argparse.ArgumentParser:
     d, m, t = cfg.DataConfig(), cfg.ModelConfig(), cfg.TrainConfig()
-    p = CliParser(prog="python -m keras_latent.train", description=__doc__.splitlines()[0],
+    p = CliParser(prog=layout.TRAIN, description=__doc__.splitlines()[0].split(": ", 1)[1],
                   formatter_class=HelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--dataset", default=d.dataset, help="auto | cifar10 | sample | PATH to a cifar-10-batches-py "
@@ -54,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "command into a folder whose training was killed resumes it from its last finished epoch")
     out.add_argument("--overwrite", action="store_true", help="start over in --out: delete the run files already "
                      "there (a finished or an interrupted run) and train from scratch")
+    add_logging_flags(p)
     return p
 
 
@@ -87,10 +92,10 @@ def loss_weights_from_args(args: argparse.Namespace) -> tuple[float, float]:
              if value is not None]
     if given:
         raise UsageError(f"--weights-from sets both loss weights; drop {' and '.join(given)} or --weights-from")
-    from keras_latent.tuning_results import read_best_weights
+    from keras_latent.tuning.results import read_best_weights
 
     ce_weight, recon_weight = read_best_weights(args.weights_from)
-    print(f"loss weights from {args.weights_from}: ce_weight {ce_weight:g}, recon_weight {recon_weight:g}")
+    log.info(f"loss weights from {args.weights_from}: ce_weight {ce_weight:g}, recon_weight {recon_weight:g}")
     return ce_weight, recon_weight
 
 
@@ -117,19 +122,17 @@ def default_run_dir(config: cfg.TrainConfig) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(args.quiet, args.verbose)
     config = config_from_args(args)
     check_dataset_argument(config.data.dataset)  # before TensorFlow loads: a bad path is one clean line
-    from keras_latent import distribute
+    from keras_latent.training import distribute
 
     if not distribute.configure_threads(args.intra_op_threads, args.inter_op_threads):
-        print("notice: TensorFlow was already running; --intra-op-threads/--inter-op-threads left as they were")
-    import keras
+        log.warning("TensorFlow was already running; --intra-op-threads/--inter-op-threads left as they were")
+    from keras_latent.training.fit import train
 
-    from keras_latent.training import train
-
-    keras.utils.set_random_seed(config.seed)
     run_dir = args.out or default_run_dir(config)
-    metrics = train(config, run_dir, overwrite=args.overwrite)
+    metrics = train(config, run_dir, overwrite=args.overwrite, verbose=0 if args.quiet else "auto")
     mse = metrics.get("test_reconstruction_mse")
     print(f"test accuracy {metrics['test_accuracy']:.4f}"
           + (f", reconstruction MSE {mse:.4f}" if mse is not None else "")
@@ -137,5 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def console_main() -> None:  # the console script (pyproject.toml)
     run_cli(main)
+
+
+if __name__ == "__main__":
+    console_main()

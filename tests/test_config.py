@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from keras_latent.config import DataConfig, ModelConfig, TrainConfig, from_dict, load_config, save_config, to_dict, validate
+from keras_latent.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict, validate
 from keras_latent.errors import UsageError
+from keras_latent.runs.records import load_config, save_config
 
 
 def test_round_trip_through_json(tmp_path):

@@ -6,11 +6,17 @@ import sys
 import textwrap
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from keras_latent import files
-from keras_latent.files import (atomic_directory, atomic_path, atomic_write_bytes, atomic_write_text,
-                                recover_directory, remove_stale_temps)
+from keras_latent.files import (
+    atomic_directory,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    recover_directory,
+    remove_stale_temps,
+)
 
 
 def test_write_replaces_the_file_and_leaves_no_temp(tmp_path):

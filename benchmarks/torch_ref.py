@@ -1,0 +1,199 @@
+"""PyTorch eager reference for the CIFAR-10 classifier + decoder (performance anchor).
+
+Model: trunk conv(3->6,5) relu pool2, conv(6->16,5) relu pool2 -> latent 16x5x5;
+head flatten 400 -> 120 relu -> 84 relu -> 10 (logits); decoder
+ConvTranspose(16->6, k6, s2) relu [5->14], ConvTranspose(6->3, k6, s2) tanh [14->32].
+Loss = 1.0 * cross-entropy + 2.0 * MSE(recon, input); SGD momentum 0.9 (lr 0.01 by default);
+inputs scaled to [-1, 1] ((x/255 - 0.5) / 0.5), as in the PyTorch CIFAR-10 tutorial.
+Data: a folder in the CIFAR-10 python layout (data_batch_* for training, test_batch for test);
+by default the CIFAR-10 sample bundled with keras_latent (keras_latent/data/sample_data/).
+
+Set-up, once, in its own virtual environment (the CPU build of torch 2.13.0; it does not need keras_latent):
+    python3 -m venv ~/torchvenv && ~/torchvenv/bin/pip install torch==2.13.0 numpy
+Run (about 10 s an epoch-set on 2 cores at batch 128), or through benchmarks/train_throughput.py:
+    ~/torchvenv/bin/python benchmarks/torch_ref.py --batch-size 128 --epochs 10
+
+Prints one JSON line: training images/s over epochs 2..E (epoch 1 is warm-up), test
+accuracy, test reconstruction MSE (in [-1,1] units), peak RSS, and the masked-decoding
+timings (16 one-channel latents of one image: one batched call vs a loop of 16 calls; always
+run on the eager module, also with --compile).
+"""
+import argparse
+import glob
+import json
+import os
+import pickle
+import resource
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(3, 6, 5), nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+        self.dec1 = nn.ConvTranspose2d(16, 6, 6, stride=2)  # 5x5 -> 14x14
+        self.dec2 = nn.ConvTranspose2d(6, 3, 6, stride=2)   # 14x14 -> 32x32
+
+    def encode(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        return F.max_pool2d(F.relu(self.conv2(x)), 2)
+
+    def classify(self, z):
+        h = F.relu(self.fc1(torch.flatten(z, 1)))
+        return self.fc3(F.relu(self.fc2(h)))
+
+    def decode(self, z):
+        return torch.tanh(self.dec2(F.relu(self.dec1(z))))
+
+    def forward(self, x):
+        z = self.encode(x)
+        return self.classify(z), self.decode(z)
+
+
+def read_batches(paths):
+    xs, ys = [], []
+    for p in sorted(paths):
+        with open(p, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+        xs.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(d[b"labels"], np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def load(folder):
+    norm = lambda a: torch.from_numpy(a).float().div(255).sub(0.5).div(0.5).contiguous()
+    x_tr, y_tr = read_batches(glob.glob(os.path.join(folder, "data_batch_*")))
+    x_te, y_te = read_batches([os.path.join(folder, "test_batch")])
+    return norm(x_tr), torch.from_numpy(y_tr), norm(x_te), torch.from_numpy(y_te)
+
+
+def batches(x, y, bs, loader, gen):
+    if loader == "dataloader":  # as in the tutorial (num_workers=0: data is already tensors)
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=bs,
+                                           shuffle=True, generator=gen)
+    perm = torch.randperm(len(x), generator=gen)  # plain tensor slicing
+    return ((x[i], y[i]) for i in (perm[j:j + bs] for j in range(0, len(x), bs)))
+
+
+def cpu_s():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def time_ms(fn, reps):
+    for _ in range(10):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t) * 1e3)
+    return {"min": round(min(ts), 4), "median": round(statistics.median(ts), 4)}
+
+
+def masked_decode_bench(model, x1, reps):
+    eye = torch.eye(16).view(16, 16, 1, 1)  # variant k keeps only latent channel k
+
+    def batched():
+        return model.decode(model.encode(x1) * eye)  # one call, batch of 16
+
+    def looped():
+        z = model.encode(x1)
+        return torch.cat([model.decode(z * eye[k:k + 1]) for k in range(16)])
+
+    with torch.inference_mode():
+        torch.testing.assert_close(batched(), looped(), rtol=1e-4, atol=1e-5)
+        return {"batched_ms": time_ms(batched, reps), "loop16_ms": time_ms(looped, reps)}
+
+
+def train_flops_per_image(model, x, y):
+    """Forward+backward FLOPs (conv/linear/matmul only) of one training step, per image."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc:
+        logits, rec = model(x)
+        (F.cross_entropy(logits, y) + 2.0 * F.mse_loss(rec, x)).backward()
+    model.zero_grad(set_to_none=True)
+    return fc.get_total_flops() / len(x)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    here = os.path.dirname(os.path.abspath(__file__))
+    p.add_argument("--data", default=os.path.join(here, "..", "keras_latent", "data", "sample_data",
+                                                  "cifar-10-batches-py"))
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--loader", choices=["dataloader", "tensors"], default="dataloader")
+    p.add_argument("--compile", action="store_true", help="train torch.compile(model)")
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--masked-reps", type=int, default=100)
+    p.add_argument("--out", help="append the JSON line to this file")
+    a = p.parse_args()
+
+    torch.manual_seed(a.seed)
+    x_tr, y_tr, x_te, y_te = load(a.data)
+    model = Net()
+    flops = train_flops_per_image(model, x_tr[:a.batch_size], y_tr[:a.batch_size])
+    net = model
+    if a.compile:
+        net = torch.compile(model)
+    opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9)
+    ce, mse = nn.CrossEntropyLoss(), nn.MSELoss()
+    gen = torch.Generator().manual_seed(a.seed)
+
+    epoch_s, losses = [], []
+    model.train()
+    for epoch in range(a.epochs):
+        t0, running, steps = time.perf_counter(), 0.0, 0
+        for xb, yb in batches(x_tr, y_tr, a.batch_size, a.loader, gen):
+            opt.zero_grad()
+            logits, rec = net(xb)
+            loss = ce(logits, yb) + 2.0 * mse(rec, xb)
+            loss.backward()
+            opt.step()
+            running += loss.item()
+            steps += 1
+        epoch_s.append(time.perf_counter() - t0)
+        losses.append(running / steps)
+        if epoch == 0:
+            cpu0 = cpu_s()
+    cores_busy = (cpu_s() - cpu0) / sum(epoch_s[1:]) if a.epochs > 1 else None
+
+    model.eval()
+    with torch.no_grad():
+        logits, rec = model(x_te)
+        acc = (logits.argmax(1) == y_te).float().mean().item()
+        rec_mse = F.mse_loss(rec, x_te).item()
+
+    timed = epoch_s[1:] or epoch_s
+    ips = len(x_tr) * len(timed) / sum(timed)
+    res = {
+        "framework": "torch", "version": torch.__version__, "threads": torch.get_num_threads(),
+        "config": f"torch {'compile' if a.compile else 'eager'} {a.loader} b{a.batch_size} lr{a.lr}",
+        "batch_size": a.batch_size, "epochs": a.epochs, "steps_per_epoch": steps,
+        "images_per_s": round(ips, 1), "ms_per_step": round(1e3 * sum(timed) / len(timed) / steps, 3),
+        "cores_busy": cores_busy and round(cores_busy, 2),
+        "first_epoch_s": round(epoch_s[0], 2), "epoch_s": [round(t, 3) for t in epoch_s],
+        "train_mflop_per_image": round(flops / 1e6, 3), "gflop_per_s": round(ips * flops / 1e9, 2),
+        "train_loss": [round(v, 4) for v in losses],
+        "test_acc": round(acc, 4), "test_recon_mse": round(rec_mse, 5),
+        "masked_decode": masked_decode_bench(model, x_te[:1], a.masked_reps),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    line = json.dumps(res)
+    print(line)
+    if a.out:
+        with open(a.out, "a") as f:
+            f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""Looking inside a trained model: per-channel decoding, statistics and ablation (`latent`), their
+figures (`plots`), and the whole analysis of a run folder into RUN/analysis/ (`run`)."""
+from keras_latent._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {"analyze_run": "run", "AnalysisConfig": "config"})

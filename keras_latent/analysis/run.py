@@ -1,0 +1,176 @@
+"""The latent analysis of a run folder, written to RUN/analysis/ in one atomic step.
+
+For one training and one test image it decodes each layer's activations with one channel kept
+(or zeroed), draws the raw feature maps, measures each channel's mean activation per class and
+the test accuracy lost when it is zeroed. Data, normalization and class names are rebuilt from
+the run's config.json. `analyze_run` is what `python -m keras_latent.analyze` runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import keras
+import numpy as np
+
+from keras_latent.analysis import latent, plots
+from keras_latent.analysis.config import AnalysisConfig, validate_analysis
+from keras_latent.data import load_splits
+from keras_latent.data.pipeline import denormalize, normalize
+from keras_latent.errors import UsageError
+from keras_latent.files import atomic_directory, atomic_write_text, save_figure
+from keras_latent.model.builders import has_decoder
+from keras_latent.model.saving import load_run_model
+from keras_latent.runs import layout
+from keras_latent.runs.records import csv_text, load_config, write_json
+from keras_latent.training.evaluation import per_class_dict
+
+log = logging.getLogger("keras_latent")
+
+
+def load_run(run_dir: str, dataset: str | None):
+    """(config, model, splits, class names) of a run folder; `dataset` replaces the run's data set."""
+    config = load_config(run_dir)
+    model = load_run_model(run_dir)
+    if dataset:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, dataset=dataset))
+    splits, resolved = load_splits(config)
+    class_names = config.data.class_names or splits.class_names
+    if tuple(splits.class_names) != tuple(class_names):
+        raise UsageError(f"data set {splits.dataset!r} has classes {list(splits.class_names)}, but the run was "
+                         f"trained on {list(class_names)}; pass a data set with the run's classes")
+    return resolved, model, splits, tuple(class_names)
+
+
+def check_index(index: int, size: int, flag: str) -> int:
+    if not 0 <= index < size:
+        raise UsageError(f"{flag} must be between 0 and {size - 1} (the split has {size} images), got {index}")
+    return index
+
+
+def chosen_layers(model, layers) -> list[str]:
+    names = list(layers) if layers else latent.trunk_block_names(model)
+    for name in names:
+        latent.layer_index(model, name)  # UsageError listing the valid names
+    return list(dict.fromkeys(names))
+
+
+def _save_figure_entry(fig, out: str, entry: layout.Entry, kind: str, **fields) -> dict:
+    """Save `fig` as `entry` (its `fields` filled) in folder `out`; returns its analysis.json `files` entry."""
+    save_figure(fig, entry.path(out, **fields))
+    return {"kind": kind, **fields, "path": layout.analysis_relative(entry, **fields)}
+
+
+def write_image_figures(model, images: list[dict], layer: str, channels, mode: str, out: str) -> list[dict]:
+    """Channel grid and activation maps of each image at `layer`; returns the `files` entries."""
+    x = np.stack([im["normalized"] for im in images])  # (N, S, S, 3)
+    acts = latent.layer_activations(model, x, layer)  # (N, h, w, C)
+    decoded = None
+    if has_decoder(model):
+        masks = latent.intact_and_channel_masks(acts.shape[-1], channels, mode)  # all, then each
+        decoded = denormalize(latent.predict_masked(latent.masked_decoder(model, layer), acts, masks))  # (N,1+K,S,S,3)
+    files = []
+    for i, im in enumerate(images):
+        what = f"{im['split']} image {im['index']} ({im['label']}), {layer} {'x'.join(map(str, acts.shape[1:]))}"
+        fields = {"layer": layer, "split": im["split"], "index": im["index"]}
+        if decoded is not None:
+            files.append(_save_figure_entry(
+                plots.plot_channel_grid(im["uint8"], decoded[i, 0], decoded[i, 1:], channels,
+                                        f"{what}: decoded per channel", mode),
+                out, layout.CHANNEL_GRID, "channels", **fields))
+        files.append(_save_figure_entry(
+            plots.plot_activation_maps(im["uint8"], acts[i][..., channels], channels, f"{what}: feature maps"),
+            out, layout.ACTIVATION_MAPS, "activations", **fields))
+    return files
+
+
+def layer_measures(model, x_test, y_test, class_names, layer: str, channels, out: str):
+    """Channel statistics and ablation of one layer on the test split: (stats rows, ablation, files)."""
+    stats = latent.channel_statistics(model, x_test, y_test, layer, len(class_names))
+    ablation = latent.ablate_channels(model, x_test, y_test, layer, len(class_names), channels)
+    stats_rows = [[layer, int(c), float(stats.mean_activation[c]), *map(float, stats.class_mean_activation[c])]
+                  for c in channels]
+    files = [
+        _save_figure_entry(plots.plot_channel_class_heatmap(stats.mean_activation[channels],
+                                                            stats.class_mean_activation[channels], channels,
+                                                            class_names, layer),
+                           out, layout.CLASS_HEATMAP, "heatmap", layer=layer),
+        _save_figure_entry(plots.plot_ablation(channels, ablation.accuracy_drop, ablation.intact_accuracy,
+                                               ablation.per_class_drop, class_names, layer),
+                           out, layout.ABLATION_PLOT, "ablation", layer=layer),
+    ]
+    return stats_rows, ablation, files
+
+
+def write_analysis(model, splits, class_names, layer_channels: dict, images, mode: str, top: int,
+                   out: str) -> dict:
+    """Every figure, both CSV tables and analysis.json into folder `out`; returns the summary.
+
+    layer_channels: {layer: channel indices (K,)}, the checked choice of each layer, in layer order.
+    """
+    x_test = np.asarray(normalize(splits.x_test))
+    summary = {"mode": mode, "layers": list(layer_channels),
+               "images": [{k: im[k] for k in ("split", "index", "label", "class_index")} for im in images],
+               "dataset": splits.description, "test_images": len(x_test),
+               "channels": {layer: channels.tolist() for layer, channels in layer_channels.items()},
+               "top_channels": {}, "class_channels": {}, "files": []}
+    stats_rows, ablation_rows = [], []
+    for layer, channels in layer_channels.items():
+        summary["files"] += write_image_figures(model, images, layer, channels, mode, out)
+        rows, ablation, files = layer_measures(model, x_test, splits.y_test, class_names, layer, channels, out)
+        stats_rows += rows
+        ablation_rows += [[layer, int(c), float(ablation.accuracy[j]), float(ablation.accuracy_drop[j]),
+                           *map(float, ablation.per_class[j])] for j, c in enumerate(channels)]
+        summary["files"] += files
+        summary["top_channels"][layer], summary["class_channels"][layer] = latent.rank_channels(
+            ablation, class_names, top)
+    # the intact model is the same for every layer: its scores as the last layer's ablation measured them
+    summary["intact_accuracy"] = ablation.intact_accuracy
+    summary["intact_per_class_accuracy"] = per_class_dict(class_names, ablation.intact_per_class)
+    atomic_write_text(layout.CHANNEL_STATS.path(out),
+                      csv_text(["layer", "channel", "mean_activation", *class_names], stats_rows))
+    atomic_write_text(layout.ABLATION.path(out),
+                      csv_text(["layer", "channel", "accuracy", "accuracy_drop", *[f"acc_{n}" for n in class_names]],
+                               ablation_rows))
+    write_json(layout.ANALYSIS_SUMMARY.path(out), summary)
+    return summary
+
+
+def chosen_images(splits, class_names, train_index: int, test_index: int) -> list[dict]:
+    """The two images to decode, uint8 and normalized, with their split, index and label."""
+    images = []
+    for split, x, y, index in (("train", splits.x_train, splits.y_train, train_index),
+                               ("test", splits.x_test, splits.y_test, test_index)):
+        check_index(index, len(x), f"--{split}-index")
+        images.append({"split": split, "index": index, "label": class_names[int(y[index])],
+                       "class_index": int(y[index]), "uint8": x[index],
+                       "normalized": np.asarray(normalize(x[index]))})
+    return images
+
+
+def analyze_run(run_dir: str, config: AnalysisConfig = AnalysisConfig()) -> dict:
+    """Analyse the run in `run_dir` into RUN/analysis/ (replaced atomically); returns analysis.json's content.
+
+    Validates `config` and seeds with the run's seed, as the command does.
+    """
+    import tensorflow as tf
+
+    validate_analysis(config)
+    train_config, model, splits, class_names = load_run(run_dir, config.dataset)
+    keras.utils.set_random_seed(train_config.seed)
+    layer_channels = {layer: latent.check_channels(latent.num_channels(model, layer), config.channels, layer)
+                      for layer in chosen_layers(model, config.layers)}
+    images = chosen_images(splits, class_names, config.train_index, config.test_index)
+    if not has_decoder(model):
+        log.info("this run has no decoder (--no-decoder): channel grids skipped; feature maps, statistics and "
+                 "ablation written")
+    folder = layout.analysis_dir(run_dir)
+    log_level = tf.get_logger().level
+    tf.get_logger().setLevel("ERROR")  # each sub-model traces its own predict function: expected, not news
+    try:
+        with atomic_directory(folder) as out:
+            return write_analysis(model, splits, class_names, layer_channels, images, config.mode, config.top, out)
+    except OSError as err:
+        raise UsageError(f"cannot write {folder}: {err.strerror or err}") from None
+    finally:
+        tf.get_logger().setLevel(log_level)

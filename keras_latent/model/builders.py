@@ -1,0 +1,135 @@
+"""Model builders: pure functions from a ModelConfig to Keras models (Keras 3 APIs only).
+
+    image (B, S, S, 3) in [-1, 1]
+      -> trunk:   conv1 .. convN   each block Conv2D(k) + ReLU + MaxPool(2)
+      -> classifier_head: Flatten -> Dense(120) -> Dense(84) -> softmax      => "classifier"
+      -> decoder: deconvN .. deconv1  mirrored Conv2DTranspose(stride 2)     => "reconstruction"
+                 (by default run as conv + depth_to_space, the same function: keras_latent.layers)
+
+The decoder mirrors the trunk block for block, so the activations of trunk block k
+(`conv{k}`, shape (B, h_k, w_k, filters[k-1])) are decoded to an image by the decoder's
+last k blocks alone (`decoder_tail`). No compile, fit or file I/O here.
+"""
+from __future__ import annotations
+
+import keras
+
+from keras_latent.config import ModelConfig, block_sizes
+from keras_latent.errors import UsageError
+from keras_latent.model.layers import SubPixelConv2DTranspose
+
+
+def check_trunk_fits(config: ModelConfig) -> list[tuple[int, int]]:
+    sizes = block_sizes(config.image_size, len(config.filters), config.kernel_size, config.padding)
+    if any(out < 1 for _, out in sizes):
+        raise UsageError(
+            f"a trunk of {len(config.filters)} blocks (kernel {config.kernel_size}, padding {config.padding}) "
+            f"shrinks a {config.image_size}px image to nothing (sizes {[o for _, o in sizes]}); "
+            "use --padding same, fewer --filters or a larger --image-size")
+    return sizes
+
+
+def build_trunk(config: ModelConfig) -> keras.Model:
+    """Image (B, S, S, 3) -> activations of the last block; each block is a sub-model `conv{k}`."""
+    check_trunk_fits(config)
+    image = keras.Input((config.image_size, config.image_size, 3), name="image")
+    x = image
+    for k, width in enumerate(config.filters, start=1):
+        block = keras.Sequential([
+            keras.layers.Conv2D(width, config.kernel_size, padding=config.padding, activation="relu",
+                                name=f"conv{k}_conv"),
+            keras.layers.MaxPooling2D(2, name=f"conv{k}_pool"),
+        ], name=f"conv{k}")
+        x = block(x)
+    return keras.Model(image, x, name="trunk")
+
+
+def build_classifier_head(config: ModelConfig, latent_shape: tuple[int, ...]) -> keras.Model:
+    """Latent (B, h, w, c) -> class probabilities (B, num_classes)."""
+    latent = keras.Input(latent_shape, name="latent")
+    x = keras.layers.Flatten(name="flatten")(latent)
+    for i, units in enumerate(config.head_units, start=1):
+        x = keras.layers.Dense(units, activation="relu", name=f"fc{i}")(x)
+    probs = keras.layers.Dense(config.num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(latent, probs, name="classifier_head")
+
+
+def _deconv_block(k: int, in_size: int, out_size: int, channels_out: int, kernel_size: int,
+                  last: bool, sub_pixel: bool) -> keras.Sequential:
+    """Mirror of trunk block k: (out_size, out_size) -> (in_size, in_size), stride-2 transposed conv.
+
+    The kernel that exactly inverts the block's size is `in_size - 2 * (out_size - 1)` (6 for the
+    tutorial's 5x5 valid convs, as in the PyTorch reference); when that is smaller than the trunk's
+    kernel (same padding), a larger kernel is used and the border cropped back symmetrically.
+    """
+    exact = in_size - 2 * (out_size - 1)
+    kernel = exact if exact >= kernel_size else exact + 2 * ((kernel_size - exact + 1) // 2)
+    crop = (kernel - exact) // 2
+    transposed_conv = SubPixelConv2DTranspose if sub_pixel else keras.layers.Conv2DTranspose
+    layers = [transposed_conv(channels_out, kernel, strides=2, padding="valid",
+                              activation="tanh" if last else "relu", name=f"deconv{k}_conv")]
+    if crop:  # after the activation: both are per pixel, so the order does not matter
+        layers.append(keras.layers.Cropping2D(crop, name=f"deconv{k}_crop"))
+    return keras.Sequential(layers, name=f"deconv{k}")
+
+
+def build_decoder(config: ModelConfig) -> keras.Model:
+    """Latent of the last block (B, h_N, w_N, filters[-1]) -> image (B, S, S, 3) in [-1, 1].
+
+    Blocks run deconvN .. deconv1; block deconv{k} takes filters[k-1] channels.
+    """
+    sizes = check_trunk_fits(config)
+    n = len(config.filters)
+    latent = keras.Input((sizes[-1][1], sizes[-1][1], config.filters[-1]), name="latent")
+    x = latent
+    for k in range(n, 0, -1):
+        channels_out = config.filters[k - 2] if k > 1 else 3
+        x = _deconv_block(k, *sizes[k - 1], channels_out, config.kernel_size, last=(k == 1),
+                          sub_pixel=config.sub_pixel_decoder)(x)
+    return keras.Model(latent, x, name="decoder")
+
+
+def build_model(config: ModelConfig) -> keras.Model:
+    """The two-output model: {"classifier": (B, classes) probs, "reconstruction": (B, S, S, 3)}.
+
+    Outputs pass through float32 identity layers, so mixed precision keeps float32 results.
+    """
+    trunk = build_trunk(config)
+    head = build_classifier_head(config, tuple(trunk.output.shape[1:]))
+    image = keras.Input((config.image_size, config.image_size, 3), name="image")
+    latent = trunk(image)
+    outputs = {"classifier": keras.layers.Activation("linear", dtype="float32", name="classifier")(head(latent))}
+    if config.decoder:
+        decoded = build_decoder(config)(latent)
+        outputs["reconstruction"] = keras.layers.Activation("linear", dtype="float32", name="reconstruction")(decoded)
+    return keras.Model(image, outputs, name="keras_latent")
+
+
+def trunk_block_names(model: keras.Model) -> list[str]:
+    """`conv1`, `conv2`, ... of a built model's trunk, in order."""
+    return [layer.name for layer in model.get_layer("trunk").layers if layer.name.startswith("conv")]
+
+
+def trunk_blocks(model: keras.Model) -> list[keras.layers.Layer]:
+    """The block sub-models `conv1`, `conv2`, ... of a built model's trunk, in order."""
+    trunk = model.get_layer("trunk")
+    return [trunk.get_layer(name) for name in trunk_block_names(model)]
+
+
+def has_decoder(model: keras.Model) -> bool:
+    """Whether a built model has the decoder, i.e. the "reconstruction" output (not so with --no-decoder)."""
+    return "reconstruction" in model.output
+
+
+def decoder_tail(model: keras.Model, block: int) -> keras.Model:
+    """Activations of trunk block `block` (1-based) -> image, through deconv{block} .. deconv1.
+
+    Shares weights with `model`'s decoder; the input shape is that block's output shape.
+    """
+    decoder = model.get_layer("decoder")
+    trunk_block = model.get_layer("trunk").get_layer(f"conv{block}")
+    latent = keras.Input(tuple(trunk_block.output.shape[1:]), name=f"conv{block}_activations")
+    x = latent
+    for k in range(block, 0, -1):
+        x = decoder.get_layer(f"deconv{k}")(x)
+    return keras.Model(latent, x, name=f"decoder_from_conv{block}")

@@ -1,0 +1,197 @@
+"""Every use of a private name of Keras or KerasTuner, in one guarded place.
+
+keras-latent patches or extends three libraries' internals, each for a reason with an upstream issue:
+
+1. Keras `fit` under multi-worker MultiWorkerMirroredStrategy fails on two reductions
+   (keras-team/keras#20585): `patch_keras_for_multiworker` replaces two functions of
+   `keras.src.backend.tensorflow.trainer`, which Keras looks up at call time.
+2. Keras's `BackupAndRestore` writes its weights and epoch count in place, one after the other, so
+   a kill can tear them (Keras's own `double_checkpoint` keeps `.bkp` copies, written in place too;
+   no upstream issue tracks this): `AtomicBackupSave` overrides its private `_save_model` to swap
+   both in at once.
+3. KerasTuner 1.4 writes its state files in place and loses the grid's walk on reload
+   (keras-team/keras-tuner#1055): `AtomicOracleFiles`, `next_untried_grid_cell` and
+   `AtomicTunerFile` use private Oracle and Tuner members.
+
+At import this module checks that every private name it uses exists in the installed versions and
+fails with one line naming the supported versions otherwise, instead of a patch that silently does
+nothing. `tests/test_patches.py` checks that each patch still takes effect.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+
+import keras
+import keras_tuner
+from keras_tuner.engine.trial import TrialStatus
+
+from keras_latent.errors import UsageError
+from keras_latent.files import atomic_directory, atomic_write_text
+
+SUPPORTED = "tensorflow 2.21, keras 3.15 and keras-tuner 1.4 (tested: 2.21.0, 3.15.1, 1.4.8)"
+TRAINER_MODULE = "keras.src.backend.tensorflow.trainer"
+
+# (module, dotted attribute) pairs this module relies on.
+PRIVATE_NAMES = (
+    (TRAINER_MODULE, "reduce_per_replica"),
+    (TRAINER_MODULE, "concat"),
+    (TRAINER_MODULE, "_is_per_replica_instance"),
+    (TRAINER_MODULE, "TensorFlowTrainer._maybe_symbolic_build"),
+    ("tensorflow.python.distribute.collective_all_reduce_strategy",
+     "CollectiveAllReduceExtended._in_multi_worker_mode"),
+    ("keras.callbacks", "BackupAndRestore._save_model"),
+    ("keras_tuner", "Oracle._get_oracle_fname"),
+    ("keras_tuner", "Oracle._get_trial_dir"),
+    ("keras_tuner", "Oracle._save_trial"),
+    ("keras_tuner", "Oracle._duplicate"),
+    ("keras_tuner", "Tuner._is_worker"),
+    ("keras_tuner", "Tuner._get_tuner_fname"),
+)
+# Attributes set in __init__, checked on a fresh instance.
+BACKUP_ATTRIBUTES = ("_weights_path", "_training_metadata_path", "_current_epoch", "_last_batch_seen")
+ORACLE_ATTRIBUTES = ("_retry_queue", "_tried_so_far")
+
+
+def missing_private_names() -> list[str]:
+    """The private names this module uses that the installed Keras and KerasTuner lack."""
+    missing = []
+    for module_name, dotted in PRIVATE_NAMES:
+        try:
+            value = importlib.import_module(module_name)
+            for part in dotted.split("."):
+                value = getattr(value, part)
+        except (ImportError, AttributeError):
+            missing.append(f"{module_name}.{dotted}")
+    backup = keras.callbacks.BackupAndRestore("unused")  # sets attributes only; creates nothing
+    missing += [f"keras.callbacks.BackupAndRestore().{a}" for a in BACKUP_ATTRIBUTES if not hasattr(backup, a)]
+    oracle = keras_tuner.oracles.GridSearchOracle()
+    missing += [f"keras_tuner.Oracle().{a}" for a in ORACLE_ATTRIBUTES if not hasattr(oracle, a)]
+    return missing
+
+
+def check_private_names() -> None:
+    """Fail with one line when an installed version lacks a private name used here."""
+    missing = missing_private_names()
+    if missing:
+        import tensorflow as tf
+
+        raise UsageError(f"tensorflow {tf.__version__} / keras {keras.__version__} / keras-tuner "
+                         f"{keras_tuner.__version__} lack "
+                         f"{', '.join(missing)}, which keras_latent patches; supported: {SUPPORTED}")
+
+
+# ---------------------------------------------------------------- 1. Keras fit under MultiWorkerMirroredStrategy
+
+
+def is_multiworker(strategy) -> bool:
+    """True for a MultiWorkerMirroredStrategy that really spans several workers (TensorFlow's private test)."""
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
+def patch_keras_for_multiworker() -> None:
+    """Fix Keras 3 `fit` under multi-worker MultiWorkerMirroredStrategy (keras-team/keras#20585).
+
+    1. Before training, `fit` averages the first batch across workers with `strategy.reduce`,
+       which fails on a nested (images, targets) batch; the batch is only used for its shapes,
+       so this worker's first replica's batch is used instead.
+    2. Per-step metrics are averaged with `strategy.reduce("MEAN", v, axis=0)`, which fails on
+       the scalar metrics; `axis=None` averages them across replicas as intended. Predictions
+       ("concat") stay on this worker instead of being gathered from all.
+    Both patches change nothing outside multi-worker mode (`is_multiworker`). Idempotent.
+    """
+    import tensorflow as tf
+
+    trainer = importlib.import_module(TRAINER_MODULE)
+    if getattr(trainer, "_keras_latent_patched", False):
+        return
+    reduce_per_replica = trainer.reduce_per_replica
+    maybe_symbolic_build = trainer.TensorFlowTrainer._maybe_symbolic_build
+
+    def local_first(values, strategy):
+        return tf.nest.map_structure(
+            lambda v: strategy.experimental_local_results(v)[0] if trainer._is_per_replica_instance(v) else v, values)
+
+    def patched_reduce(values, strategy, reduction):
+        if not is_multiworker(strategy) or reduction not in ("auto", "mean", "concat"):
+            return reduce_per_replica(values, strategy, reduction)
+        if reduction == "concat":
+            return tf.nest.map_structure(
+                lambda v: trainer.concat(strategy.experimental_local_results(v))
+                if trainer._is_per_replica_instance(v) else v, values)
+        return tf.nest.map_structure(
+            lambda v: strategy.reduce("MEAN", v, axis=None) if trainer._is_per_replica_instance(v) else v, values)
+
+    def patched_build(self, iterator=None, data_batch=None):
+        if iterator is not None and data_batch is None and is_multiworker(self.distribute_strategy):
+            for _, _, it in iterator:
+                data_batch = local_first(next(it), self.distribute_strategy)
+                break
+            iterator = None
+        return maybe_symbolic_build(self, iterator=iterator, data_batch=data_batch)
+
+    trainer.reduce_per_replica = patched_reduce
+    trainer.TensorFlowTrainer._maybe_symbolic_build = patched_build
+    trainer._keras_latent_patched = True
+
+
+# ---------------------------------------------------------------- 2. Keras BackupAndRestore
+
+
+class AtomicBackupSave:
+    """Mixin for `keras.callbacks.BackupAndRestore`: weights and epoch count swapped in as one folder.
+
+    Keras writes `latest.weights.h5` and `training_metadata.json` in place, one after the other, so a
+    kill can tear the weights or pair new weights with an old epoch count. Here both are written into
+    a temp folder that then replaces the backup folder (`keras_latent.files.atomic_directory`).
+    """
+
+    def _save_model(self):
+        with atomic_directory(self.backup_dir) as tmp:
+            self.model.save_weights(f"{tmp}/{self._weights_path.rsplit('/', 1)[-1]}", overwrite=True)
+            with open(f"{tmp}/{self._training_metadata_path.rsplit('/', 1)[-1]}", "w") as f:
+                json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+
+
+# ---------------------------------------------------------------- 3. KerasTuner state files
+
+
+class AtomicOracleFiles:
+    """Mixin for KerasTuner oracles: oracle.json and each trial.json written atomically; a trial that a
+    kill caught between its two saves is not retried."""
+
+    def save(self):
+        atomic_write_text(self._get_oracle_fname(), json.dumps(self.get_state()))
+
+    def _save_trial(self, trial):
+        atomic_write_text(f"{self._get_trial_dir(trial.trial_id)}/trial.json", json.dumps(trial.get_state()))
+
+    def reload(self):
+        """KerasTuner's reload sends every trial that was running to the retry queue; one whose trial.json
+        already says it ended (killed between the two saves of `end_trial`) is not run again."""
+        super().reload()
+        ended = (TrialStatus.COMPLETED, TrialStatus.FAILED)
+        self._retry_queue = [i for i in self._retry_queue if self.trials[i].status not in ended]
+
+
+def next_untried_grid_cell(oracle, cells) -> dict | None:
+    """The first of `cells` ({name: value} dicts, in grid order) the oracle has not tried yet, or None.
+
+    KerasTuner 1.4.8's GridSearchOracle keeps its walk out of its saved state (keras-team/keras-tuner#1055);
+    `_tried_so_far`, which `_duplicate` reads, is saved, so the next cell can be found again after a reload.
+    """
+    return next((values for values in cells if not oracle._duplicate(values)), None)
+
+
+class AtomicTunerFile:
+    """Mixin for `keras_tuner.Tuner`: its state file written atomically (and the oracle's, unless a worker)."""
+
+    def save(self):
+        if not self._is_worker():
+            self.oracle.save()
+        atomic_write_text(self._get_tuner_fname(), json.dumps(self.get_state()))
+
+
+check_private_names()

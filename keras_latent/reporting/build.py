@@ -1,0 +1,106 @@
+"""The report of a run: one self-contained HTML file (`build_report`, what `python -m keras_latent.report` runs).
+
+RUN_FOLDER/report.html holds, in order: configuration, data set and model summary; curves and
+final figures; the classification report with the confusion matrix; the reconstructions at each
+snapshot epoch; the latent analysis (RUN_FOLDER/analysis/); and, with --tuning DIR, a loss-weight
+search. Figures are the PNGs those steps already rendered, embedded as data URIs, so the file
+needs no network and no other file. Missing parts are left out with the command that makes them.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+
+from keras_latent.config import TrainConfig
+from keras_latent.errors import UsageError
+from keras_latent.runs import layout
+from keras_latent.runs.records import load_config, read_json
+
+log = logging.getLogger("keras_latent")
+TEMPLATE = "report.html.j2"
+SECTIONS = (("setup", "Configuration, data and model"), ("training", "Training curves and final figures"),
+            ("classification", "Classification report"), ("reconstructions", "Reconstructions"),
+            ("analysis", "Latent analysis: what each channel carries"), ("tuning", "Loss-weight search"))
+
+
+def ensure_analysis(run_dir: str, analyze: bool) -> None:
+    """With `analyze`, run the analysis (default settings) when it is missing or older than the model."""
+    from keras_latent.reporting.analysis_section import analysis_is_stale
+
+    if analyze and (not os.path.isfile(layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY))
+                    or analysis_is_stale(run_dir)):
+        from keras_latent.analysis.run import analyze_run
+
+        log.info(f"analysing {run_dir} ({layout.ANALYZE} {run_dir}) ...")
+        analyze_run(run_dir)
+
+
+def render(context: dict) -> str:
+    """Fill templates/report.html.j2 (autoescaped: file names and labels cannot inject markup)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
+                             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def following_contract(section, args: tuple, path: str, layout: str, remedy: str) -> dict:
+    """Build a section from files another tool wrote; a file that breaks its contract is one clear line."""
+    try:
+        return section(*args)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise UsageError(f"{path} (or a file beside it) does not follow {layout} ({type(err).__name__}: {err}); "
+                         f"{remedy}") from None
+
+
+def collect(run_dir: str, tuning_dir: str | None, config: TrainConfig) -> dict:
+    """Read the run (and tuning) folders into the template's context, one dict per section;
+    `config` is the run's config.json."""
+    from keras_latent import __version__
+    from keras_latent.reporting.analysis_section import analysis_section
+    from keras_latent.reporting.classification import classification_section
+    from keras_latent.reporting.run_sections import (
+        config_groups,
+        dataset_info,
+        load_model,
+        model_summary,
+        reconstruction_section,
+        training_section,
+    )
+    from keras_latent.reporting.tuning_section import tuning_section
+
+    metrics = read_json(layout.METRICS.path(run_dir))
+    model = load_model(run_dir)
+    analysis = following_contract(analysis_section, (run_dir,), layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY),
+                                  "the analysis layout", f"rerun {layout.ANALYZE} {run_dir}")
+    tuning = following_contract(tuning_section, (tuning_dir, config), layout.BEST.path(tuning_dir or ""),
+                                "the tuning results layout", f"rerun {layout.SEARCH}")
+    name = os.path.basename(os.path.normpath(os.path.abspath(run_dir)))
+    return {"title": f"keras-latent report: {name}", "run_dir": run_dir, "version": __version__,
+            "generated": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+            "toc": [{"id": i, "title": t} for i, t in SECTIONS], "sections": dict(SECTIONS),
+            "dataset": dataset_info(config, metrics), "config_groups": config_groups(config),
+            "model": model_summary(model) if model is not None else None,
+            "training": training_section(run_dir, metrics),
+            "classification": classification_section(run_dir, model, config, metrics),
+            "reconstructions": reconstruction_section(run_dir, config, metrics),
+            "analysis": analysis, "tuning": tuning}
+
+
+def build_report(run_dir: str, tuning_dir: str | None = None, analyze: bool = False, out: str | None = None) -> str:
+    """Write the report of `run_dir` (atomically) and return its path (default RUN/report.html)."""
+    from keras_latent.files import atomic_write_text
+    from keras_latent.reporting.tuning_section import check_tuning_dir
+
+    config = load_config(run_dir)  # not a run folder: one clear line before any slow work
+    if tuning_dir is not None:
+        check_tuning_dir(tuning_dir)
+    ensure_analysis(run_dir, analyze)
+    path = out or layout.REPORT_FILE.path(run_dir)
+    html = render(collect(run_dir, tuning_dir, config))
+    try:
+        atomic_write_text(path, html)
+    except OSError as err:
+        raise UsageError(f"cannot write the report to {path!r}: {err.strerror or err}") from None
+    return path

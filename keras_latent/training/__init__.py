@@ -1,0 +1,5 @@
+"""Training: compile and fit into a run folder (`fit`), its callbacks, test-set evaluation, plots of
+curves and confusion, and where training runs (`distribute`: threads, tf.distribute strategies)."""
+from keras_latent._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {"train": "fit", "compile_model": "fit"})

@@ -1,0 +1,135 @@
+"""Training callbacks that write into the run folder (atomically); names from `keras_latent.runs.layout`."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+
+import keras
+import numpy as np
+
+from keras_latent import patches
+from keras_latent.data.pipeline import denormalize
+from keras_latent.files import atomic_write_text, recover_directory, save_figure
+from keras_latent.runs import layout
+from keras_latent.runs.records import history_csv_text
+from keras_latent.training.plots import plot_reconstructions
+
+
+class ReconstructionSnapshots(keras.callbacks.Callback):
+    """Save originals over reconstructions of fixed test images at chosen epochs.
+
+    Epoch 0 is the untrained model (written when training starts); epoch e is after e epochs.
+    Each snapshot is a PNG in the run folder and an image in TensorBoard.
+    """
+
+    def __init__(self, images: np.ndarray, epochs: tuple[int, ...], run_dir: str, tensorboard_dir: str | None):
+        super().__init__()
+        self.images = images  # (N, H, W, 3) normalized to [-1, 1]
+        self.epochs = set(epochs)
+        self.run_dir = run_dir
+        self.tensorboard_dir = tensorboard_dir
+
+    def _snapshot(self, epoch: int) -> None:
+        recon = np.asarray(self.model.predict_on_batch(self.images)["reconstruction"])
+        originals, recon = denormalize(self.images), denormalize(recon)
+        fig = plot_reconstructions(originals, recon, title=f"epoch {epoch}")
+        save_figure(fig, layout.SNAPSHOT.path(self.run_dir, epoch=epoch))
+        if self.tensorboard_dir:
+            import tensorflow as tf
+
+            with tf.summary.create_file_writer(os.path.join(self.tensorboard_dir, "reconstructions")).as_default():
+                tf.summary.image("reconstruction", recon, step=epoch, max_outputs=len(recon))
+
+    def on_train_begin(self, logs=None):
+        if 0 in self.epochs and not os.path.exists(layout.SNAPSHOT.path(self.run_dir, epoch=0)):
+            self._snapshot(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 in self.epochs and not nonfinite_losses(logs):
+            self._snapshot(epoch + 1)
+
+
+class HistoryCsv(keras.callbacks.Callback):
+    """Rewrite `history.csv` atomically after every epoch (one row per epoch, train and test columns).
+
+    Rows already in the file (from an interrupted run being resumed) are kept and continued.
+    """
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.rows: list[dict] = []
+
+    def on_train_begin(self, logs=None):
+        if os.path.isfile(self.path):
+            with open(self.path, newline="", encoding="utf-8") as f:
+                self.rows = list(csv.DictReader(f))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows = [r for r in self.rows if int(r["epoch"]) < epoch + 1]
+        self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+        atomic_write_text(self.path, history_csv_text(self.rows))
+
+
+def nonfinite_losses(logs: dict | None) -> list[str]:
+    """Names of the loss entries in Keras `logs` that are NaN or infinite, e.g. ["reconstruction_loss"]."""
+    return [k for k, v in (logs or {}).items() if k.endswith("loss") and not math.isfinite(float(v))]
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stop training at the first NaN or infinite loss and remember the last good weights.
+
+    Unlike `keras.callbacks.TerminateOnNaN` it records which epoch (1-based) and which output's
+    loss went bad (`diverged`), and keeps the weights from the start of that epoch
+    (`good_weights`, after `good_epochs` finished epochs) so the caller can save them.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.diverged: tuple[int, dict[str, float]] | None = None  # (epoch, {bad loss name: value})
+        self.good_weights: list[np.ndarray] | None = None
+        self.good_epochs = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.good_weights, self.good_epochs = self.model.get_weights(), epoch
+
+    def _check(self, logs) -> None:
+        bad = nonfinite_losses(logs)
+        if bad and self.diverged is None:
+            outputs = [k for k in bad if k not in ("loss", "val_loss")]
+            single = list(self.model.output) if isinstance(self.model.output, dict) else []
+            label = f" of the {single[0]} output" if len(single) == 1 and not outputs else ""
+            self.diverged = (self.good_epochs + 1, {k + label: float(logs[k]) for k in outputs or bad})
+        if bad:
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs)
+
+    def describe(self) -> str:
+        """One line: the epoch and which output's loss went NaN or infinite."""
+        epoch, losses = self.diverged
+        return f"training diverged in epoch {epoch}: " + ", ".join(f"{k} is {v}" for k, v in losses.items())
+
+
+class AtomicBackupAndRestore(patches.AtomicBackupSave, keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` whose backup survives a kill at any moment.
+
+    `patches.AtomicBackupSave` swaps the weights and the epoch count in as one folder. An epoch whose
+    losses are NaN or infinite is not backed up, so the backup stays the last good one. The backup
+    is left in place when training ends (pass delete_checkpoint=False); the caller removes it once
+    the finished model is safely written.
+    """
+
+    def on_train_begin(self, logs=None):
+        recover_directory(self.backup_dir)
+        super().on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if nonfinite_losses(logs):
+            return
+        super().on_epoch_end(epoch, logs)

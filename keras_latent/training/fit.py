@@ -1,0 +1,165 @@
+"""Training: compile the two-output model, fit it, and write the run folder.
+
+`compile_model` is shared with the tuner; `train` is what `python -m keras_latent.train` runs.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import keras
+import numpy as np
+
+from keras_latent.config import TrainConfig, validate
+from keras_latent.data import Splits, load_splits
+from keras_latent.data.pipeline import make_dataset, normalize
+from keras_latent.errors import UsageError
+from keras_latent.exporting.savedmodel import export_saved_model
+from keras_latent.files import atomic_path, atomic_write_text, save_figure
+from keras_latent.model import build_model, has_decoder
+from keras_latent.model.layers import image_mse
+from keras_latent.runs import layout
+from keras_latent.runs.lifecycle import (
+    check_free_space,
+    check_resume_config,
+    clear_run_outputs,
+    disk_errors_as_usage,
+    estimate_run_bytes,
+    finish_run,
+    inspect_run_dir,
+    keep_last_good,
+)
+from keras_latent.runs.records import read_history_csv, save_config, write_json
+from keras_latent.training import distribute, evaluation, plots
+from keras_latent.training.callbacks import AtomicBackupAndRestore, HistoryCsv, ReconstructionSnapshots, StopOnNaN
+
+log = logging.getLogger("keras_latent")
+
+
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum)
+    return keras.optimizers.Adam(learning_rate=config.lr)
+
+
+def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """Cross-entropy + MSE, keyed by output name, weighted by `ce_weight` and `recon_weight`."""
+    loss = {"classifier": keras.losses.SparseCategoricalCrossentropy()}
+    loss_weights = {"classifier": config.ce_weight}
+    two_outputs = has_decoder(model)
+    # Keras prefixes metric names with the output name only for several outputs: keep
+    # `classifier_accuracy` (and the tuner's objective `val_classifier_accuracy`) either way.
+    accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy" if two_outputs else "classifier_accuracy")
+    metrics = {"classifier": [accuracy]}
+    if two_outputs:
+        loss["reconstruction"] = image_mse  # = keras.losses.MeanSquaredError(), reduced per image
+        loss_weights["reconstruction"] = config.recon_weight
+    model.compile(optimizer=make_optimizer(config), loss=loss, loss_weights=loss_weights, metrics=metrics,
+                  steps_per_execution=distribute.steps_per_execution(config.steps_per_execution, config.strategy),
+                  jit_compile=config.jit_compile)
+    return model
+
+
+def make_callbacks(config: TrainConfig, splits: Splits, run_dir: str) -> list[keras.callbacks.Callback]:
+    """NaN stop first, the per-epoch backup last: a kill between them re-runs the epoch, never skips a row."""
+    tensorboard_dir = layout.TENSORBOARD.path(run_dir)
+    callbacks = [StopOnNaN(),
+                 HistoryCsv(layout.HISTORY.path(run_dir)),
+                 keras.callbacks.TensorBoard(tensorboard_dir)]
+    if config.model.decoder and config.snapshot_epochs:
+        images = np.asarray(normalize(splits.x_test[: config.num_snapshot_images]))
+        callbacks.append(ReconstructionSnapshots(images, config.snapshot_epochs, run_dir, tensorboard_dir))
+    callbacks.append(AtomicBackupAndRestore(layout.BACKUP.path(run_dir), delete_checkpoint=False))
+    return callbacks
+
+
+def write_reports(model: keras.Model, splits: Splits, test_ds, run_dir: str, history: dict, seconds: float,
+                  epochs_run: int) -> dict:
+    """Evaluate on the test split (`test_ds`, its batches in order) and write curves, report, confusion
+    matrix and metrics.json.
+
+    `history` holds every epoch of the run (also those before a resume); `epochs_run` is how many
+    of them this process trained in `seconds`.
+    """
+    outputs = evaluation.predict(model, test_ds)
+    reconstruction = outputs.get("reconstruction")  # (N, H, W, 3), None without a decoder
+    images = np.asarray(normalize(splits.x_test)) if reconstruction is not None else None
+    result = evaluation.evaluate_predictions(outputs["classifier"], splits.y_test, splits.class_names,
+                                           reconstruction, images)
+    atomic_write_text(layout.CLASSIFICATION_REPORT.path(run_dir), result.pop("report"))
+    save_figure(plots.plot_confusion_matrix(result.pop("confusion_matrix"), splits.class_names),
+                layout.CONFUSION_MATRIX.path(run_dir))
+    save_figure(plots.plot_curves(history), layout.CURVES.path(run_dir))
+    epochs = len(history["loss"])
+    metrics = {**result, "epochs": epochs, "resumed_from_epoch": epochs - epochs_run, "seconds": round(seconds, 2),
+               "images_per_s": round(len(splits.x_train) * epochs_run / max(seconds, 1e-9), 1),
+               "dataset": splits.description, "train_images": len(splits.x_train), "test_images": len(splits.x_test)}
+    write_json(layout.METRICS.path(run_dir), metrics)
+    return metrics
+
+
+def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: int | str = "auto",
+          callbacks: list[keras.callbacks.Callback] | None = None) -> dict:
+    """Train per `config` into `run_dir` and write every run file; validates `config` and seeds
+    (`config.seed`) first, as the command does.
+
+    Returns metrics.json's content plus "run_dir": the folder written (under multiworker, a
+    non-chief worker's own `run_dir/worker-<index>`).
+
+    An interrupted run in `run_dir` (a backup, no model.keras) is resumed from its last finished
+    epoch; every check that can fail runs before anything in `run_dir` is deleted. `callbacks`
+    are added to the run's own (e.g. a benchmark's timer). Under `--strategy multiworker` the
+    non-chief workers write `run_dir/worker-<index>` instead.
+    """
+    validate(config)
+    keras.utils.set_random_seed(config.seed)
+    strategy = distribute.make_strategy(config.strategy)
+    run_dir = distribute.worker_run_dir(strategy, run_dir)
+    resume_epoch = inspect_run_dir(run_dir, overwrite)
+    splits, config = load_splits(config)
+    log.info(f"data: {splits.description}")
+    if config.strategy != "default":
+        log.info(f"strategy: {distribute.describe(strategy)}; run folder {run_dir}")
+    with distribute.model_scope(strategy, config.mixed_precision):
+        model = compile_model(build_model(config.model), config)
+    if resume_epoch:
+        check_resume_config(run_dir, config, resume_epoch)
+    check_free_space(run_dir, estimate_run_bytes(model.count_params(), config))
+    if resume_epoch:
+        log.info(f"resuming the interrupted run in {run_dir} after epoch {resume_epoch} of {config.epochs}")
+    else:
+        clear_run_outputs(run_dir)
+    save_config(config, run_dir)
+    with disk_errors_as_usage(run_dir):
+        metrics = _fit_and_write(model, config, splits, run_dir, verbose, strategy, callbacks or [])
+    return {**metrics, "run_dir": run_dir}
+
+
+def _fit_and_write(model: keras.Model, config: TrainConfig, splits: Splits, run_dir: str,
+                   verbose: int | str, strategy, extra_callbacks: list) -> dict:
+    """Fit (resuming from the backup if any), then reports, SavedModel and, last, model.keras."""
+    train_ds = make_dataset(splits.x_train, splits.y_train, config.batch_size, training=True, seed=config.seed,
+                            augment=config.data.augment, reconstruction=config.model.decoder)
+    test_ds = make_dataset(splits.x_test, splits.y_test, config.batch_size, training=False,
+                           reconstruction=config.model.decoder)
+    callbacks = extra_callbacks + make_callbacks(config, splits, run_dir)
+    start = time.perf_counter()
+    fit = model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False,
+                    verbose=verbose)
+    seconds = time.perf_counter() - start
+    stopper = next(c for c in callbacks if isinstance(c, StopOnNaN))
+    if stopper.diverged:
+        kept = keep_last_good(model, stopper.good_weights, stopper.good_epochs, run_dir)
+        raise UsageError(f"{stopper.describe()}; {kept}; lower --lr "
+                         f"(got {config.lr}) or the loss weights and rerun with --overwrite")
+    history_path = layout.HISTORY.path(run_dir)
+    history = read_history_csv(history_path) if os.path.isfile(history_path) else fit.history
+    predictor = distribute.local_model(model, strategy)  # the model itself, except under multiworker
+    export_saved_model(predictor, config, layout.SAVED_MODEL.path(run_dir))
+    metrics = write_reports(predictor, splits, test_ds, run_dir, history, seconds,
+                            epochs_run=len(fit.history.get("loss", [])))
+    with atomic_path(layout.MODEL.path(run_dir), suffix=".keras") as tmp:
+        model.save(tmp)
+    finish_run(run_dir)
+    return metrics

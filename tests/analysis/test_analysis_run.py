@@ -1,0 +1,182 @@
+"""`python -m keras_latent.analyze`: the files it writes, its flags, and one-line errors on bad input."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import copy_folder, run_main
+
+from keras_latent import analyze
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def read_csv(path: str) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def analyzed_run(trained_run, tmp_path_factory):
+    """A copy of the tiny trained run, analyzed with the default flags."""
+    run_dir = copy_folder(trained_run, tmp_path_factory.mktemp("analyzed"))
+    code, _, _ = run_main(analyze.main, [run_dir])
+    assert code == 0
+    return run_dir
+
+
+def test_default_analysis_writes_every_file(analyzed_run):
+    names = sorted(os.listdir(os.path.join(analyzed_run, "analysis")))
+    expected = [f"{kind}_{split}_0_{layer}.png" for kind in ("activations", "channels")
+                for split in ("test", "train") for layer in ("conv1", "conv2")]
+    expected += [f"{kind}_{layer}.png" for kind in ("ablation", "channel_class_heatmap")
+                 for layer in ("conv1", "conv2")]
+    expected += ["ablation.csv", "analysis.json", "channel_stats.csv"]
+    assert names == sorted(expected)
+    with open(os.path.join(analyzed_run, "analysis", "analysis.json"), encoding="utf-8") as f:
+        summary = json.load(f)
+    listed = sorted(os.path.basename(entry["path"]) for entry in summary["files"])
+    assert listed == sorted(n for n in expected if n.endswith(".png"))
+    for entry in summary["files"]:
+        assert os.path.isfile(os.path.join(analyzed_run, entry["path"]))
+        assert entry["kind"] in ("channels", "activations", "heatmap", "ablation")
+        assert os.path.basename(entry["path"]).endswith(f"_{entry['layer']}.png")
+
+
+def test_analysis_json_summarizes_the_ablation(analyzed_run, sample_splits):
+    with open(os.path.join(analyzed_run, "analysis", "analysis.json"), encoding="utf-8") as f:
+        summary = json.load(f)
+    with open(os.path.join(analyzed_run, "metrics.json"), encoding="utf-8") as f:
+        metrics = json.load(f)
+    assert summary["mode"] == "keep" and summary["layers"] == ["conv1", "conv2"]
+    assert summary["images"][1] == {"split": "test", "index": 0, "label": CLASSES[sample_splits.y_test[0]],
+                                    "class_index": int(sample_splits.y_test[0])}
+    assert summary["intact_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert summary["intact_per_class_accuracy"] == pytest.approx(metrics["per_class_accuracy"])
+    ablation = read_csv(os.path.join(analyzed_run, "analysis", "ablation.csv"))
+    for layer in ("conv1", "conv2"):
+        drops = [entry["accuracy_drop"] for entry in summary["top_channels"][layer]]
+        assert len(drops) == 5 and drops == sorted(drops, reverse=True)
+        rows = [r for r in ablation if r["layer"] == layer]
+        assert max(float(r["accuracy_drop"]) for r in rows) == pytest.approx(drops[0], abs=1e-5)
+        assert sorted(summary["class_channels"][layer]) == sorted(CLASSES)
+
+
+def test_csv_tables_have_the_contract_columns(analyzed_run):
+    stats = read_csv(os.path.join(analyzed_run, "analysis", "channel_stats.csv"))
+    ablation = read_csv(os.path.join(analyzed_run, "analysis", "ablation.csv"))
+    assert list(stats[0]) == ["layer", "channel", "mean_activation", *CLASSES]
+    assert list(ablation[0]) == ["layer", "channel", "accuracy", "accuracy_drop", *[f"acc_{c}" for c in CLASSES]]
+    for table in (stats, ablation):
+        assert [(r["layer"], int(r["channel"])) for r in table] == [("conv1", c) for c in range(6)] + [
+            ("conv2", c) for c in range(16)]
+    for row in ablation:
+        assert float(row["accuracy_drop"]) == pytest.approx(float(ablation[0]["accuracy"]) + float(
+            ablation[0]["accuracy_drop"]) - float(row["accuracy"]), abs=1e-5)  # drop = intact - ablated
+
+
+def test_flags_choose_layers_channels_images_and_mode(copy_run, capsys):
+    run_dir = copy_run()
+    os.makedirs(os.path.join(run_dir, "analysis"))
+    open(os.path.join(run_dir, "analysis", "stale.png"), "w").close()
+    argv = [run_dir, "--layers", "conv2", "--channels", "5,0,3", "--mode", "drop", "--train-index", "3",
+            "--test-index", "7", "--top", "2"]
+    code, out, _ = run_main(analyze.main, argv, capsys)
+    assert code == 0 and "conv2: accuracy drop" in out
+    names = sorted(os.listdir(os.path.join(run_dir, "analysis")))
+    assert names == sorted(["ablation.csv", "analysis.json", "channel_stats.csv", "ablation_conv2.png",
+                            "channel_class_heatmap_conv2.png", "channels_train_3_conv2.png",
+                            "channels_test_7_conv2.png", "activations_train_3_conv2.png",
+                            "activations_test_7_conv2.png"])  # stale.png is gone: the folder is replaced
+    with open(os.path.join(run_dir, "analysis", "analysis.json"), encoding="utf-8") as f:
+        summary = json.load(f)
+    assert summary["mode"] == "drop" and summary["channels"] == {"conv2": [5, 0, 3]}
+    assert [im["index"] for im in summary["images"]] == [3, 7]
+    assert len(summary["top_channels"]["conv2"]) == 2
+    assert {r["channel"] for r in read_csv(os.path.join(run_dir, "analysis", "ablation.csv"))} == {"5", "0", "3"}
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--layers", "conv1,conv9"], "unknown trunk layer 'conv9'; this model's trunk layers are conv1, conv2"),
+    (["--channels", "0,6"], r"channels [6] out of range for conv1: it has 6 channels (0..5)"),
+    (["--layers", "conv2", "--channels", "16"], "out of range for conv2: it has 16 channels (0..15)"),
+    (["--train-index", "256"], "--train-index must be between 0 and 255 (the split has 256 images), got 256"),
+    (["--test-index", "-1"], "--test-index must be between 0 and 1016"),
+    (["--mode", "all"], "argument --mode: invalid choice: 'all'"),
+    (["--channels", "a,b"], "expected comma-separated integers like 6,16, got 'a,b'"),
+    (["--dataset", "/no/such/data"], "is neither a known name nor an existing path"),
+])
+def test_bad_flags_get_one_clear_line(trained_run, capsys, flags, message):
+    code, out, err = run_main(analyze.main, [trained_run, *flags], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not os.path.exists(os.path.join(trained_run, "analysis"))
+
+
+def test_a_folder_that_is_not_a_run_gets_one_clear_line(tmp_path, capsys):
+    code, _, err = run_main(analyze.main, [str(tmp_path)], capsys)
+    assert code == 2 and "is not a run folder: it has no config.json" in err and err.count("\n") == 1
+
+
+def test_a_missing_or_corrupt_model_gets_one_clear_line(copy_run, capsys):
+    run_dir = copy_run()
+    model_path = os.path.join(run_dir, "model.keras")
+    with open(model_path, "wb") as f:
+        f.write(b"not a zip file")
+    code, _, err = run_main(analyze.main, [run_dir], capsys)
+    assert code == 2 and err.startswith(f"error: cannot load {model_path}") and err.count("\n") == 1
+    os.remove(model_path)
+    code, _, err = run_main(analyze.main, [run_dir], capsys)
+    assert code == 2 and "has no model.keras" in err
+
+
+def test_a_dataset_with_other_classes_is_refused(trained_run, tmp_path, capsys, sample_splits):
+    import keras
+
+    for name, image in (("cats", sample_splits.x_test[0]), ("dogs", sample_splits.x_test[1])):
+        for split in ("train", "test"):
+            os.makedirs(tmp_path / split / name)
+            keras.utils.save_img(str(tmp_path / split / name / "a.png"), image)
+    code, _, err = run_main(analyze.main, [trained_run, "--dataset", str(tmp_path)], capsys)
+    assert code == 2 and "has classes ['cats', 'dogs'], but the run was trained on ['airplane'" in err
+
+
+def test_a_failed_analysis_keeps_the_previous_one(copy_run, capsys, monkeypatch):
+    from keras_latent.analysis import plots as latent_plots
+
+    run_dir = copy_run()
+    os.makedirs(os.path.join(run_dir, "analysis"))
+    with open(os.path.join(run_dir, "analysis", "analysis.json"), "w") as f:
+        f.write("{}")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(latent_plots, "plot_ablation", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        analyze.main([run_dir, "--layers", "conv1", "--channels", "0"])
+    assert os.listdir(os.path.join(run_dir, "analysis")) == ["analysis.json"]
+    assert not [n for n in os.listdir(run_dir) if n.startswith(".analysis")]  # no temp folder left
+
+
+def test_a_run_without_decoder_gets_maps_statistics_and_ablation(classifier_only_run, copy_run, capsys):
+    run_dir = copy_run(classifier_only_run)
+    code, out, _ = run_main(analyze.main, [run_dir, "--layers", "conv1"], capsys)
+    assert code == 0 and "no decoder" in out
+    names = sorted(os.listdir(os.path.join(run_dir, "analysis")))
+    assert names == sorted(["ablation.csv", "analysis.json", "channel_stats.csv", "ablation_conv1.png",
+                            "channel_class_heatmap_conv1.png", "activations_train_0_conv1.png",
+                            "activations_test_0_conv1.png"])
+    ablation = read_csv(os.path.join(run_dir, "analysis", "ablation.csv"))
+    assert len(ablation) == 6 and np.isfinite([float(r["accuracy"]) for r in ablation]).all()
+
+
+def test_the_module_runs_as_a_script_and_fails_cleanly(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "keras_latent.analyze", str(tmp_path / "nowhere")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,80 @@
+"""Helpers shared by the tests (fixtures live in conftest.py): tiny configs and runs, in-process command
+calls, folder copies and free ports. Imported as `helpers` (pyproject.toml puts tests/ on the path)."""
+import os
+import pickle
+import shutil
+import socket
+
+import keras
+import pytest
+
+from keras_latent.config import DataConfig, ModelConfig, TrainConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    """A 1-epoch run on 256 sample images: seconds on 2 cores."""
+    values = dict(data=DataConfig(dataset="sample", max_train_samples=256), model=ModelConfig(),
+                  epochs=1, batch_size=32, snapshot_epochs=(0, 1))
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def train_tiny(parent, name: str, **overrides) -> str:
+    """Train a tiny run (tiny_config with `overrides`, seed 0) into parent/name; returns the folder."""
+    from keras_latent.training.fit import train
+
+    keras.utils.set_random_seed(0)
+    run_dir = os.path.join(str(parent), name)
+    train(tiny_config(**overrides), run_dir, verbose=0)
+    return run_dir
+
+
+def copy_folder(source: str, parent, name: str = "run") -> str:
+    """Copy the folder `source` to parent/name; returns the copy's path."""
+    target = os.path.join(str(parent), name)
+    shutil.copytree(source, target)
+    return target
+
+
+def run_main(main, argv: list[str], capsys=None) -> tuple[int, str | None, str | None]:
+    """Run a command's `main` in-process as `python -m ...` would (keras_latent.cli.run_cli, which always
+    exits): (exit code, stdout, stderr). Without capsys the output is left to pytest: (code, None, None)."""
+    from keras_latent.cli import run_cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, argv)
+    if capsys is None:
+        return exit_info.value.code, None, None
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def free_ports(n: int = 1) -> list[int]:
+    """`n` distinct TCP ports on 127.0.0.1 that were free a moment ago (all bound at once, then released)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def write_cifar_folder(folder, sample_splits, n=40, with_test=True):
+    """A tiny cifar-10-batches-py folder made of real sample images, in the original layout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = sample_splits.x_train[: 2 * n].transpose(0, 3, 1, 2).reshape(2 * n, 3072)
+    for i in range(2):
+        batch = {b"data": rows[i * n:(i + 1) * n], b"labels": sample_splits.y_train[i * n:(i + 1) * n].tolist(),
+                 b"batch_label": b"x", b"filenames": [b"f"] * n}
+        (folder / f"data_batch_{i + 1}").write_bytes(pickle.dumps(batch))
+    if with_test:
+        test = {b"data": sample_splits.x_test[:n].transpose(0, 3, 1, 2).reshape(n, 3072),
+                b"labels": sample_splits.y_test[:n].tolist()}
+        (folder / "test_batch").write_bytes(pickle.dumps(test))
+    meta = {b"label_names": [c.encode() for c in sample_splits.class_names]}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    return folder

@@ -1,0 +1,520 @@
+"""report.py: the study as one self-contained HTML file, built from a tiny trained (and analysed) run.
+
+The latent-analysis and tuning files are written here by hand, following the file contracts
+exactly (real PNGs from matplotlib, real CSVs), so the report is checked independently of those
+tools; one test also runs the real `keras_latent.analyze` before building the report.
+"""
+import base64
+import csv
+import html
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from helpers import copy_folder, run_main
+from matplotlib.figure import Figure
+from PIL import Image
+
+from keras_latent.files import save_figure
+from keras_latent.report import main
+from keras_latent.reporting.assets import fmt
+from keras_latent.reporting.build import build_report
+from keras_latent.runs import layout
+
+SECTION_IDS = ["setup", "training", "classification", "reconstructions", "analysis", "tuning"]
+VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+
+
+# ---------------------------------------------------------------- reading the report back
+
+
+class ReportParser(HTMLParser):
+    """Collects the title, section ids, images, notes and every element with data-* attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.title, self.sections, self.images, self.records = "", [], [], []
+        self._stack = []  # (tag, record or None) of open elements
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs)
+        if tag == "section":
+            self.sections.append(attrs.get("id"))
+        if tag in VOID_TAGS:
+            return
+        record = None
+        if tag == "title" or "class" in attrs or "id" in attrs or any(k.startswith("data-") for k in attrs):
+            record = {"tag": tag, "attrs": attrs, "text": ""}
+            self.records.append(record)
+        self._stack.append((tag, record))
+
+    def handle_endtag(self, tag):
+        while self._stack:
+            open_tag, _ = self._stack.pop()
+            if open_tag == tag:
+                break
+
+    def handle_data(self, data):
+        for _, record in self._stack:
+            if record is not None:
+                record["text"] += data
+
+    def find(self, **attrs) -> list[dict]:
+        return [r for r in self.records if all(r["attrs"].get(k.replace("_", "-")) == v for k, v in attrs.items())]
+
+    def cell(self, **attrs) -> str:
+        found = self.find(**attrs)
+        assert len(found) == 1, f"expected one element with {attrs}, found {len(found)}"
+        return found[0]["text"].strip()
+
+    def notes(self) -> list[str]:
+        return [" ".join(r["text"].split()) for r in self.records if "missing" in r["attrs"].get("class", "").split()]
+
+
+def parse(path) -> ReportParser:
+    parser = ReportParser()
+    parser.feed(open(path, encoding="utf-8").read())
+    title = [r for r in parser.records if r["tag"] == "title"]
+    parser.title = title[0]["text"] if title else ""
+    return parser
+
+
+def decoded_images(parser: ReportParser) -> list[Image.Image]:
+    """Every <img> must be an embedded PNG that decodes."""
+    images = []
+    for attrs in parser.images:
+        prefix, _, payload = attrs["src"].partition(",")
+        assert prefix == "data:image/png;base64", attrs["src"][:80]
+        image = Image.open(io.BytesIO(base64.b64decode(payload, validate=True)))
+        image.load()
+        assert image.format == "PNG" and min(image.size) > 0 and attrs.get("alt")
+        images.append(image)
+    return images
+
+
+def row_of(parser: ReportParser, **attrs) -> dict[str, str]:
+    """{data-col: text} of the cells inside the one row with `attrs` (cells follow their row in document order)."""
+    records = parser.records
+    start = records.index(parser.find(**attrs)[0])
+    cells = {}
+    for record in records[start + 1:]:
+        if record["tag"] == "tr":
+            break
+        if "data-col" in record["attrs"]:
+            cells[record["attrs"]["data-col"]] = record["text"].strip()
+    return cells
+
+
+# ---------------------------------------------------------------- contract fixtures (analysis, tuning)
+
+
+def _figure(rng, width: float, height: float):
+    fig = Figure(figsize=(width, height))
+    ax = fig.subplots()
+    ax.imshow(rng.random((8, int(8 * width / height))), cmap="viridis")
+    ax.axis("off")
+    return fig
+
+
+def write_contract_analysis(run_dir: str, class_names: list[str], layers=(("conv1", 6), ("conv2", 16))) -> dict:
+    """RUN/analysis/ exactly as the analysis contract says: figures, channel_stats.csv, ablation.csv, analysis.json."""
+    rng = np.random.default_rng(1)
+    folder = layout.analysis_dir(run_dir)
+    images = [{"split": "train", "index": 0, "label": class_names[6]},
+              {"split": "test", "index": 3, "label": class_names[0]}]
+    intact = {c: round(float(rng.uniform(0.1, 0.6)), 6) for c in class_names}
+    summary = {"mode": "keep", "layers": [name for name, _ in layers], "images": images, "intact_accuracy": 0.3125,
+               "intact_per_class_accuracy": intact, "top_channels": {}, "class_channels": {}, "files": []}
+    ablation_rows, stats_rows = [], []
+    for layer, channels in layers:
+        for image in images:
+            for kind, entry in (("channels", layout.CHANNEL_GRID), ("activations", layout.ACTIVATION_MAPS)):
+                path = layout.analysis_relative(entry, split=image["split"], index=image["index"], layer=layer)
+                save_figure(_figure(rng, 4, 1), os.path.join(run_dir, path), dpi=40)
+                summary["files"].append({"kind": kind, "layer": layer, "split": image["split"],
+                                         "index": image["index"], "path": path})
+        for kind, entry in (("heatmap", layout.CLASS_HEATMAP), ("ablation", layout.ABLATION_PLOT)):
+            save_figure(_figure(rng, 3, 2), entry.path(folder, layer=layer), dpi=40)
+            path = layout.analysis_relative(entry, layer=layer)
+            summary["files"].append({"kind": kind, "layer": layer, "path": path})
+        drops = np.round(rng.uniform(-0.01, 0.08, channels), 6)
+        class_acc = np.round(rng.uniform(0.0, 0.6, (channels, len(class_names))), 6)
+        means = np.round(rng.uniform(0.0, 1.0, (channels, len(class_names))), 6)
+        for c in range(channels):
+            ablation_rows.append([layer, c, round(0.3125 - drops[c], 6), drops[c], *class_acc[c]])
+            stats_rows.append([layer, c, round(float(means[c].mean()), 6), *means[c]])
+        order = sorted(range(channels), key=lambda c: (-drops[c], c))
+        summary["top_channels"][layer] = [{"channel": c, "accuracy_drop": float(drops[c])} for c in order[:5]]
+        summary["class_channels"][layer] = {
+            name: sorted(range(channels), key=lambda c: (-(intact[name] - class_acc[c, k]), c))[:5]
+            for k, name in enumerate(class_names)}
+    _write_csv(layout.ABLATION.path(folder),
+               ["layer", "channel", "accuracy", "accuracy_drop", *[f"acc_{n}" for n in class_names]], ablation_rows)
+    _write_csv(layout.CHANNEL_STATS.path(folder), ["layer", "channel", "mean_activation", *class_names],
+               stats_rows)
+    with open(layout.ANALYSIS_SUMMARY.path(folder), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def _write_csv(path: str, header: list[str], rows: list[list]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_contract_tuning(folder: str) -> dict:
+    """A finished 2x2 grid as the tuning contract says: trials.csv, best.json, pareto.png."""
+    os.makedirs(folder)
+    trials = [["00", 1.0, 0.5, 0.2913, 0.1204, 1, 8.12, "COMPLETED"],
+              ["01", 1.0, 2.0, 0.3371, 0.0922, 1, 8.5, "COMPLETED"],
+              ["02", 0.5, 0.5, 0.2588, 0.1111, 1, 7.98, "COMPLETED"],
+              ["03", 0.5, 2.0, 0.3006, 0.0871, 1, 8.02, "COMPLETED"]]
+    _write_csv(layout.TRIALS.path(folder), ["trial_id", "ce_weight", "recon_weight", "val_accuracy",
+                                                    "val_recon_mse", "epochs", "seconds", "status"], trials)
+    best = {"ce_weight": 1.0, "recon_weight": 2.0, "val_accuracy": 0.3371, "val_recon_mse": 0.0922, "trial_id": "01"}
+    with open(layout.BEST.path(folder), "w", encoding="utf-8") as f:
+        json.dump(best, f)
+    fig = Figure(figsize=(4, 3))
+    ax = fig.subplots()
+    ax.scatter([t[4] for t in trials], [t[3] for t in trials])
+    save_figure(fig, layout.PARETO.path(folder), dpi=50)
+    return {"trials": trials, "best": best}
+
+
+@pytest.fixture(scope="module")
+def built(trained_run, tmp_path_factory):
+    """One report of a tiny run with a contract analysis and a contract tuning folder."""
+    root = tmp_path_factory.mktemp("report")
+    run_dir = copy_folder(trained_run, root)
+    class_names = json.load(open(layout.CONFIG.path(run_dir)))["data"]["class_names"]
+    analysis = write_contract_analysis(run_dir, class_names)
+    tuning = write_contract_tuning(str(root / "tuning"))
+    path = build_report(run_dir, tuning_dir=str(root / "tuning"))
+    return {"run": run_dir, "path": path, "analysis": analysis, "tuning": tuning, "parser": parse(path),
+            "metrics": json.load(open(layout.METRICS.path(run_dir)))}
+
+
+# ---------------------------------------------------------------- the report
+
+
+def test_report_has_every_section_in_order_with_its_images_embedded(built):
+    parser, run_dir = built["parser"], built["run"]
+    assert built["path"] == layout.REPORT_FILE.path(run_dir)
+    assert parser.sections == SECTION_IDS and parser.title.startswith("keras-latent report")
+    images = decoded_images(parser)
+    snapshots = [f for f in os.listdir(run_dir) if f.startswith("reconstructions_epoch_")]
+    expected = 2 + len(snapshots) + len(built["analysis"]["files"]) + 1  # curves, confusion, ..., pareto
+    assert len(snapshots) == 2 and len(images) == expected
+    sources = {a["src"] for a in parser.images}
+    for entry in built["analysis"]["files"]:  # every listed analysis figure, byte for byte
+        data = open(os.path.join(run_dir, entry["path"]), "rb").read()
+        assert "data:image/png;base64," + base64.b64encode(data).decode() in sources, entry["path"]
+    assert parser.notes() == [], parser.notes()
+
+
+def test_report_is_self_contained_and_print_ready(built):
+    text = open(built["path"], encoding="utf-8").read()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", text)
+    assert "<script" not in text and "<link" not in text and "@import" not in text and "url(" not in text
+    assert "@media print" in text and "page-break-inside: avoid" in text and "overflow-x: auto" in text
+    assert text.count('class="table-wrap"') == text.count("<table")  # every table can scroll sideways
+
+
+def test_tables_equal_metrics_json(built):
+    parser, metrics = built["parser"], built["metrics"]
+    assert parser.cell(data_key="test_accuracy") == fmt(metrics["test_accuracy"])
+    assert parser.cell(data_key="test_reconstruction_mse") == fmt(metrics["test_reconstruction_mse"])
+    assert parser.cell(data_key="train_images") == str(metrics["train_images"])
+    assert parser.cell(data_key="test_images") == str(metrics["test_images"])
+    assert parser.cell(data_key="epochs") == str(metrics["epochs"])
+    for name, accuracy in metrics["per_class_accuracy"].items():
+        assert row_of(parser, data_class=name)["recall"] == fmt(accuracy), name
+    assert row_of(parser, data_class="accuracy")["recall"] == fmt(metrics["test_accuracy"])
+    supports = [int(row_of(parser, data_class=n)["support"]) for n in metrics["per_class_accuracy"]]
+    assert sum(supports) == metrics["test_images"]
+
+
+def test_model_summary_counts_the_model_parameters(built):
+    import keras
+
+    model = keras.saving.load_model(layout.MODEL.path(built["run"]), compile=False)
+    parser = built["parser"]
+    assert parser.cell(data_key="total_params") == f"{model.count_params():,}"
+    summary_text = " ".join(r["text"] for r in parser.records if r["tag"] == "table"
+                            and r["attrs"].get("id") == "model-summary")
+    for name in ("trunk", "conv1", "conv2", "classifier_head", "decoder", "deconv1"):
+        assert name in summary_text
+
+
+def test_ablation_tables_equal_ablation_csv_largest_drop_first(built):
+    parser, run_dir = built["parser"], built["run"]
+    with open(layout.analysis_file(run_dir, layout.ABLATION), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows
+    for row in rows:
+        cells = row_of(parser, data_layer=row["layer"], data_channel=row["channel"])
+        assert cells["accuracy"] == fmt(row["accuracy"]) and cells["accuracy_drop"] == fmt(row["accuracy_drop"])
+    for layer in ("conv1", "conv2"):
+        shown = [int(r["attrs"]["data-channel"]) for r in parser.find(data_layer=layer) if r["tag"] == "tr"]
+        expected = sorted((r for r in rows if r["layer"] == layer),
+                          key=lambda r: (-float(r["accuracy_drop"]), int(r["channel"])))
+        assert shown == [int(r["channel"]) for r in expected]
+        top = built["analysis"]["top_channels"][layer][0]
+        sentence = parser.cell(data_layer_top=layer)
+        assert f"channel {top['channel']} (accuracy drop {fmt(top['accuracy_drop'])})" in sentence
+    assert parser.cell(data_key="intact_accuracy") == fmt(built["analysis"]["intact_accuracy"])
+
+
+def test_tuning_table_and_best_weights(built):
+    parser, tuning = built["parser"], built["tuning"]
+    shown = [r["attrs"]["data-trial"] for r in parser.find() if "data-trial" in r["attrs"]]
+    assert shown == ["01", "03", "00", "02"]  # best validation accuracy first
+    for trial in tuning["trials"]:
+        cells = row_of(parser, data_trial=trial[0])
+        assert cells["val_accuracy"] == fmt(trial[3]) and cells["val_recon_mse"] == fmt(trial[4])
+        assert (cells["ce_weight"], cells["recon_weight"]) == (f"{trial[1]:g}", f"{trial[2]:g}")
+    assert [r["attrs"].get("class") for r in parser.find(data_trial="01")] == ["best"]
+    best = " ".join(parser.cell(id="best-weights").split())
+    assert "cross-entropy 1, reconstruction 2" in best and "--weights-from" in best
+
+
+def test_best_and_worst_classes_are_named_from_the_numbers(built):
+    parser, per_class = built["parser"], built["metrics"]["per_class_accuracy"]
+    sentence = " ".join(r["text"] for r in parser.records if r["attrs"].get("class") == "sentence")
+    best = max(per_class, key=per_class.get)
+    worst = min(per_class, key=per_class.get)
+    assert re.search(rf"recognises {best}\b.* best \({100 * per_class[best]:.1f}%", sentence), sentence
+    assert re.search(rf"and {worst}\b.* worst \({100 * per_class[worst]:.1f}%\)", sentence), sentence
+
+
+def test_best_worst_sentence_names_ties_and_skips_absent_classes():
+    from keras_latent.reporting.classification import best_worst_sentence
+
+    text = best_worst_sentence({"cat": 0.5, "dog": 0.25, "ship": 0.5, "frog": None}, 0.4)
+    assert text.startswith("The model recognises cat and ship best (50.0% of their test images right) "
+                           "and dog worst (25.0%)")
+    assert "chance" in text and "25.0% for chance" in text
+    assert best_worst_sentence({"cat": 0.5, "dog": 0.5}, None) == \
+        "Every class is recognised equally often (50.0% of its test images)."
+
+
+def test_sample_note_only_for_the_bundled_sample(trained_run):
+    import dataclasses
+
+    from keras_latent.reporting.run_sections import dataset_info
+    from keras_latent.runs.records import load_config
+
+    config = load_config(trained_run)
+    metrics = json.load(open(layout.METRICS.path(trained_run)))
+    assert dataset_info(config, metrics)["is_sample"]
+    other = dataclasses.replace(config, data=dataclasses.replace(config.data, dataset="cifar10"))
+    full = {"dataset": "CIFAR-10 (tensorflow-datasets): 50000 train / 10000 test images"}
+    assert not dataset_info(other, full)["is_sample"]
+
+
+def test_sample_note_is_in_the_report(built):
+    text = " ".join(built["parser"].cell(id="sample-note").split())
+    assert "not full CIFAR-10" in text and "--dataset cifar10" in text
+
+
+# ---------------------------------------------------------------- missing and bad parts
+
+
+def test_missing_parts_are_left_out_with_the_command_that_makes_them(copy_run):
+    run_dir = copy_run()
+    for entry in (layout.SNAPSHOT, layout.CURVES, layout.CONFUSION_MATRIX):
+        for path in entry.glob(run_dir):
+            os.remove(path)
+    parser = parse(build_report(run_dir))
+    assert parser.sections == SECTION_IDS and parser.images == []
+    notes = parser.notes()
+    assert any(n.startswith("No latent analysis yet") and f"python -m keras_latent.analyze {run_dir}" in n
+               for n in notes)
+    assert any(n.startswith("No loss-weight search") and "python tuning/search_weights.py --dataset sample" in n
+               for n in notes)
+    assert any("--snapshot-epochs 0,10,20" in n for n in notes)
+    assert any(layout.CURVES.name in n for n in notes) and any(layout.CONFUSION_MATRIX.name in n for n in notes)
+    assert parser.cell(data_key="test_accuracy")  # what is there is still reported
+
+
+def test_without_the_data_set_the_saved_report_is_shown(copy_run, tmp_path):
+    run_dir = copy_run()
+    config_path = layout.CONFIG.path(run_dir)
+    config = json.load(open(config_path))
+    config["data"]["dataset"] = str(tmp_path / "moved-away")
+    json.dump(config, open(config_path, "w"))
+    parser = parse(build_report(run_dir))
+    metrics = json.load(open(layout.METRICS.path(run_dir)))
+    assert any("were not recomputed" in n and "moved-away" in n for n in parser.notes())
+    for name, accuracy in metrics["per_class_accuracy"].items():
+        assert row_of(parser, data_class=name)["recall"] == fmt(accuracy)
+    assert "precision" in open(layout.REPORT_FILE.path(run_dir)).read().split("<pre>")[1]
+
+
+def test_figures_that_disagree_with_metrics_json_are_flagged(copy_run):
+    run_dir = copy_run()
+    metrics_path = layout.METRICS.path(run_dir)
+    metrics = json.load(open(metrics_path))
+    metrics["test_accuracy"] += 0.05
+    json.dump(metrics, open(metrics_path, "w"))
+    notes = parse(build_report(run_dir)).notes()
+    assert any("differ from metrics.json" in n for n in notes), notes
+
+
+def test_missing_listed_figure_and_stale_analysis_are_noted(copy_run):
+    run_dir = copy_run()
+    summary = write_contract_analysis(run_dir, [f"c{i}" for i in range(10)], layers=(("conv1", 6),))
+    os.remove(os.path.join(run_dir, summary["files"][0]["path"]))
+    later = os.path.getmtime(layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY)) + 10
+    os.utime(layout.MODEL.path(run_dir), (later, later))
+    parser = parse(build_report(run_dir))
+    notes = parser.notes()
+    assert any(summary["files"][0]["path"] in n and "is missing" in n for n in notes), notes
+    assert any("older than model.keras" in n for n in notes), notes
+    assert len(decoded_images(parser)) == 2 + 2 + len(summary["files"]) - 1
+
+
+def test_classifier_only_run_is_reported_without_reconstructions(classifier_only_run, copy_run):
+    run_dir = copy_run(classifier_only_run)
+    parser = parse(build_report(run_dir))
+    metrics = json.load(open(layout.METRICS.path(run_dir)))
+    assert any("no decoder" in n for n in parser.notes()) and not parser.find(data_key="test_reconstruction_mse")
+    assert parser.cell(data_key="test_accuracy") == fmt(metrics["test_accuracy"])
+    assert len(decoded_images(parser)) == 2  # curves and confusion matrix
+
+
+def test_bad_input_gets_one_line_and_exit_2(copy_run, tmp_path, capsys):
+    run_dir = copy_run()
+    report = layout.REPORT_FILE.path(run_dir)
+    open(report, "w").write("previous report")
+    (tmp_path / "empty").mkdir()
+    broken_tuning = str(tmp_path / "broken_tuning")
+    write_contract_tuning(broken_tuning)
+    with open(layout.BEST.path(broken_tuning), "w") as f:
+        json.dump({"ce_weight": 1, "recon_weight": 2, "val_accuracy": "high"}, f)
+    os.makedirs(layout.analysis_dir(run_dir))
+    cases = [([str(tmp_path / "nope")], None, "is not a run folder"),
+             ([run_dir, "--tuning", str(tmp_path / "missing")], None, "is not a folder"),
+             ([run_dir, "--tuning", str(tmp_path / "empty")], None, "has no trials.csv"),
+             ([run_dir, "--colour"], None, "unrecognized arguments: --colour"),
+             ([run_dir, "--tuning", broken_tuning], None, "does not follow the tuning results layout"),
+             ([run_dir], "{not json", "is not valid JSON"),
+             ([run_dir], '{"layers": 3}', "does not follow the analysis layout")]
+    for argv, analysis_json, expected in cases:
+        if analysis_json is not None:
+            open(layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY), "w").write(analysis_json)
+        code, _, err = run_main(main, argv, capsys)
+        assert code == 2 and err.startswith("error: ") and expected in err, (argv, err)
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert open(report).read() == "previous report"  # nothing half-written or lost
+
+
+def test_ablation_csv_without_the_contract_columns_is_one_line(copy_run, capsys):
+    run_dir = copy_run()
+    write_contract_analysis(run_dir, [f"c{i}" for i in range(10)], layers=(("conv1", 6),))
+    _write_csv(layout.analysis_file(run_dir, layout.ABLATION), ["layer", "chan", "acc"], [["conv1", 0, 0.1]])
+    code, _, err = run_main(main, [run_dir], capsys)
+    assert code == 2 and "lacks the columns channel, accuracy, accuracy_drop" in err and err.count("\n") == 1
+
+
+def test_cli_subprocess_not_a_run_folder(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "keras_latent.report", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "is not a run folder" in proc.stderr
+
+
+# ---------------------------------------------------------------- with the real analysis
+
+
+def test_analyze_flag_runs_the_real_analysis_once_and_reports_it(copy_run, capsys):
+    run_dir = copy_run()
+    code, _, err = run_main(main, [run_dir, "--analyze"], capsys)
+    assert code == 0, err
+    summary_path = layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY)
+    summary = json.load(open(summary_path))
+    parser = parse(layout.REPORT_FILE.path(run_dir))
+    assert parser.notes() == [] or all("loss-weight search" in n for n in parser.notes()), parser.notes()
+    images = decoded_images(parser)
+    snapshots = [f for f in os.listdir(run_dir) if f.startswith("reconstructions_epoch_")]
+    assert len(images) == 2 + len(snapshots) + len(summary["files"])
+    with open(layout.analysis_file(run_dir, layout.ABLATION), newline="") as f:
+        for row in csv.DictReader(f):
+            cells = row_of(parser, data_layer=row["layer"], data_channel=row["channel"])
+            assert cells["accuracy_drop"] == fmt(row["accuracy_drop"])
+    stamp = os.path.getmtime(summary_path)
+    build_report(run_dir, analyze=True)  # present and current: not run again
+    assert os.path.getmtime(summary_path) == stamp
+
+
+# ---------------------------------------------------------------- in a real browser
+
+
+def chromium_binary() -> str | None:
+    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+
+RENDER_CHECK = """<script>addEventListener('load', () => {
+  const images = [...document.images];
+  const out = document.createElement('pre'); out.id = 'render-check';
+  out.textContent = JSON.stringify({title: document.title, h1: document.querySelector('h1').innerText,
+    images: images.length, loaded: images.filter(i => i.complete && i.naturalWidth > 0).length,
+    page_width: document.documentElement.scrollWidth, window_width: window.innerWidth});
+  document.body.appendChild(out);
+});</script>"""
+
+
+def render_check(browser: str, report: str, width: int, workdir: str) -> dict:
+    """Open a copy of the report with a load-time check appended; return what the page measured."""
+    probe = os.path.join(workdir, f"probe_{width}.html")
+    text = open(report, encoding="utf-8").read()
+    open(probe, "w", encoding="utf-8").write(text.replace("</body>", RENDER_CHECK + "</body>"))
+    proc = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={workdir}/profile", f"--window-size={width},900",
+                           "--virtual-time-budget=10000", "--dump-dom", "file://" + probe],
+                          capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="render-check">(.*?)</pre>', proc.stdout, re.S)
+    assert found, proc.stderr[-2000:]
+    return json.loads(html.unescape(found.group(1)))
+
+
+def test_report_renders_in_headless_chromium(built):
+    browser = chromium_binary()
+    if browser is None:
+        pytest.skip("chromium not installed: apt-get install chromium")
+    workdir = tempfile.mkdtemp()
+    try:
+        for width in (1280, 500):  # a laptop and a narrow window (Chromium's minimum): nothing may widen the page
+            result = render_check(browser, built["path"], width, workdir)
+            assert result["title"] == built["parser"].title and result["h1"] == result["title"]
+            assert result["images"] == len(built["parser"].images) > 0
+            assert result["loaded"] == result["images"]  # naturalWidth > 0 for every image
+            assert result["page_width"] <= result["window_width"], result
+        shot = os.path.join(workdir, "report.png")
+        subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={workdir}/profile", "--window-size=1280,2000",
+                        f"--screenshot={shot}", "file://" + built["path"]],
+                       capture_output=True, timeout=120, check=True)
+        image = np.asarray(Image.open(shot).convert("L"))
+        assert image.shape == (2000, 1280) and image.std() > 10  # something was drawn, not a blank page
+        pdf = os.path.join(workdir, "report.pdf")
+        subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={workdir}/profile", "--no-pdf-header-footer",
+                        f"--print-to-pdf={pdf}", "file://" + built["path"]],
+                       capture_output=True, timeout=120, check=True)
+        pages = len(re.findall(rb"/Type\s*/Page\b", open(pdf, "rb").read()))
+        assert pages > len(SECTION_IDS)  # prints, each section starting on a new page
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,106 @@
+"""patches.py: every private Keras/KerasTuner name checked at import, and each patch still taking effect."""
+import importlib
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_latent import patches
+from keras_latent.errors import UsageError
+
+
+def test_every_private_name_exists_in_the_installed_versions():
+    assert patches.missing_private_names() == []
+
+
+def test_a_missing_private_name_is_one_line_naming_the_supported_versions(monkeypatch):
+    monkeypatch.setattr(patches, "PRIVATE_NAMES", patches.PRIVATE_NAMES + (("keras.callbacks", "Nope._gone"),))
+    with pytest.raises(UsageError) as err:
+        patches.check_private_names()
+    message = str(err.value)
+    assert "\n" not in message and "keras.callbacks.Nope._gone" in message and patches.SUPPORTED in message
+
+
+def _tiny_model():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_multiworker_patch_replaces_what_keras_calls_during_fit(monkeypatch):
+    """Keras must look the patched functions up at call time; if it stopped, the patch would do nothing."""
+    trainer = importlib.import_module(patches.TRAINER_MODULE)
+    monkeypatch.setattr(trainer, "reduce_per_replica", trainer.reduce_per_replica)  # restored after the test
+    monkeypatch.setattr(trainer.TensorFlowTrainer, "_maybe_symbolic_build",
+                        trainer.TensorFlowTrainer._maybe_symbolic_build)
+    monkeypatch.delattr(trainer, "_keras_latent_patched", raising=False)
+    patches.patch_keras_for_multiworker()
+    calls = {"reduce": 0, "build": 0}
+    patched_reduce, patched_build = trainer.reduce_per_replica, trainer.TensorFlowTrainer._maybe_symbolic_build
+
+    def count_reduce(*args, **kwargs):
+        calls["reduce"] += 1
+        return patched_reduce(*args, **kwargs)
+
+    def count_build(self, *args, **kwargs):
+        calls["build"] += 1
+        return patched_build(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "reduce_per_replica", count_reduce)
+    monkeypatch.setattr(trainer.TensorFlowTrainer, "_maybe_symbolic_build", count_build)
+    x, y = np.random.default_rng(0).normal(size=(16, 4)).astype("float32"), np.arange(16) % 2
+    _tiny_model().fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert calls["reduce"] > 0 and calls["build"] > 0
+
+
+def test_backup_save_is_ours_when_keras_saves_a_backup(tmp_path, monkeypatch):
+    from keras_latent.training.callbacks import AtomicBackupAndRestore
+
+    saved = []
+    original = patches.AtomicBackupSave._save_model
+
+    def spy(self):
+        saved.append(self._current_epoch)
+        original(self)
+
+    monkeypatch.setattr(patches.AtomicBackupSave, "_save_model", spy)
+    x, y = np.random.default_rng(0).normal(size=(16, 4)).astype("float32"), np.arange(16) % 2
+    backup = str(tmp_path / "backup")
+    _tiny_model().fit(x, y, epochs=2, batch_size=8, verbose=0,
+                      callbacks=[AtomicBackupAndRestore(backup, delete_checkpoint=False)])
+    assert saved == [1, 2]
+    assert sorted(os.listdir(backup)) == ["latest.weights.h5", "training_metadata.json"]
+    assert json.load(open(os.path.join(backup, "training_metadata.json"))) == {"epoch": 2, "batch": 0}
+
+
+def test_tuner_state_files_are_written_by_our_mixins(tmp_path):
+    import keras_tuner
+
+    from keras_latent.tuning.tuner import GridOracle, WeightTuner
+
+    class TwoWeights(keras_tuner.HyperModel):
+        def build(self, hp):
+            hp.Choice("ce_weight", [1.0, 2.0])
+            hp.Fixed("recon_weight", 1.0)
+            return _tiny_model()
+
+        def fit(self, hp, model, *args, **kwargs):
+            return {"val_classifier_accuracy": hp.get("ce_weight") / 4}
+
+    oracle = GridOracle(objective=keras_tuner.Objective("val_classifier_accuracy", "max"), max_trials=2, seed=1)
+    tuner = WeightTuner(oracle, TwoWeights(), trial_seed=0, directory=str(tmp_path), project_name="p")
+    tuner.search()
+    assert sorted(t.hyperparameters.get("ce_weight") for t in oracle.trials.values()) == [1.0, 2.0]
+    project = tmp_path / "p"
+    assert (project / "oracle.json").is_file() and (project / "tuner0.json").is_file()
+    leftovers = [n for _, _, names in os.walk(project) for n in names if ".tmp" in n]
+    assert leftovers == []
+    reloaded = GridOracle(objective=keras_tuner.Objective("val_classifier_accuracy", "max"), max_trials=2, seed=1)
+    WeightTuner(reloaded, TwoWeights(), trial_seed=0, directory=str(tmp_path), project_name="p")  # reloads
+    tried = [{"ce_weight": 1.0, "recon_weight": 1.0}, {"ce_weight": 2.0, "recon_weight": 1.0}]
+    assert patches.next_untried_grid_cell(reloaded, tried) is None
+    untried = {"ce_weight": 3.0, "recon_weight": 1.0}
+    assert patches.next_untried_grid_cell(reloaded, tried + [untried]) == untried

@@ -1,0 +1,156 @@
+"""train.py / training.py: a real CLI run writes every file; loss weights reach compile; bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from helpers import run_main
+
+from keras_latent.config import TrainConfig
+from keras_latent.model.builders import build_model
+from keras_latent.train import main
+from keras_latent.training.fit import compile_model
+
+# Loads RUN/saved_model and runs serving_default in a process where keras and keras_latent cannot be imported:
+# if loading needed either, the import would raise and the process fail.
+ISOLATED_SCRIPT = r'''
+import sys
+sys.modules["keras"] = sys.modules["keras_latent"] = None
+import numpy as np, tensorflow as tf
+saved_model, images, out = sys.argv[1:]
+serve = tf.saved_model.load(saved_model).signatures["serving_default"]
+np.save(out, serve(images=tf.constant(np.load(images)))["probabilities"].numpy())
+'''
+RUN_FILES = ["config.json", "model.keras", "history.csv", "curves.png", "classification_report.txt",
+             "confusion_matrix.png", "reconstructions_epoch_000.png", "reconstructions_epoch_001.png",
+             "metrics.json", "tensorboard", "saved_model"]
+
+
+def test_loss_weights_reach_compile_and_the_loss(sample_splits):
+    config = TrainConfig(ce_weight=0.5, recon_weight=3.0)
+    model = compile_model(build_model(config.model), config)
+    assert model.get_compile_config()["loss_weights"] == {"classifier": 0.5, "reconstruction": 3.0}
+    from keras_latent.data.pipeline import make_dataset
+
+    ds = make_dataset(sample_splits.x_test[:64], sample_splits.y_test[:64], 64, training=False)
+    result = model.evaluate(ds, return_dict=True, verbose=0)
+    expected = 0.5 * result["classifier_loss"] + 3.0 * result["reconstruction_loss"]
+    assert result["loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_cli_run_writes_every_file(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "keras_latent.train", "--dataset", "sample", "--max-train-samples",
+                           "300", "--epochs", "1", "--snapshot-epochs", "0,1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(RUN_FILES) == sorted(f for f in os.listdir(out) if not f.startswith("."))
+    assert "test accuracy" in proc.stdout and str(out) in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["test_accuracy"] <= 1 and metrics["train_images"] == 300 and metrics["epochs"] == 1
+    assert set(metrics["per_class_accuracy"]) >= {"airplane", "truck"}
+    history = (out / "history.csv").read_text().splitlines()
+    assert len(history) == 2 and "val_classifier_accuracy" in history[0] and "reconstruction_loss" in history[0]
+    report = (out / "classification_report.txt").read_text()
+    assert "precision" in report and "per-class accuracy" in report
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["dataset"] == "sample" and len(config["data"]["class_names"]) == 10
+
+
+def test_model_keras_is_the_trained_model(trained_run, sample_splits):
+    """model.keras reloads (safe mode) and reproduces the run's own test accuracy."""
+    from keras_latent.data.pipeline import normalize
+
+    model = keras.saving.load_model(os.path.join(trained_run, "model.keras"), safe_mode=True)
+    probs = model.predict(np.asarray(normalize(sample_splits.x_test)), verbose=0)["classifier"]
+    metrics = json.loads(open(os.path.join(trained_run, "metrics.json")).read())
+    assert np.mean(probs.argmax(1) == sample_splits.y_test) == pytest.approx(metrics["test_accuracy"], abs=1e-9)
+
+
+def test_saved_model_loads_without_the_package(trained_run, sample_splits, tmp_path):
+    """A process that cannot import keras or keras_latent loads saved_model/ and matches model.keras."""
+    from keras_latent.data.pipeline import normalize
+
+    np.save(tmp_path / "x.npy", sample_splits.x_test[:8])
+    expected = keras.saving.load_model(os.path.join(trained_run, "model.keras"))(
+        np.asarray(normalize(sample_splits.x_test[:8])))["classifier"]
+    args = [os.path.join(trained_run, "saved_model"), str(tmp_path / "x.npy"), str(tmp_path / "probs.npy")]
+    proc = subprocess.run([sys.executable, "-I", "-c", ISOLATED_SCRIPT, *args], capture_output=True, text=True,
+                          timeout=120, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    probs = np.load(tmp_path / "probs.npy")
+    assert probs.dtype == np.float32 and probs.shape == tuple(expected.shape) == (8, 10)
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--dataset", "/no/such/folder"], "neither a known name nor an existing path"),
+    (["--dataset", "imagenet"], "allowed: auto, cifar10, sample"),
+    (["--epochs", "-1"], "--epochs must be >= 1, got -1"),
+    (["--filters", "0"], "--filters must be positive integers, got 0"),
+    (["--filters", "a,b"], "expected comma-separated integers"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+])
+def test_bad_input_gets_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    code, _, err = run_main(main, argv + ["--out", str(tmp_path / "run")], capsys)
+    assert code == 2
+    err = err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_corrupt_batch_and_empty_image_folder_via_cli(tmp_path, capsys, sample_splits):
+    from helpers import write_cifar_folder
+
+    folder = write_cifar_folder(tmp_path / "cifar", sample_splits, n=10)
+    (folder / "data_batch_1").write_bytes(b"\x80\x04garbage")
+    (tmp_path / "images").mkdir()
+    for dataset, message in ((folder, "cannot read CIFAR batch file"), (tmp_path / "images", "holds no images")):
+        code, _, err = run_main(main, ["--dataset", str(dataset), "--out", str(tmp_path / "run")], capsys)
+        err = err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_same_seed_same_numbers(tmp_path):
+    from helpers import tiny_config
+
+    from keras_latent.training.fit import train
+
+    runs = []
+    for name in ("a", "b"):
+        keras.utils.set_random_seed(7)
+        train(tiny_config(seed=7, snapshot_epochs=()), str(tmp_path / name), verbose=0)
+        runs.append((tmp_path / name / "history.csv").read_text())
+    assert runs[0] == runs[1]
+
+
+def test_classifier_only_baseline(classifier_only_run):
+    """Without decoder: no reconstruction metric, loss or snapshots (the run asked for snapshots at epochs 0, 1)."""
+    with open(os.path.join(classifier_only_run, "config.json")) as f:
+        assert json.load(f)["snapshot_epochs"] == [0, 1]
+    with open(os.path.join(classifier_only_run, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert "test_reconstruction_mse" not in metrics and metrics["test_accuracy"] > 0
+    files = set(os.listdir(classifier_only_run))
+    assert {"model.keras", "metrics.json", "curves.png", "saved_model"} <= files
+    assert not any(f.startswith("reconstructions_") for f in files)
+    with open(os.path.join(classifier_only_run, "history.csv")) as f:
+        assert "reconstruction_loss" not in f.read()
+
+
+def test_finished_run_is_not_retrained_by_accident(trained_run, capsys):
+    code, _, err = run_main(main, ["--dataset", "sample", "--out", trained_run], capsys)
+    err = err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--overwrite" in err[0]
+
+
+@pytest.mark.parametrize("argv", [["--epochs", "-1"], ["--dataset", "/no/such/folder"], ["--padding", "full"]])
+def test_bad_flag_in_a_real_process_prints_exactly_one_line(argv):
+    """Flags and paths are checked before TensorFlow loads, so its start-up log cannot crowd the error."""
+    proc = subprocess.run([sys.executable, "-m", "keras_latent.train", *argv], capture_output=True, text=True,
+                          timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
