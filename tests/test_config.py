@@ -6,6 +6,7 @@ import pytest
 
 from keras_latent.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict, validate
 from keras_latent.errors import UsageError
+from keras_latent.runs import layout
 from keras_latent.runs.records import load_config, save_config
 
 
@@ -37,9 +38,9 @@ def test_validate_names_field_allowed_values_and_received(change, message):
 def test_load_config_of_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(UsageError, match="not a run folder"):
         load_config(str(tmp_path))
-    (tmp_path / "config.json").write_text("{not json")
+    (tmp_path / layout.CONFIG.name).write_text("{not json")
     with pytest.raises(UsageError, match="not a valid run config"):
         load_config(str(tmp_path))
-    (tmp_path / "config.json").write_text('{"epochz": 3}')
+    (tmp_path / layout.CONFIG.name).write_text('{"epochz": 3}')
     with pytest.raises(UsageError, match="unknown config keys"):
         load_config(str(tmp_path))

@@ -11,6 +11,7 @@ from helpers import run_main
 
 from keras_latent.config import TrainConfig
 from keras_latent.model.builders import build_model
+from keras_latent.runs import layout
 from keras_latent.train import main
 from keras_latent.training.fit import compile_model
 
@@ -24,9 +25,9 @@ saved_model, images, out = sys.argv[1:]
 serve = tf.saved_model.load(saved_model).signatures["serving_default"]
 np.save(out, serve(images=tf.constant(np.load(images)))["probabilities"].numpy())
 '''
-RUN_FILES = ["config.json", "model.keras", "history.csv", "curves.png", "classification_report.txt",
-             "confusion_matrix.png", "reconstructions_epoch_000.png", "reconstructions_epoch_001.png",
-             "metrics.json", "tensorboard", "saved_model"]
+RUN_FILES = [e.name for e in (layout.CONFIG, layout.MODEL, layout.HISTORY, layout.CURVES, layout.CLASSIFICATION_REPORT,
+                               layout.CONFUSION_MATRIX, layout.METRICS, layout.TENSORBOARD, layout.SAVED_MODEL)]
+RUN_FILES += [layout.SNAPSHOT.name.format(epoch=e) for e in (0, 1)]
 
 
 def test_loss_weights_reach_compile_and_the_loss(sample_splits):
@@ -49,14 +50,14 @@ def test_cli_run_writes_every_file(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(RUN_FILES) == sorted(f for f in os.listdir(out) if not f.startswith("."))
     assert "test accuracy" in proc.stdout and str(out) in proc.stdout
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / layout.METRICS.name).read_text())
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["train_images"] == 300 and metrics["epochs"] == 1
     assert set(metrics["per_class_accuracy"]) >= {"airplane", "truck"}
-    history = (out / "history.csv").read_text().splitlines()
+    history = (out / layout.HISTORY.name).read_text().splitlines()
     assert len(history) == 2 and "val_classifier_accuracy" in history[0] and "reconstruction_loss" in history[0]
-    report = (out / "classification_report.txt").read_text()
+    report = (out / layout.CLASSIFICATION_REPORT.name).read_text()
     assert "precision" in report and "per-class accuracy" in report
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / layout.CONFIG.name).read_text())
     assert config["data"]["dataset"] == "sample" and len(config["data"]["class_names"]) == 10
 
 
@@ -64,9 +65,9 @@ def test_model_keras_is_the_trained_model(trained_run, sample_splits):
     """model.keras reloads (safe mode) and reproduces the run's own test accuracy."""
     from keras_latent.data.pipeline import normalize
 
-    model = keras.saving.load_model(os.path.join(trained_run, "model.keras"), safe_mode=True)
+    model = keras.saving.load_model(layout.MODEL.path(trained_run), safe_mode=True)
     probs = model.predict(np.asarray(normalize(sample_splits.x_test)), verbose=0)["classifier"]
-    metrics = json.loads(open(os.path.join(trained_run, "metrics.json")).read())
+    metrics = json.loads(open(layout.METRICS.path(trained_run)).read())
     assert np.mean(probs.argmax(1) == sample_splits.y_test) == pytest.approx(metrics["test_accuracy"], abs=1e-9)
 
 
@@ -75,9 +76,9 @@ def test_saved_model_loads_without_the_package(trained_run, sample_splits, tmp_p
     from keras_latent.data.pipeline import normalize
 
     np.save(tmp_path / "x.npy", sample_splits.x_test[:8])
-    expected = keras.saving.load_model(os.path.join(trained_run, "model.keras"))(
+    expected = keras.saving.load_model(layout.MODEL.path(trained_run))(
         np.asarray(normalize(sample_splits.x_test[:8])))["classifier"]
-    args = [os.path.join(trained_run, "saved_model"), str(tmp_path / "x.npy"), str(tmp_path / "probs.npy")]
+    args = [layout.SAVED_MODEL.path(trained_run), str(tmp_path / "x.npy"), str(tmp_path / "probs.npy")]
     proc = subprocess.run([sys.executable, "-I", "-c", ISOLATED_SCRIPT, *args], capture_output=True, text=True,
                           timeout=120, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -99,7 +100,7 @@ def test_bad_input_gets_one_line_and_exit_2(argv, message, tmp_path, capsys):
     assert code == 2
     err = err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
-    assert not (tmp_path / "run" / "model.keras").exists()
+    assert not os.path.exists(layout.MODEL.path(str(tmp_path / "run")))
 
 
 def test_corrupt_batch_and_empty_image_folder_via_cli(tmp_path, capsys, sample_splits):
@@ -123,21 +124,21 @@ def test_same_seed_same_numbers(tmp_path):
     for name in ("a", "b"):
         keras.utils.set_random_seed(7)
         train(tiny_config(seed=7, snapshot_epochs=()), str(tmp_path / name), verbose=0)
-        runs.append((tmp_path / name / "history.csv").read_text())
+        runs.append(open(layout.HISTORY.path(str(tmp_path / name))).read())
     assert runs[0] == runs[1]
 
 
 def test_classifier_only_baseline(classifier_only_run):
     """Without decoder: no reconstruction metric, loss or snapshots (the run asked for snapshots at epochs 0, 1)."""
-    with open(os.path.join(classifier_only_run, "config.json")) as f:
+    with open(layout.CONFIG.path(classifier_only_run)) as f:
         assert json.load(f)["snapshot_epochs"] == [0, 1]
-    with open(os.path.join(classifier_only_run, "metrics.json")) as f:
+    with open(layout.METRICS.path(classifier_only_run)) as f:
         metrics = json.load(f)
     assert "test_reconstruction_mse" not in metrics and metrics["test_accuracy"] > 0
     files = set(os.listdir(classifier_only_run))
-    assert {"model.keras", "metrics.json", "curves.png", "saved_model"} <= files
-    assert not any(f.startswith("reconstructions_") for f in files)
-    with open(os.path.join(classifier_only_run, "history.csv")) as f:
+    assert {e.name for e in (layout.MODEL, layout.METRICS, layout.CURVES, layout.SAVED_MODEL)} <= files
+    assert layout.SNAPSHOT.glob(classifier_only_run) == []
+    with open(layout.HISTORY.path(classifier_only_run)) as f:
         assert "reconstruction_loss" not in f.read()
 
 

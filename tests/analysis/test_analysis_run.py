@@ -10,6 +10,7 @@ import pytest
 from helpers import copy_folder, run_main
 
 from keras_latent import analyze
+from keras_latent.runs import layout
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -49,7 +50,7 @@ def test_default_analysis_writes_every_file(analyzed_run):
 def test_analysis_json_summarizes_the_ablation(analyzed_run, sample_splits):
     with open(os.path.join(analyzed_run, "analysis", "analysis.json"), encoding="utf-8") as f:
         summary = json.load(f)
-    with open(os.path.join(analyzed_run, "metrics.json"), encoding="utf-8") as f:
+    with open(layout.METRICS.path(analyzed_run), encoding="utf-8") as f:
         metrics = json.load(f)
     assert summary["mode"] == "keep" and summary["layers"] == ["conv1", "conv2"]
     assert summary["images"][1] == {"split": "test", "index": 0, "label": CLASSES[sample_splits.y_test[0]],
@@ -123,7 +124,7 @@ def test_a_folder_that_is_not_a_run_gets_one_clear_line(tmp_path, capsys):
 
 def test_a_missing_or_corrupt_model_gets_one_clear_line(copy_run, capsys):
     run_dir = copy_run()
-    model_path = os.path.join(run_dir, "model.keras")
+    model_path = layout.MODEL.path(run_dir)
     with open(model_path, "wb") as f:
         f.write(b"not a zip file")
     code, _, err = run_main(analyze.main, [run_dir], capsys)

@@ -1,5 +1,4 @@
 """keras_latent.latent and latent_plots: masked decoding, channel statistics, ablation, figures."""
-import os
 
 import keras
 import numpy as np
@@ -11,11 +10,12 @@ from keras_latent.config import ModelConfig, default_padding
 from keras_latent.data.pipeline import normalize
 from keras_latent.errors import UsageError
 from keras_latent.model.builders import build_model
+from keras_latent.model.saving import load_run_model
 
 
 @pytest.fixture(scope="module")
 def trained_model(trained_run):
-    return keras.saving.load_model(os.path.join(trained_run, "model.keras"))
+    return load_run_model(trained_run)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_ablation_zeroes_the_channel_inside_the_trained_graph(trained_model, tes
 
 
 def test_ablating_a_dead_channel_leaves_accuracy_unchanged(trained_run, test_images):
-    model = keras.saving.load_model(os.path.join(trained_run, "model.keras"))
+    model = load_run_model(trained_run)
     conv = model.get_layer("trunk").get_layer("conv1").get_layer("conv1_conv")
     kernel, bias = conv.get_weights()
     kernel[..., 2], bias[2] = 0.0, -1.0  # relu(-1) = 0 everywhere: channel 2 is dead

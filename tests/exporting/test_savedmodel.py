@@ -19,6 +19,7 @@ from keras_latent.data.pipeline import denormalize, normalize
 from keras_latent.export import main
 from keras_latent.exporting.savedmodel import export_saved_model
 from keras_latent.model.builders import build_model, decoder_tail, trunk_block_names
+from keras_latent.runs import layout
 
 N_IMAGES = 32
 SIGNATURE_ATOL = 1e-5  # SavedModel vs Keras: same graph ops, float32
@@ -71,12 +72,12 @@ def exported(trained_run, sample_splits, tmp_path_factory):
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         assert main([run, "--tflite"]) == 0
-    model = keras.saving.load_model(os.path.join(run, "model.keras"), safe_mode=True)
+    model = keras.saving.load_model(layout.MODEL.path(run), safe_mode=True)
     images = sample_splits.x_test[:N_IMAGES]
     masks = masks_for(model)
     np.save(root / "images.npy", images)
     np.savez(root / "masks.npz", **masks)
-    args = [os.path.join(run, "saved_model"), os.path.join(run, "model.tflite"), root / "images.npy",
+    args = [layout.SAVED_MODEL.path(run), layout.TFLITE.path(run), root / "images.npy",
             root / "masks.npz", root / "out.npz", root / "info.json"]
     proc = subprocess.run([sys.executable, "-I", "-c", ISOLATED_SCRIPT, *map(str, args)], cwd=str(root),
                           capture_output=True, text=True, timeout=300)
@@ -120,7 +121,7 @@ def test_signatures_have_named_inputs_outputs_and_fixed_dtypes(exported):
 
 @pytest.mark.slow
 def test_saved_model_cli_shows_the_signatures(exported):
-    proc = subprocess.run(["saved_model_cli", "show", "--all", "--dir", os.path.join(exported["run"], "saved_model")],
+    proc = subprocess.run(["saved_model_cli", "show", "--all", "--dir", layout.SAVED_MODEL.path(exported["run"])],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout
@@ -139,7 +140,7 @@ def test_serving_default_matches_keras(exported):
     probs = np.asarray(expected["classifier"])
     np.testing.assert_allclose(out["serving_default__probabilities"], probs, atol=SIGNATURE_ATOL, rtol=0)
     np.testing.assert_array_equal(out["serving_default__class_index"], probs.argmax(1))
-    class_names = np.array(json.load(open(os.path.join(exported["run"], "config.json")))["data"]["class_names"])
+    class_names = np.array(json.load(open(layout.CONFIG.path(exported["run"])))["data"]["class_names"])
     np.testing.assert_array_equal(out["serving_default__class_name"], class_names[probs.argmax(1)])
     recon = out["serving_default__reconstruction"]
     assert recon.dtype == np.uint8 and recon.shape == images.shape
@@ -207,7 +208,7 @@ def test_model_without_decoder_exports_classifier_and_encode(tmp_path, sample_sp
     names = ("a", "b", "c")
     config = TrainConfig(data=DataConfig(class_names=names), model=ModelConfig(num_classes=3, decoder=False))
     model = build_model(config.model)
-    path = export_saved_model(model, config, str(tmp_path / "saved_model"))
+    path = export_saved_model(model, config, layout.SAVED_MODEL.path(str(tmp_path)))
     signatures = tf.saved_model.load(path).signatures
     assert set(signatures) == {"serving_default", "encode"}
     out = signatures["serving_default"](images=tf.constant(sample_splits.x_test[:8]))
@@ -227,10 +228,10 @@ def test_export_cli_bad_input_gets_one_line(setup, message, trained_run, tmp_pat
     run = tmp_path / "run"
     run.mkdir()
     if setup != "empty":
-        shutil.copy(os.path.join(trained_run, "config.json"), run)
+        shutil.copy(layout.CONFIG.path(trained_run), run)
     if setup == "corrupt_model":
-        (run / "model.keras").write_bytes(b"PK\x03\x04 not a zip")
+        (run / layout.MODEL.name).write_bytes(b"PK\x03\x04 not a zip")
     code, _, err = run_main(main, [str(run)] + (["--onnx"] if setup == "bad_flag" else []), capsys)
     err = err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
-    assert not (run / "saved_model").exists()
+    assert not (run / layout.SAVED_MODEL.name).exists()

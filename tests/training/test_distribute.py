@@ -13,6 +13,7 @@ from helpers import REPO, free_ports
 from keras_latent.config import ModelConfig, TrainConfig
 from keras_latent.errors import UsageError
 from keras_latent.model.builders import build_model
+from keras_latent.runs import layout
 from keras_latent.train import build_parser, config_from_args
 from keras_latent.training import distribute
 from keras_latent.training.fit import compile_model
@@ -176,10 +177,10 @@ def test_two_workers_on_localhost_train_one_model(tmp_path):
     # each worker's last line names the folder it wrote (worker 1 was started first)
     assert outputs[0][0].strip().splitlines()[-1].endswith(f"run folder: {out / 'worker-1'}")
     assert outputs[1][0].strip().splitlines()[-1].endswith(f"run folder: {out}")
-    chief, worker = (keras.saving.load_model(str(path / "model.keras")) for path in (out, out / "worker-1"))
+    chief, worker = (keras.saving.load_model(layout.MODEL.path(str(path))) for path in (out, out / "worker-1"))
     for a, b in zip(chief.get_weights(), worker.get_weights()):
         np.testing.assert_array_equal(a, b)
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / layout.METRICS.name).read_text())
     assert metrics["epochs"] == 2 and metrics["test_images"] == 1017  # the chief evaluated the whole test split
-    assert (out / "reconstructions_epoch_002.png").is_file() and (out / "saved_model").is_dir()
-    assert json.loads((out / "config.json").read_text())["strategy"] == "multiworker"
+    assert (out / "reconstructions_epoch_002.png").is_file() and (out / layout.SAVED_MODEL.name).is_dir()
+    assert json.loads((out / layout.CONFIG.name).read_text())["strategy"] == "multiworker"

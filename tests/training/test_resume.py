@@ -18,6 +18,7 @@ from helpers import REPO, run_main, tiny_config
 from keras_latent import files
 from keras_latent.data.pipeline import normalize
 from keras_latent.errors import UsageError
+from keras_latent.runs import layout
 from keras_latent.train import main
 from keras_latent.training import fit as training
 
@@ -26,12 +27,12 @@ TINY_ARGS = ["--dataset", "sample", "--max-train-samples", "256", "--epochs", "1
 
 
 def history_rows(run_dir) -> list[dict]:
-    with open(os.path.join(run_dir, "history.csv"), newline="") as f:
+    with open(layout.HISTORY.path(run_dir), newline="") as f:
         return list(csv.DictReader(f))
 
 
 def backup_epoch(run_dir) -> int:
-    with open(os.path.join(run_dir, "backup", "training_metadata.json")) as f:
+    with open(layout.BACKUP_METADATA.path(layout.BACKUP.path(run_dir))) as f:
         return json.load(f)["epoch"]
 
 
@@ -47,7 +48,7 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes(tmp_path, sample_splits
     env = {**os.environ, "PYTHONPATH": REPO}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while not os.path.exists(os.path.join(out, "backup", "training_metadata.json")):  # epoch 1 is backed up
+    while not os.path.exists(layout.BACKUP_METADATA.path(layout.BACKUP.path(out))):  # epoch 1 is backed up
         assert proc.poll() is None, proc.stderr.read()[-2000:]
         assert time.monotonic() < deadline, "epoch 1 never finished"
         time.sleep(0.01)
@@ -55,7 +56,7 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes(tmp_path, sample_splits
     proc.wait(timeout=60)
     killed_at = backup_epoch(out)
     assert proc.returncode == -signal.SIGKILL and 1 <= killed_at < 3
-    assert not os.path.exists(os.path.join(out, "model.keras"))
+    assert not os.path.exists(layout.MODEL.path(out))
     before = history_rows(out)[:killed_at]
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -66,13 +67,13 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes(tmp_path, sample_splits
     rows = history_rows(out)
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert rows[:killed_at] == before  # the epochs before the kill are kept, not retrained
-    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    metrics = json.load(open(layout.METRICS.path(out)))
     assert metrics["epochs"] == 3 and metrics["resumed_from_epoch"] == killed_at
-    assert visible_files(out) == sorted(
-        ["classification_report.txt", "config.json", "confusion_matrix.png", "curves.png", "history.csv",
-         "metrics.json", "model.keras", "saved_model", "tensorboard"]
-        + [f"reconstructions_epoch_{e:03d}.png" for e in range(4)])
-    model = keras.saving.load_model(os.path.join(out, "model.keras"), safe_mode=True)
+    finished = (layout.CLASSIFICATION_REPORT, layout.CONFIG, layout.CONFUSION_MATRIX, layout.CURVES, layout.HISTORY,
+                layout.METRICS, layout.MODEL, layout.SAVED_MODEL, layout.TENSORBOARD)
+    assert visible_files(out) == sorted([e.name for e in finished]
+                                        + [os.path.basename(layout.SNAPSHOT.path(out, epoch=e)) for e in range(4)])
+    model = keras.saving.load_model(layout.MODEL.path(out), safe_mode=True)
     probs = model.predict(np.asarray(normalize(sample_splits.x_test)), verbose=0)["classifier"]
     assert np.mean(probs.argmax(1) == sample_splits.y_test) == pytest.approx(metrics["test_accuracy"], abs=1e-9)
 
@@ -91,23 +92,23 @@ def test_overwrite_starts_over_and_clears_the_old_run(copy_run, capsys):
     run = copy_run()
     stale = os.path.join(run, "reconstructions_epoch_020.png")  # from an earlier, longer run
     shutil.copy(os.path.join(run, "reconstructions_epoch_001.png"), stale)
-    open(os.path.join(run, "model.tflite"), "wb").close()  # an export of the old model
+    open(layout.TFLITE.path(run), "wb").close()  # an export of the old model
     os.makedirs(os.path.join(run, "analysis"))  # another tool's output stays
     code, _, _ = run_main(main, TINY_ARGS + ["--out", run, "--overwrite"])
     assert code == 0
-    assert not os.path.exists(stale) and not os.path.exists(os.path.join(run, "model.tflite"))
+    assert not os.path.exists(stale) and not os.path.exists(layout.TFLITE.path(run))
     assert os.path.isdir(os.path.join(run, "analysis"))
     assert [int(r["epoch"]) for r in history_rows(run)] == [1]
-    assert json.load(open(os.path.join(run, "metrics.json")))["resumed_from_epoch"] == 0
-    assert not os.path.exists(os.path.join(run, "backup"))
+    assert json.load(open(layout.METRICS.path(run)))["resumed_from_epoch"] == 0
+    assert not os.path.exists(layout.BACKUP.path(run))
 
 
 def interrupted_copy(copy_run) -> str:
     """A finished run turned into one killed after its last epoch's backup: no model.keras."""
     run = copy_run()
-    os.remove(os.path.join(run, "model.keras"))
-    os.makedirs(os.path.join(run, "backup"))
-    with open(os.path.join(run, "backup", "training_metadata.json"), "w") as f:
+    os.remove(layout.MODEL.path(run))
+    os.makedirs(layout.BACKUP.path(run))
+    with open(layout.BACKUP_METADATA.path(layout.BACKUP.path(run)), "w") as f:
         json.dump({"epoch": 1, "batch": 0}, f)
     return run
 
@@ -115,7 +116,7 @@ def interrupted_copy(copy_run) -> str:
 def test_an_interrupted_run_with_another_config_gets_one_line(copy_run, capsys):
     run = interrupted_copy(copy_run)
     before = visible_files(run)
-    saved_lr = json.load(open(os.path.join(run, "config.json")))["lr"]
+    saved_lr = json.load(open(layout.CONFIG.path(run)))["lr"]
     code, _, err = run_main(main, TINY_ARGS + ["--lr", str(saved_lr * 10), "--out", run], capsys)
     err = err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
@@ -137,12 +138,12 @@ def test_a_crash_while_saving_the_final_files_resumes_without_retraining(tmp_pat
     with pytest.raises(RuntimeError, match="killed while exporting"):
         training.train(config, run, verbose=0)
     monkeypatch.undo()
-    assert backup_epoch(run) == 2 and not os.path.exists(os.path.join(run, "model.keras"))
+    assert backup_epoch(run) == 2 and not os.path.exists(layout.MODEL.path(run))
     rows = history_rows(run)
     metrics = training.train(config, run, verbose=0)
     assert metrics["epochs"] == 2 and metrics["resumed_from_epoch"] == 2
     assert history_rows(run) == rows
-    assert os.path.isfile(os.path.join(run, "model.keras")) and not os.path.exists(os.path.join(run, "backup"))
+    assert os.path.isfile(layout.MODEL.path(run)) and not os.path.exists(layout.BACKUP.path(run))
 
 
 def test_a_full_disk_mid_run_keeps_the_previous_files_and_resumes(tmp_path, monkeypatch):
@@ -188,14 +189,14 @@ def test_a_nan_loss_stops_with_one_line_and_keeps_the_last_good_model(tmp_path, 
     assert message.startswith("training diverged in epoch 2: reconstruction_loss is nan;"), message
     assert "classifier_loss" not in message and "\n" not in message
     assert f"the model after epoch 1 is kept in {os.path.join(run, 'last_good.keras')}" in message
-    assert not os.path.exists(os.path.join(run, "model.keras")) and backup_epoch(run) == 1
-    good = keras.saving.load_model(os.path.join(run, "last_good.keras"), safe_mode=True)
+    assert not os.path.exists(layout.MODEL.path(run)) and backup_epoch(run) == 1
+    good = keras.saving.load_model(layout.LAST_GOOD.path(run), safe_mode=True)
     assert all(np.isfinite(w).all() for w in good.get_weights())
     assert history_rows(run)[0]["loss"] != "nan" and history_rows(run)[1]["reconstruction_loss"] == "nan"
     monkeypatch.undo()
     metrics = training.train(config, run, verbose=0)  # the same command again resumes from the good epoch
     assert metrics["resumed_from_epoch"] == 1 and [int(r["epoch"]) for r in history_rows(run)] == [1, 2, 3]
-    assert not os.path.exists(os.path.join(run, "last_good.keras"))
+    assert not os.path.exists(layout.LAST_GOOD.path(run))
 
 
 @pytest.mark.slow
@@ -209,7 +210,7 @@ def test_a_diverging_learning_rate_stops_the_cli_with_one_line(tmp_path):
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert errors[0].startswith("error: training diverged in epoch 1: classifier_loss is nan")
     assert "lower --lr (got 1000000.0)" in errors[0]
-    assert not (out / "model.keras").exists()
+    assert not (out / layout.MODEL.name).exists()
 
 
 def test_an_unwritable_out_is_one_line_before_training(tmp_path, capsys):

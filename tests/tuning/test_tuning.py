@@ -15,6 +15,7 @@ import pytest
 from helpers import REPO, free_ports, run_main
 
 from keras_latent.errors import UsageError
+from keras_latent.runs import layout
 from keras_latent.tuning.config import SearchConfig, validate_search
 
 SCRIPT = os.path.join(REPO, "tuning", "search_weights.py")
@@ -31,13 +32,13 @@ def load_cli():
 
 
 def read_trials(results_dir: str) -> list[dict]:
-    with open(os.path.join(results_dir, "trials.csv"), encoding="utf-8") as f:
+    with open(layout.TRIALS.path(results_dir), encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
 def run_times(results_dir: str) -> dict:
     """KerasTuner's own count of how often each trial ended (oracle.json)."""
-    with open(os.path.join(results_dir, "oracle.json"), encoding="utf-8") as f:
+    with open(layout.ORACLE_STATE.path(results_dir), encoding="utf-8") as f:
         return json.load(f)["run_times"]
 
 
@@ -140,7 +141,7 @@ def test_grid_search_writes_trials_pareto_and_best(grid_search):
         assert 0 <= float(r["val_accuracy"]) <= 1 and 0 < float(r["val_recon_mse"]) < 4
     with open(os.path.join(grid_search, "pareto.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    with open(os.path.join(grid_search, "best.json"), encoding="utf-8") as f:
+    with open(layout.BEST.path(grid_search), encoding="utf-8") as f:
         best = json.load(f)
     top = max(rows, key=lambda r: (float(r["val_accuracy"]), -float(r["val_recon_mse"])))
     assert (best["trial_id"], best["ce_weight"], best["recon_weight"]) == (
@@ -174,9 +175,9 @@ def test_rerun_resumes_without_retraining_and_refuses_other_settings(grid_search
 def test_train_takes_the_weights_from_best_json(grid_search, tmp_path, capsys):
     from keras_latent import train
 
-    with open(os.path.join(grid_search, "best.json"), encoding="utf-8") as f:
+    with open(layout.BEST.path(grid_search), encoding="utf-8") as f:
         best = json.load(f)
-    for source in (os.path.join(grid_search, "best.json"), grid_search):  # the file or its results folder
+    for source in (layout.BEST.path(grid_search), grid_search):  # the file or its results folder
         config = train.config_from_args(train.build_parser().parse_args(["--weights-from", source]))
         assert (config.ce_weight, config.recon_weight) == (best["ce_weight"], best["recon_weight"])
     corrupt = tmp_path / "best.json"
@@ -312,7 +313,7 @@ def test_chief_and_two_workers_run_each_grid_trial_once(grid_search, tmp_path):
     rows = read_trials(results_dir)
     assert [r["status"] for r in rows] == ["COMPLETED"] * 4
     assert run_times(results_dir) == {"0": 1, "1": 1, "2": 1, "3": 1}
-    assert os.path.isfile(os.path.join(results_dir, "best.json"))
+    assert os.path.isfile(layout.BEST.path(results_dir))
     # every trial is reseeded, so the workers reproduce the serial search's numbers
     serial = {(r["ce_weight"], r["recon_weight"]): float(r["val_accuracy"]) for r in read_trials(grid_search)}
     assert {(r["ce_weight"], r["recon_weight"]): float(r["val_accuracy"]) for r in rows} == pytest.approx(serial)
