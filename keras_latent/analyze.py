@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from keras_latent.analysis.config import AnalysisConfig, validate_analysis
+from keras_latent.analysis.config import DECODE_PATH_CHOICES, AnalysisConfig, validate_analysis
 from keras_latent.cli import CliParser, add_logging_flags, configure_logging, int_list, name_list, run_cli
 from keras_latent.runs import layout
 
@@ -26,12 +26,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep: decode with only channel k kept; drop: with only channel k zeroed (default: keep)")
     p.add_argument("--top", type=int, default=5,
                    help="channels listed per layer and class in analysis.json (default: 5)")
+    p.add_argument("--decode-path", choices=DECODE_PATH_CHOICES, default="auto",
+                   help="how a layer's channels become images: tail (through deconv{k} .. deconv1), propagate "
+                        "(through the rest of the trunk, then the whole decoder), or auto: each layer's path with the "
+                        "lower all-channels error on the test split (default: auto)")
     add_logging_flags(p)
     return p
 
 
 def print_summary(summary: dict, run_dir: str) -> None:
     print(f"intact test accuracy {100 * summary['intact_accuracy']:.1f}% on {summary['test_images']} images")
+    faithful = summary["faithfulness"]
+    for layer, path in summary["decode_paths"].items():
+        figures, baseline = faithful["layers"][layer][path], faithful["mean_image"]
+        flag = "  NOT FAITHFUL: no better than the mean image" if layer in faithful["no_better_than_mean_image"] else ""
+        print(f"{layer}: all channels decoded along the {path} path: MSE {figures['mse']:.4f}, PSNR "
+              f"{figures['psnr']:.1f} dB (mean image {baseline['mse']:.4f}, {baseline['psnr']:.1f} dB){flag}")
     for layer, ranked in summary["top_channels"].items():
         drops = ", ".join(f"ch {r['channel']} {100 * r['accuracy_drop']:+.1f}" for r in ranked)
         print(f"{layer}: accuracy drop (points) when zeroed, largest first: {drops}")
@@ -44,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.quiet, args.verbose)
     config = validate_analysis(AnalysisConfig(
         dataset=args.dataset, train_index=args.train_index, test_index=args.test_index, layers=args.layers,
-        channels=args.channels, mode=args.mode, top=args.top))
+        channels=args.channels, mode=args.mode, top=args.top, decode_path=args.decode_path))
     from keras_latent.analysis.run import analyze_run
 
     summary = analyze_run(args.run_dir, config)

@@ -15,6 +15,12 @@ from keras_latent.errors import UsageError, check_choice
 OPTIMIZERS = ("sgd", "adam")
 PADDINGS = ("valid", "same")
 STRATEGIES = ("default", "mirrored", "multiworker")
+# How a trunk layer's (masked) activations become an image: `tail` decodes them through deconv{k} .. deconv1;
+# `propagate` runs them through the rest of the trunk, then the whole decoder (keras_latent.training.faithfulness).
+DECODE_PATHS = ("tail", "propagate")
+DEFAULT_LAYER_RECON_WEIGHT = 1.0  # measured: see docs/analysis.md, Faithful decoding
+# Keys that config.json files from before a field existed lack, with the value that reproduces those runs.
+LEGACY_DEFAULTS = {"model": {"layer_decoders": False}, "layer_recon_weights": ()}
 DEFAULT_INTRA_OP_THREADS = 0  # TensorFlow thread pools: 0 = its own choice, one thread per core
 DEFAULT_INTER_OP_THREADS = 0
 
@@ -39,6 +45,7 @@ class ModelConfig:
     head_units: tuple[int, ...] = (120, 84)  # hidden dense widths of the classifier head
     decoder: bool = True  # build the reconstruction decoder (False: classifier only)
     sub_pixel_decoder: bool = True  # run the decoder's Conv2DTranspose as conv + depth_to_space (same function, faster)
+    layer_decoders: bool = True  # also decode every shallower block's own activations (outputs reconstruction_conv{k})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +54,8 @@ class TrainConfig:
     model: ModelConfig = ModelConfig()  # architecture
     ce_weight: float = 1.0  # loss weight of the classifier's cross-entropy
     recon_weight: float = 2.0  # loss weight of the reconstruction MSE
+    layer_recon_weights: tuple[float, ...] | None = None  # loss weight of each shallower block's reconstruction
+    #   (conv1 .. conv{N-1}, with model.layer_decoders); None: DEFAULT_LAYER_RECON_WEIGHT each (resolve_defaults)
     optimizer: str = "sgd"  # sgd (momentum 0.9, as in the tutorial) or adam
     lr: float = 0.005  # learning rate (best of a sweep for batch_size 32, 20 epochs; see README)
     momentum: float = 0.9  # SGD momentum
@@ -82,6 +91,19 @@ def _validate_positive_ints(name: str, values: tuple[int, ...]) -> None:
         raise UsageError(f"{name} must be positive integers, got {','.join(map(str, values)) or 'nothing'}")
 
 
+def layer_recon_blocks(model: ModelConfig) -> int:
+    """How many shallower trunk blocks (conv1 .. conv{N-1}) have their own reconstruction output."""
+    return len(model.filters) - 1 if model.decoder and model.layer_decoders else 0
+
+
+def resolve_defaults(config: TrainConfig) -> TrainConfig:
+    """The config with every "worked out later" default made explicit (what config.json records)."""
+    if config.layer_recon_weights is not None:
+        return config
+    weights = (DEFAULT_LAYER_RECON_WEIGHT,) * layer_recon_blocks(config.model)
+    return dataclasses.replace(config, layer_recon_weights=weights)
+
+
 def validate(config: TrainConfig) -> TrainConfig:
     """Raise UsageError naming the bad field, its allowed values and what was received."""
     m, d = config.model, config.data
@@ -107,6 +129,12 @@ def validate(config: TrainConfig) -> TrainConfig:
             raise UsageError(f"{flag} must be {allowed}, got {value}")
     if any(e < 0 for e in config.snapshot_epochs):
         raise UsageError(f"--snapshot-epochs must be >= 0, got {config.snapshot_epochs}")
+    weights, blocks = config.layer_recon_weights, layer_recon_blocks(m)
+    if weights is not None and (len(weights) != blocks or any(not w >= 0 for w in weights)):
+        shown = ",".join(f"{w:g}" for w in weights) or "nothing"
+        raise UsageError(f"--layer-recon-weights must be {blocks} number(s) >= 0, one per block conv1 .. "
+                         f"conv{blocks} (the trunk has {len(m.filters)} blocks; none without the decoder or with "
+                         f"--no-layer-decoders), got {shown}")
     if config.ce_weight == 0 and (config.recon_weight == 0 or not m.decoder):
         raise UsageError("at least one loss weight must be > 0, got --ce-weight 0 and no reconstruction loss")
     return config
@@ -138,7 +166,8 @@ def differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
     return [(key, old.get(key), new.get(key)) for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
-def _from_dict(cls: type, values: dict) -> Any:
+def _from_dict(cls: type, values: dict, legacy: dict) -> Any:
+    values = {**{k: v for k, v in legacy.items() if not isinstance(v, dict)}, **values}
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
@@ -147,7 +176,7 @@ def _from_dict(cls: type, values: dict) -> Any:
     for name, value in values.items():
         default = getattr(defaults, name)
         if dataclasses.is_dataclass(default):
-            value = _from_dict(type(default), value)
+            value = _from_dict(type(default), value, legacy.get(name, {}))
         elif isinstance(default, tuple) or (isinstance(value, list)):
             value = tuple(value)
         kwargs[name] = value
@@ -155,4 +184,5 @@ def _from_dict(cls: type, values: dict) -> Any:
 
 
 def from_dict(values: dict) -> TrainConfig:
-    return _from_dict(TrainConfig, values)
+    """A TrainConfig from config.json's content; keys a file from an older version lacks get LEGACY_DEFAULTS."""
+    return _from_dict(TrainConfig, values, LEGACY_DEFAULTS)

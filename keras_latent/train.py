@@ -10,7 +10,15 @@ import logging
 import os
 
 from keras_latent import config as cfg
-from keras_latent.cli import CliParser, HelpFormatter, add_logging_flags, configure_logging, int_list, run_cli
+from keras_latent.cli import (
+    CliParser,
+    HelpFormatter,
+    add_logging_flags,
+    configure_logging,
+    float_list,
+    int_list,
+    run_cli,
+)
 from keras_latent.data.sources import DATASET_NAMES, check_dataset_argument
 from keras_latent.errors import UsageError
 from keras_latent.runs import layout
@@ -37,11 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--padding", default=None, help="valid | same (default: valid when the trunk fits)")
     model.add_argument("--head-units", type=int_list, default=m.head_units, help="classifier head dense widths")
     model.add_argument("--no-decoder", action="store_true", help="classifier only (no reconstruction)")
+    model.add_argument("--layer-decoders", action=argparse.BooleanOptionalAction, default=m.layer_decoders,
+                       help="also train the decoder on each shallower block's own activations (outputs "
+                            "reconstruction_conv{k}), so every layer's channels decode faithfully")
     train = p.add_argument_group("training")
     train.add_argument("--ce-weight", type=float, default=None,
                        help=f"cross-entropy loss weight (default {t.ce_weight})")
     train.add_argument("--recon-weight", type=float, default=None,
                        help=f"reconstruction MSE loss weight (default {t.recon_weight})")
+    train.add_argument("--layer-recon-weights", type=float_list, default=None, metavar="W1[,W2...]",
+                       help="loss weight of each shallower block's reconstruction, conv1 .. conv{N-1} "
+                            f"(default {cfg.DEFAULT_LAYER_RECON_WEIGHT:g} each)")
     train.add_argument("--weights-from", metavar="BEST_JSON", default=None,
                        help="take both loss weights from a search's best.json (or its results folder), written by "
                             "python tuning/search_weights.py; not combinable with --ce-weight/--recon-weight")
@@ -104,14 +118,15 @@ def config_from_args(args: argparse.Namespace) -> cfg.TrainConfig:
     padding = args.padding or cfg.default_padding(args.image_size, args.filters, args.kernel_size)
     model = cfg.ModelConfig(image_size=args.image_size, filters=args.filters, kernel_size=args.kernel_size,
                             padding=padding, head_units=args.head_units, decoder=not args.no_decoder,
-                            sub_pixel_decoder=args.sub_pixel_decoder)
+                            sub_pixel_decoder=args.sub_pixel_decoder, layer_decoders=args.layer_decoders)
     data = cfg.DataConfig(dataset=args.dataset, tfds_data_dir=args.tfds_data_dir, test_fraction=args.test_fraction,
                           max_train_samples=args.max_train_samples, augment=args.augment)
-    return cfg.validate(cfg.TrainConfig(
-        data=data, model=model, ce_weight=ce_weight, recon_weight=recon_weight, optimizer=args.optimizer,
+    return cfg.validate(cfg.resolve_defaults(cfg.TrainConfig(
+        data=data, model=model, ce_weight=ce_weight, recon_weight=recon_weight,
+        layer_recon_weights=args.layer_recon_weights, optimizer=args.optimizer,
         lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         snapshot_epochs=args.snapshot_epochs, steps_per_execution=args.steps_per_execution,
-        jit_compile=args.jit_compile, mixed_precision=args.mixed_precision, strategy=args.strategy))
+        jit_compile=args.jit_compile, mixed_precision=args.mixed_precision, strategy=args.strategy)))
 
 
 def default_run_dir(config: cfg.TrainConfig) -> str:

@@ -4,7 +4,16 @@ import json
 
 import pytest
 
-from keras_latent.config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict, validate
+from keras_latent.config import (
+    DEFAULT_LAYER_RECON_WEIGHT,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    from_dict,
+    resolve_defaults,
+    to_dict,
+    validate,
+)
 from keras_latent.errors import UsageError
 from keras_latent.runs import layout
 from keras_latent.runs.records import load_config, save_config
@@ -28,6 +37,10 @@ def test_round_trip_through_json(tmp_path):
     (dict(model=ModelConfig(padding="full")), "--padding must be one of valid, same, got 'full'"),
     (dict(data=DataConfig(test_fraction=1.5)), "--test-fraction must be between 0 and 1, got 1.5"),
     (dict(ce_weight=0.0, recon_weight=0.0), "at least one loss weight"),
+    (dict(layer_recon_weights=(1.0, 1.0)), "--layer-recon-weights must be 1 number(s) >= 0, one per block conv1 .. "
+                                           "conv1 (the trunk has 2 blocks"),
+    (dict(layer_recon_weights=(-1.0,)), "got -1"),
+    (dict(model=ModelConfig(layer_decoders=False), layer_recon_weights=(1.0,)), "must be 0 number(s)"),
 ])
 def test_validate_names_field_allowed_values_and_received(change, message):
     with pytest.raises(UsageError) as err:
@@ -44,3 +57,19 @@ def test_load_config_of_a_folder_that_is_not_a_run(tmp_path):
     (tmp_path / layout.CONFIG.name).write_text('{"epochz": 3}')
     with pytest.raises(UsageError, match="unknown config keys"):
         load_config(str(tmp_path))
+
+
+def test_defaults_are_made_explicit_before_a_run_saves_them():
+    assert resolve_defaults(TrainConfig()).layer_recon_weights == (DEFAULT_LAYER_RECON_WEIGHT,)
+    three = TrainConfig(model=ModelConfig(filters=(4, 8, 8), padding="same"))
+    assert resolve_defaults(three).layer_recon_weights == (DEFAULT_LAYER_RECON_WEIGHT,) * 2
+    assert resolve_defaults(TrainConfig(model=ModelConfig(decoder=False))).layer_recon_weights == ()
+    assert resolve_defaults(TrainConfig(layer_recon_weights=(0.5,))).layer_recon_weights == (0.5,)
+
+
+def test_a_config_json_from_before_layer_decoders_reads_as_the_run_it_was():
+    saved = to_dict(TrainConfig())
+    del saved["model"]["layer_decoders"], saved["layer_recon_weights"]
+    old = from_dict(json.loads(json.dumps(saved)))
+    assert old.model.layer_decoders is False and old.layer_recon_weights == ()
+    validate(old)

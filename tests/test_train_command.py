@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import run_main
 
-from keras_latent.config import TrainConfig
+from keras_latent.config import DEFAULT_LAYER_RECON_WEIGHT, ModelConfig, TrainConfig
 from keras_latent.model.builders import build_model
 from keras_latent.runs import layout
 from keras_latent.train import main
@@ -31,15 +31,21 @@ RUN_FILES += [layout.SNAPSHOT.name.format(epoch=e) for e in (0, 1)]
 
 
 def test_loss_weights_reach_compile_and_the_loss(sample_splits):
-    config = TrainConfig(ce_weight=0.5, recon_weight=3.0)
-    model = compile_model(build_model(config.model), config)
-    assert model.get_compile_config()["loss_weights"] == {"classifier": 0.5, "reconstruction": 3.0}
     from keras_latent.data.pipeline import make_dataset
+    from keras_latent.model.builders import reconstruction_outputs
 
-    ds = make_dataset(sample_splits.x_test[:64], sample_splits.y_test[:64], 64, training=False)
+    config = TrainConfig(ce_weight=0.5, recon_weight=3.0, layer_recon_weights=(0.25,))
+    model = compile_model(build_model(config.model), config)
+    assert model.get_compile_config()["loss_weights"] == {"classifier": 0.5, "reconstruction": 3.0,
+                                                          "reconstruction_conv1": 0.25}
+    ds = make_dataset(sample_splits.x_test[:64], sample_splits.y_test[:64], 64, training=False,
+                      reconstruction_outputs=reconstruction_outputs(config.model))
     result = model.evaluate(ds, return_dict=True, verbose=0)
-    expected = 0.5 * result["classifier_loss"] + 3.0 * result["reconstruction_loss"]
+    expected = (0.5 * result["classifier_loss"] + 3.0 * result["reconstruction_loss"]
+                + 0.25 * result["reconstruction_conv1_loss"])
     assert result["loss"] == pytest.approx(expected, rel=1e-4)
+    default = compile_model(build_model(ModelConfig()), TrainConfig())  # None: the default weight per layer
+    assert default.get_compile_config()["loss_weights"]["reconstruction_conv1"] == DEFAULT_LAYER_RECON_WEIGHT
 
 
 def test_cli_run_writes_every_file(tmp_path):

@@ -4,10 +4,12 @@ Everything here builds small Keras models that reuse the trained model's own lay
 copies), so what is decoded or classified is exactly what the trained network computes:
 
     encoder(model, "conv2")        image (B, S, S, 3)          -> conv2 activations (B, h, w, C)
-    decoder_from(model, "conv2")   activations (B, h, w, C)    -> image (B, S, S, 3)
-    masked_decoder(model, "conv2") activations, masks (B, K, C) -> images (B, K, S, S, 3)
+    decoder_from(model, "conv1", path)   activations (B, h, w, C)    -> image (B, S, S, 3)
+    masked_decoder(model, "conv1", path) activations, masks (B, K, C) -> images (B, K, S, S, 3)
     ablation_model(model, "conv2") image, masks (B, K, C)       -> class probs (B, K, classes)
 
+A decode `path` is `tail` (deconv{k} .. deconv1) or `propagate` (the rest of the trunk, then the
+whole decoder); keras_latent.training.faithfulness measures which is faithful for a model.
 A mask row multiplies a layer's channels (1 keeps, 0 zeroes). Every image is decoded or
 classified once per mask row inside one compiled call, never in a Python loop over channels.
 """
@@ -21,6 +23,7 @@ from keras import ops
 from sklearn.metrics import confusion_matrix
 
 from keras_latent.analysis.config import MODES
+from keras_latent.config import DECODE_PATHS
 from keras_latent.errors import UsageError, check_choice
 from keras_latent.model.builders import decoder_tail, has_decoder, trunk_block_names, trunk_blocks
 from keras_latent.training.evaluation import per_class_accuracy
@@ -119,20 +122,32 @@ def encoder(model: keras.Model, layer: str) -> keras.Model:
     return keras.Model(image, x, name=f"encoder_{layer}")
 
 
-def decoder_from(model: keras.Model, layer: str) -> keras.Model:
-    """Activations of `layer` (B, h, w, C) -> image (B, S, S, 3) through the mirrored decoder's tail."""
+def decoder_from(model: keras.Model, layer: str, path: str = "tail") -> keras.Model:
+    """Activations of `layer` (B, h, w, C) -> image (B, S, S, 3) along a decode path (config.DECODE_PATHS):
+    `tail` through the mirrored decoder's last blocks, `propagate` through the rest of the trunk and
+    the whole decoder (keras_latent.training.faithfulness says which is faithful for a model)."""
+    check_choice("decode path", path, DECODE_PATHS)
     k = layer_index(model, layer)
     require_decoder(model)
-    return decoder_tail(model, k)
+    if path == "tail":
+        return decoder_tail(model, k)
+    blocks = trunk_blocks(model)
+    activations = keras.Input(tuple(blocks[k - 1].output.shape[1:]), name=f"{layer}_activations")
+    x = activations
+    for block in blocks[k:]:
+        x = block(x)
+    return keras.Model(activations, decoder_tail(model, len(blocks))(x), name=f"propagate_from_{layer}")
 
 
-def masked_decoder(model: keras.Model, layer: str) -> keras.Model:
-    """[activations (B, h, w, C), masks (B, K, C)] -> images (B, K, S, S, 3): every mask row of every image."""
-    tail = decoder_from(model, layer)
-    activations = keras.Input(tuple(tail.inputs[0].shape[1:]), name=f"{layer}_activations")
+def masked_decoder(model: keras.Model, layer: str, path: str = "tail") -> keras.Model:
+    """[activations (B, h, w, C), masks (B, K, C)] -> images (B, K, S, S, 3): every mask row of every image,
+    decoded along `path` (see `decoder_from`)."""
+    decode = decoder_from(model, layer, path)
+    activations = keras.Input(tuple(decode.inputs[0].shape[1:]), name=f"{layer}_activations")
     masks = keras.Input((None, activations.shape[-1]), name="channel_masks")
-    images = tail(ChannelMasking(name="channel_masking")(activations, masks))
-    return keras.Model([activations, masks], UnfoldMasks(name="unfold")(images, masks), name=f"masked_decoder_{layer}")
+    images = decode(ChannelMasking(name="channel_masking")(activations, masks))
+    return keras.Model([activations, masks], UnfoldMasks(name="unfold")(images, masks),
+                       name=f"masked_decoder_{layer}_{path}")
 
 
 def ablation_model(model: keras.Model, layer: str) -> keras.Model:
@@ -188,14 +203,15 @@ def layer_activations(model: keras.Model, images: np.ndarray, layer: str, batch_
 
 
 def masked_reconstructions(model: keras.Model, images: np.ndarray, layer: str, channels=None,
-                           mode: str = "keep") -> np.ndarray:
-    """Decoded images with one channel kept (`keep`) or zeroed (`drop`), for each image and channel.
+                           mode: str = "keep", path: str = "tail") -> np.ndarray:
+    """Decoded images with one channel kept (`keep`) or zeroed (`drop`), for each image and channel,
+    along decode `path` (see `decoder_from`).
 
     images: normalized (N, S, S, 3) in [-1, 1]; channels: indices (default: all of `layer`).
     Returns (N, K, S, S, 3) float32 in [-1, 1]: [i, j] is image i decoded from `layer` with mask
     row j (channel channels[j]); all K channels of a batch of images decode in one compiled call.
     """
-    decoder = masked_decoder(model, layer)
+    decoder = masked_decoder(model, layer, path)
     n = num_channels(model, layer)
     masks = channel_masks(n, check_channels(n, channels, layer), mode)
     return predict_masked(decoder, layer_activations(model, images, layer), masks)

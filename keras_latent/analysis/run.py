@@ -19,11 +19,11 @@ from keras_latent.data import load_splits
 from keras_latent.data.pipeline import denormalize, normalize
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_directory, atomic_write_text, save_figure
-from keras_latent.model.builders import has_decoder
 from keras_latent.model.saving import load_run_model
 from keras_latent.runs import layout
 from keras_latent.runs.records import csv_text, load_config, write_json
 from keras_latent.training.evaluation import per_class_dict
+from keras_latent.training.faithfulness import measure_test_faithfulness
 
 log = logging.getLogger("keras_latent")
 
@@ -61,23 +61,26 @@ def _save_figure_entry(fig, out: str, entry: layout.Entry, kind: str, **fields) 
     return {"kind": kind, **fields, "path": layout.analysis_relative(entry, **fields)}
 
 
-def write_image_figures(model, images: list[dict], layer: str, channels, mode: str, out: str) -> list[dict]:
-    """Channel grid and activation maps of each image at `layer`; returns the `files` entries."""
+def write_image_figures(model, images: list[dict], layer: str, channels, mode: str, path: str | None,
+                        out: str) -> list[dict]:
+    """Channel grid (decoded along `path`; None: no decoder) and activation maps of each image at `layer`;
+    returns the `files` entries."""
     x = np.stack([im["normalized"] for im in images])  # (N, S, S, 3)
     acts = latent.layer_activations(model, x, layer)  # (N, h, w, C)
     decoded = None
-    if has_decoder(model):
+    if path is not None:
         masks = latent.intact_and_channel_masks(acts.shape[-1], channels, mode)  # all, then each
-        decoded = denormalize(latent.predict_masked(latent.masked_decoder(model, layer), acts, masks))  # (N,1+K,S,S,3)
+        decoder = latent.masked_decoder(model, layer, path)
+        decoded = denormalize(latent.predict_masked(decoder, acts, masks))  # (N, 1 + K, S, S, 3)
     files = []
     for i, im in enumerate(images):
         what = f"{im['split']} image {im['index']} ({im['label']}), {layer} {'x'.join(map(str, acts.shape[1:]))}"
         fields = {"layer": layer, "split": im["split"], "index": im["index"]}
         if decoded is not None:
-            files.append(_save_figure_entry(
+            files.append({**_save_figure_entry(
                 plots.plot_channel_grid(im["uint8"], decoded[i, 0], decoded[i, 1:], channels,
-                                        f"{what}: decoded per channel", mode),
-                out, layout.CHANNEL_GRID, "channels", **fields))
+                                        f"{what}: decoded per channel along the {path} path", mode),
+                out, layout.CHANNEL_GRID, "channels", **fields), "decode_path": path})
         files.append(_save_figure_entry(
             plots.plot_activation_maps(im["uint8"], acts[i][..., channels], channels, f"{what}: feature maps"),
             out, layout.ACTIVATION_MAPS, "activations", **fields))
@@ -102,21 +105,33 @@ def layer_measures(model, x_test, y_test, class_names, layer: str, channels, out
     return stats_rows, ablation, files
 
 
-def write_analysis(model, splits, class_names, layer_channels: dict, images, mode: str, top: int,
-                   out: str) -> dict:
+def layer_decode_paths(faithful: dict | None, setting: str, layers) -> dict[str, str]:
+    """The decode path of each analysed layer: the measured faithful one (`auto`), or the one asked for;
+    {} without a decoder (`faithful` None)."""
+    if faithful is None:
+        return {}
+    return {layer: faithful["decode_paths"][layer] if setting == "auto" else setting for layer in layers}
+
+
+def write_analysis(model, splits, class_names, layer_channels: dict, images, config: AnalysisConfig,
+                   faithful: dict | None, out: str) -> dict:
     """Every figure, both CSV tables and analysis.json into folder `out`; returns the summary.
 
-    layer_channels: {layer: channel indices (K,)}, the checked choice of each layer, in layer order.
+    layer_channels: {layer: channel indices (K,)}, the checked choice of each layer, in layer order;
+    faithful: the test split's faithfulness table (`training.faithfulness`), None without a decoder.
     """
+    mode, top = config.mode, config.top
+    paths = layer_decode_paths(faithful, config.decode_path, layer_channels)
     x_test = np.asarray(normalize(splits.x_test))
-    summary = {"mode": mode, "layers": list(layer_channels),
+    summary = {"mode": mode, "layers": list(layer_channels), "decode_path_setting": config.decode_path,
+               "decode_paths": paths, "faithfulness": faithful,
                "images": [{k: im[k] for k in ("split", "index", "label", "class_index")} for im in images],
                "dataset": splits.description, "test_images": len(x_test),
                "channels": {layer: channels.tolist() for layer, channels in layer_channels.items()},
                "top_channels": {}, "class_channels": {}, "files": []}
     stats_rows, ablation_rows = [], []
     for layer, channels in layer_channels.items():
-        summary["files"] += write_image_figures(model, images, layer, channels, mode, out)
+        summary["files"] += write_image_figures(model, images, layer, channels, mode, paths.get(layer), out)
         rows, ablation, files = layer_measures(model, x_test, splits.y_test, class_names, layer, channels, out)
         stats_rows += rows
         ablation_rows += [[layer, int(c), float(ablation.accuracy[j]), float(ablation.accuracy_drop[j]),
@@ -161,15 +176,21 @@ def analyze_run(run_dir: str, config: AnalysisConfig = AnalysisConfig()) -> dict
     layer_channels = {layer: latent.check_channels(latent.num_channels(model, layer), config.channels, layer)
                       for layer in chosen_layers(model, config.layers)}
     images = chosen_images(splits, class_names, config.train_index, config.test_index)
-    if not has_decoder(model):
+    faithful = measure_test_faithfulness(model, splits)
+    if faithful is None:
         log.info("this run has no decoder (--no-decoder): channel grids skipped; feature maps, statistics and "
                  "ablation written")
+    else:
+        for layer, path in layer_decode_paths(faithful, config.decode_path, layer_channels).items():
+            figures = faithful["layers"][layer][path]
+            log.info(f"{layer}: decoded along the {path} path (all channels: MSE {figures['mse']:.4f}, "
+                     f"PSNR {figures['psnr']:.1f} dB; mean image {faithful['mean_image']['mse']:.4f})")
     folder = layout.analysis_dir(run_dir)
     log_level = tf.get_logger().level
     tf.get_logger().setLevel("ERROR")  # each sub-model traces its own predict function: expected, not news
     try:
         with atomic_directory(folder) as out:
-            return write_analysis(model, splits, class_names, layer_channels, images, config.mode, config.top, out)
+            return write_analysis(model, splits, class_names, layer_channels, images, config, faithful, out)
     except OSError as err:
         raise UsageError(f"cannot write {folder}: {err.strerror or err}") from None
     finally:

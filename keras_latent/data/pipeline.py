@@ -12,6 +12,8 @@ in three run at half speed (measured; see README, Performance).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import tensorflow as tf
 
@@ -49,12 +51,14 @@ def _index_batches(n: int, batch_size: int, training: bool, seed: int) -> tf.dat
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, training: bool, seed: int = 0,
-                 augment: bool = False, reconstruction: bool = True) -> tf.data.Dataset:
-    """Batches of (normalized images, {"classifier": labels, "reconstruction": images}).
+                 augment: bool = False, reconstruction_outputs: Sequence[str] = ("reconstruction",)
+                 ) -> tf.data.Dataset:
+    """Batches of (normalized images, {"classifier": labels, "reconstruction": images, ...}).
 
     x: (N, H, W, 3) uint8, y: (N,) ints. `training` shuffles (seeded, reshuffled each epoch)
     and, with `augment`, adds random flips and shifts; evaluation batches keep the data's
-    order. Without `reconstruction` the targets hold the classifier labels only.
+    order. Each of `reconstruction_outputs` (the model's reconstruction outputs, see
+    `model.builders.reconstruction_outputs`; empty: classifier labels only) gets the images as target.
     """
     images_all = tf.constant(np.asarray(x))  # (N, H, W, 3) uint8, gathered from per batch
     labels_all = tf.constant(np.asarray(y).astype(np.int32))
@@ -65,8 +69,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, training: boo
         if augmenter is not None:
             images = augmenter(images, training=True)
         targets = {"classifier": tf.gather(labels_all, batch_indices)}
-        if reconstruction:
-            targets["reconstruction"] = images
+        targets.update(dict.fromkeys(reconstruction_outputs, images))
         return images, targets
 
     options = tf.data.Options()

@@ -1,23 +1,28 @@
 """TF SavedModel (and TFLite) export that other TensorFlow tools can use without this package.
 
 `export_run` (what `python -m keras_latent.export RUN_FOLDER [--tflite]` runs) re-exports a finished
-run; training exports at its end with `export_saved_model`. The SavedModel,
-written with `keras.export.ExportArchive`, has three signatures; every one takes uint8 images
-`images` (N, S, S, 3) and normalizes them inside, exactly as training did:
+run; training exports at its end with `export_saved_model`. The SavedModel, written with
+`keras.export.ExportArchive`, has four signatures; every one takes uint8 images `images`
+(N, S, S, 3) and normalizes them inside, exactly as training did:
 
   serving_default(images) -> probabilities float32 (N, C), class_index int64 (N,),
                              class_name string (N,), reconstruction uint8 (N, S, S, 3)
   encode(images)          -> conv1 float32 (N, h1, w1, c1), ..., convK (one output per trunk block)
   decode_masked(images, layer int32 (), channel_mask float32 (M, c_layer))
                           -> reconstruction uint8 (N, S, S, 3),
-                             reconstruction_normalized float32 (N, S, S, 3) in [-1, 1]
+                             reconstruction_normalized float32 (N, S, S, 3) in [-1, 1],
+                             decode_path string (): the path that drew it
+  decode_masked_path(images, layer, channel_mask, decode_path string ())  -> the same, along decode_path
 
-decode_masked runs the trunk up to block `layer` (1-based: conv{layer}), multiplies its activations
-by `channel_mask` (M = 1: one mask for every image; M = N: one mask per image; 0 drops a channel,
-1 keeps it) and decodes them through deconv{layer} .. deconv1. All blocks live in one signature
-(a `tf.switch_case` with one branch per block); a bad layer or mask width fails with a message
-naming the allowed values. A model without a decoder exports serving_default (no reconstruction)
-and encode only. `model.tflite` holds serving_default, converted by TensorFlow's own converter.
+The masked signatures run the trunk up to block `layer` (1-based: conv{layer}), multiply its
+activations by `channel_mask` (M = 1: one mask for every image; M = N: one mask per image; 0 drops
+a channel, 1 keeps it) and decode them along a path (keras_latent.training.faithfulness): `tail`
+through deconv{layer} .. deconv1, or `propagate` through the rest of the trunk and the whole
+decoder. decode_masked takes each layer's faithful default, measured on the test split when the
+run was trained (metrics.json's faithfulness.decode_paths); decode_masked_path takes the caller's.
+All blocks live in one signature (a `tf.switch_case`); a bad layer, path or mask width fails with
+a message naming the allowed values. A model without a decoder exports serving_default (no
+reconstruction) and encode only. `model.tflite` holds serving_default, converted by TensorFlow.
 """
 from __future__ import annotations
 
@@ -26,15 +31,15 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_latent.config import TrainConfig
+from keras_latent.config import DECODE_PATHS, TrainConfig
 from keras_latent.data.pipeline import normalize
 from keras_latent.files import atomic_directory, atomic_write_bytes
-from keras_latent.model.builders import decoder_tail, has_decoder, trunk_block_names, trunk_blocks
+from keras_latent.model.builders import decoded_layers, decoder_tail, has_decoder, trunk_block_names, trunk_blocks
 from keras_latent.model.saving import load_run_model
 from keras_latent.runs import layout
-from keras_latent.runs.records import load_config
+from keras_latent.runs.records import load_config, read_json
 
-SIGNATURES = ("serving_default", "encode", "decode_masked")
+SIGNATURES = ("serving_default", "encode", "decode_masked", "decode_masked_path")
 
 
 def _to_uint8(images):
@@ -56,6 +61,8 @@ def _run_trunk(blocks: list, images, depth: int):
 
 def _serving_fn(model: keras.Model, class_names: tuple[str, ...]):
     with_reconstruction = has_decoder(model)
+    served = ["classifier"] + (["reconstruction"] if with_reconstruction else [])
+    model = keras.Model(model.inputs, {name: model.output[name] for name in served})  # no layer decodes
 
     def serving_default(images):
         outputs = model(normalize(images), training=False)
@@ -81,8 +88,8 @@ def _encode_fn(blocks: list, names: list[str]):
     return encode
 
 
-def _masked_branch(blocks: list, tail: keras.Model, depth: int, images, channel_mask):
-    """One switch_case branch: trunk to block `depth`, mask its channels, decode. (N, S, S, 3) float32."""
+def _masked_branch(blocks: list, decode, depth: int, images, channel_mask):
+    """One switch_case branch: trunk to block `depth`, mask its channels, `decode` them. (N, S, S, 3) float32."""
     channels = int(blocks[depth - 1].output.shape[-1])
     rows, batch = tf.shape(channel_mask)[0], tf.shape(images)[0]
     checks = [
@@ -95,27 +102,85 @@ def _masked_branch(blocks: list, tail: keras.Model, depth: int, images, channel_
     with tf.control_dependencies(checks):
         activations = _run_trunk(blocks, images, depth)
     mask = tf.cast(channel_mask, activations.dtype)[:, tf.newaxis, tf.newaxis, :]  # (M, 1, 1, c)
-    return tf.cast(tail(activations * mask, training=False), tf.float32)
+    return tf.cast(decode(activations * mask), tf.float32)
 
 
-def _decode_masked_fn(model: keras.Model, blocks: list):
+def _path_decoders(model: keras.Model, blocks: list) -> dict[tuple[int, str], object]:
+    """{(depth, path): masked conv{depth} activations -> image} for every block and DECODE_PATHS."""
     tails = [decoder_tail(model, k) for k in range(1, len(blocks) + 1)]
-    allowed = f"1..{len(blocks)} (conv1..conv{len(blocks)})"
+
+    def tail(depth):
+        return lambda x: tails[depth - 1](x, training=False)
+
+    def propagate(depth):
+        def decode(x):
+            for block in blocks[depth:]:
+                x = block(x, training=False)
+            return tails[-1](x, training=False)
+        return decode
+
+    return {(k, path): (tail if path == "tail" else propagate)(k)
+            for k in range(1, len(blocks) + 1) for path in DECODE_PATHS}
+
+
+def _checked_layer_index(layer, n_blocks: int):
+    """layer - 1, after asserting 1 <= layer <= n_blocks (the error names the allowed values)."""
+    allowed = f"1..{n_blocks} (conv1..conv{n_blocks})"
+    in_range = tf.logical_and(layer >= 1, layer <= n_blocks)
+    with tf.control_dependencies([tf.debugging.Assert(in_range, [f"layer must be {allowed}, got", layer])]):
+        return tf.identity(layer - 1)
+
+
+def _decoded(reconstruction, path) -> dict:
+    return {"reconstruction": _to_uint8(reconstruction), "reconstruction_normalized": reconstruction,
+            "decode_path": path}
+
+
+def _decode_masked_fn(model: keras.Model, blocks: list, decode_paths: dict[str, str]):
+    """decode_masked: every layer along its default path (`decode_paths`, measured at training)."""
+    decoders = _path_decoders(model, blocks)
+    chosen = [decode_paths[f"conv{k}"] for k in range(1, len(blocks) + 1)]
 
     def decode_masked(images, layer, channel_mask):
-        in_range = tf.logical_and(layer >= 1, layer <= len(blocks))
-        with tf.control_dependencies([tf.debugging.Assert(in_range, [f"layer must be {allowed}, got", layer])]):
-            index = tf.identity(layer - 1)
-        branches = [lambda k=k: _masked_branch(blocks, tails[k - 1], k, images, channel_mask)
+        index = _checked_layer_index(layer, len(blocks))
+        branches = [lambda k=k: _masked_branch(blocks, decoders[k, chosen[k - 1]], k, images, channel_mask)
                     for k in range(1, len(blocks) + 1)]
-        reconstruction = tf.switch_case(index, branches)
-        return {"reconstruction": _to_uint8(reconstruction), "reconstruction_normalized": reconstruction}
+        return _decoded(tf.switch_case(index, branches), tf.gather(tf.constant(chosen), index))
 
     return decode_masked
 
 
-def build_export_archive(model: keras.Model, class_names: tuple[str, ...]) -> keras.export.ExportArchive:
-    """An ExportArchive holding serving_default, encode and (with a decoder) decode_masked."""
+def _decode_masked_path_fn(model: keras.Model, blocks: list):
+    """decode_masked_path: like decode_masked, along the path named by `decode_path` (tail | propagate)."""
+    decoders = _path_decoders(model, blocks)
+    n_paths = len(DECODE_PATHS)
+
+    def decode_masked_path(images, layer, channel_mask, decode_path):
+        index = _checked_layer_index(layer, len(blocks))
+        matches = tf.equal(tf.constant(DECODE_PATHS), decode_path)
+        known = tf.debugging.Assert(tf.reduce_any(matches), [
+            f"decode_path must be one of {', '.join(DECODE_PATHS)}, got", decode_path])
+        with tf.control_dependencies([known]):
+            path_index = tf.cast(tf.argmax(tf.cast(matches, tf.int32)), tf.int32)
+        branches = [lambda k=k, p=p: _masked_branch(blocks, decoders[k, p], k, images, channel_mask)
+                    for k in range(1, len(blocks) + 1) for p in DECODE_PATHS]
+        return _decoded(tf.switch_case(index * n_paths + path_index, branches), decode_path)
+
+    return decode_masked_path
+
+
+def default_decode_paths(model: keras.Model) -> dict[str, str]:
+    """Each layer's decode path when no measurement is at hand (a run from before metrics.json recorded
+    one): tail where the decoder was trained on the layer's activations, else propagate."""
+    trained = set(decoded_layers(model))
+    return {name: "tail" if name in trained else "propagate" for name in trunk_block_names(model)}
+
+
+def build_export_archive(model: keras.Model, class_names: tuple[str, ...],
+                         decode_paths: dict[str, str] | None = None) -> keras.export.ExportArchive:
+    """An ExportArchive holding serving_default, encode and (with a decoder) decode_masked and
+    decode_masked_path; `decode_paths` ({layer: path}) is decode_masked's choice per layer
+    (None: `default_decode_paths`)."""
     names = trunk_block_names(model)
     blocks = trunk_blocks(model)
     class_names = tuple(class_names) or tuple(str(i) for i in range(model.output["classifier"].shape[-1]))
@@ -125,15 +190,20 @@ def build_export_archive(model: keras.Model, class_names: tuple[str, ...]) -> ke
     archive.add_endpoint("serving_default", _serving_fn(model, class_names), input_signature=[images])
     archive.add_endpoint("encode", _encode_fn(blocks, names), input_signature=[images])
     if has_decoder(model):
-        archive.add_endpoint("decode_masked", _decode_masked_fn(model, blocks), input_signature=[
-            images, tf.TensorSpec((), tf.int32, name="layer"),
-            tf.TensorSpec((None, None), tf.float32, name="channel_mask")])
+        masked = [images, tf.TensorSpec((), tf.int32, name="layer"),
+                  tf.TensorSpec((None, None), tf.float32, name="channel_mask")]
+        paths = {**default_decode_paths(model), **(decode_paths or {})}
+        archive.add_endpoint("decode_masked", _decode_masked_fn(model, blocks, paths), input_signature=masked)
+        archive.add_endpoint("decode_masked_path", _decode_masked_path_fn(model, blocks),
+                             input_signature=masked + [tf.TensorSpec((), tf.string, name="decode_path")])
     return archive
 
 
-def export_saved_model(model: keras.Model, config: TrainConfig, path: str) -> str:
-    """Export `model` as a SavedModel at `path` (written to a temp folder, then renamed into place)."""
-    archive = build_export_archive(model, config.data.class_names)
+def export_saved_model(model: keras.Model, config: TrainConfig, path: str,
+                       decode_paths: dict[str, str] | None = None) -> str:
+    """Export `model` as a SavedModel at `path` (written to a temp folder, then renamed into place);
+    `decode_paths` as in `build_export_archive`."""
+    archive = build_export_archive(model, config.data.class_names, decode_paths)
     with atomic_directory(path) as tmp:
         archive.write_out(tmp, verbose=False)
     return path
@@ -145,11 +215,21 @@ def convert_tflite(saved_model_dir: str) -> bytes:
     return converter.convert()
 
 
+def checked_paths(decode_paths, model: keras.Model) -> dict[str, str] | None:
+    """metrics.json's recorded decode paths when they are {trunk layer: path} for this model, else None."""
+    names = set(trunk_block_names(model))
+    if (isinstance(decode_paths, dict) and set(decode_paths) == names
+            and all(p in DECODE_PATHS for p in decode_paths.values())):
+        return decode_paths
+    return None
+
+
 def export_run(run_dir: str, tflite: bool = False) -> list[str]:
     """Re-export a finished run folder; returns the paths written."""
     config = load_config(run_dir)
     model = load_run_model(run_dir)
-    written = [export_saved_model(model, config, layout.SAVED_MODEL.path(run_dir))]
+    measured = ((read_json(layout.METRICS.path(run_dir)) or {}).get("faithfulness") or {}).get("decode_paths")
+    written = [export_saved_model(model, config, layout.SAVED_MODEL.path(run_dir), checked_paths(measured, model))]
     if tflite:
         path = layout.TFLITE.path(run_dir)
         atomic_write_bytes(path, convert_tflite(written[0]))

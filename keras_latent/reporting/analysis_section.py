@@ -101,9 +101,12 @@ def image_entries(run_dir: str, layer: str, summary: dict, notes: list) -> list[
     for image in summary.get("images", []):
         name = f"{image['split']} image {image['index']} ({image.get('label', '?')})"
         wanted = {"layer": layer, "split": image["split"], "index": image["index"]}
+        path = (summary.get("decode_paths") or {}).get(layer)
+        along = f", decoded along the {path} path" if path else ""
         images.append({"title": name, "channels": find_figure(
             run_dir, files, {"kind": "channels", **wanted},
-            f"{layer}, {name}: original, full reconstruction, then the reconstruction with each channel {how}", notes),
+            f"{layer}, {name}: original, full reconstruction, then the reconstruction with each channel {how}{along}",
+            notes),
             "activations": find_figure(run_dir, files, {"kind": "activations", **wanted},
                                        f"{layer}, {name}: raw activation map of each channel", notes)})
     return images
@@ -124,8 +127,53 @@ def layer_block(run_dir: str, layer: str, summary: dict, ablation: list, stats: 
             "channels": rows[:MAX_CHANNEL_ROWS], "channels_total": len(rows), "class_top": CLASS_CHANNELS_LISTED}
 
 
-def analysis_section(run_dir: str) -> dict:
-    """Section 5, or one note with the command that makes the analysis."""
+PATH_WORDS = {"tail": "through the decoder's last blocks (deconv{k} .. deconv1)",
+              "propagate": "through the rest of the trunk, then the whole decoder"}
+
+
+def _reason(layer: str, path: str, row: dict, deepest: str, setting: str, layer_decoders: bool) -> str:
+    """Why `layer` was decoded along `path`, in words."""
+    if setting != "auto":
+        return f"asked for (--decode-path {setting})"
+    if layer == deepest:
+        return "both paths are the same for the last block"
+    tail, propagate = row["tail"]["mse"], row["propagate"]["mse"]
+    if path == "tail":
+        return f"its tail decode (MSE {fmt(tail)}) is at least as good as propagating (MSE {fmt(propagate)})"
+    why = ("this run was trained without layer decoders (before they existed, or with --no-layer-decoders), so "
+           f"the decoder never saw {layer}'s own activations; " if not layer_decoders else "")
+    return f"{why}its tail decode (MSE {fmt(tail)}) is worse than propagating (MSE {fmt(propagate)})"
+
+
+def faithfulness_rows(summary: dict, layer_decoders: bool) -> list[dict]:
+    """One row per analysed layer: the path its grids use, why, and the all-channels errors of both paths."""
+    faithful = summary.get("faithfulness") or {}
+    paths, flagged = summary.get("decode_paths") or {}, set(faithful.get("no_better_than_mean_image", []))
+    rows = []
+    for layer, path in paths.items():
+        row = faithful["layers"][layer]
+        rows.append({"layer": layer, "path": path, "mse": fmt(row[path]["mse"]), "psnr": fmt(row[path]["psnr"], 1),
+                     "tail_mse": fmt(row["tail"]["mse"]), "propagate_mse": fmt(row["propagate"]["mse"]),
+                     "flagged": layer in flagged and path == faithful["decode_paths"][layer],
+                     "reason": _reason(layer, path, row, faithful["deepest_layer"],
+                                       summary.get("decode_path_setting", "auto"), layer_decoders)})
+    return rows
+
+
+def faithfulness_block(summary: dict, layer_decoders: bool) -> dict | None:
+    """The faithfulness table of the report (None for an analysis without a decoder or from before it)."""
+    faithful = summary.get("faithfulness")
+    if not faithful:
+        return None
+    deepest = faithful["deepest_layer"]
+    return {"rows": faithfulness_rows(summary, layer_decoders), "mean_mse": fmt(faithful["mean_image"]["mse"]),
+            "mean_psnr": fmt(faithful["mean_image"]["psnr"], 1), "deepest": deepest,
+            "deepest_mse": fmt(faithful["layers"][deepest]["tail"]["mse"]), "path_words": PATH_WORDS}
+
+
+def analysis_section(run_dir: str, layer_decoders: bool = True) -> dict:
+    """Section 5, or one note with the command that makes the analysis; `layer_decoders`: whether the run's
+    model was trained with them (config.json), which explains its decode paths."""
     summary = read_json(analysis_path(run_dir))
     make = command(*ANALYZE_COMMAND, run_dir)
     if summary is None:
@@ -139,6 +187,10 @@ def analysis_section(run_dir: str) -> dict:
         notes.append(note("This analysis is older than model.keras (the run was retrained since); rerun it:", make))
     if not ablation:
         notes.append(note("No analysis/ablation.csv: the channels' effect on accuracy is not shown; rerun:", make))
+    if summary.get("files") and "faithfulness" not in summary:
+        notes.append(note("This analysis is from before faithfulness was measured: its grids may show the "
+                          "decoder's blind spot rather than the channels; rerun:", make))
     layers = [layer_block(run_dir, layer, summary, ablation, stats, notes) for layer in summary.get("layers", [])]
     return {"present": True, "mode": summary.get("mode", "keep"), "layers": layers, "notes": notes,
-            "intact_accuracy": fmt(summary.get("intact_accuracy"))}
+            "intact_accuracy": fmt(summary.get("intact_accuracy")),
+            "faithfulness": faithfulness_block(summary, layer_decoders)}

@@ -72,7 +72,8 @@ def collect(run_dir: str, tuning_dir: str | None, config: TrainConfig) -> dict:
 
     metrics = read_json(layout.METRICS.path(run_dir))
     model = load_model(run_dir)
-    analysis = following_contract(analysis_section, (run_dir,), layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY),
+    analysis = following_contract(analysis_section, (run_dir, config.model.layer_decoders),
+                                  layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY),
                                   "the analysis layout", f"rerun {layout.ANALYZE} {run_dir}")
     tuning = following_contract(tuning_section, (tuning_dir, config), layout.BEST.path(tuning_dir or ""),
                                 "the tuning results layout", f"rerun {layout.SEARCH}")

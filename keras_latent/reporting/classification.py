@@ -26,7 +26,7 @@ def predict_test_split(model, config: TrainConfig) -> tuple[np.ndarray, np.ndarr
     from keras_latent.training import evaluation
 
     splits, _ = load_splits(config)
-    dataset = make_dataset(splits.x_test, splits.y_test, config.batch_size, training=False, reconstruction=False)
+    dataset = make_dataset(splits.x_test, splits.y_test, config.batch_size, training=False, reconstruction_outputs=())
     probs = evaluation.predict(model, dataset)["classifier"]  # (N, C)
     return probs, splits.y_test, splits.class_names
 

@@ -11,13 +11,14 @@ import time
 import keras
 import numpy as np
 
-from keras_latent.config import TrainConfig, validate
+from keras_latent.config import TrainConfig, resolve_defaults, validate
 from keras_latent.data import Splits, load_splits
 from keras_latent.data.pipeline import make_dataset, normalize
 from keras_latent.errors import UsageError
 from keras_latent.exporting.savedmodel import export_saved_model
 from keras_latent.files import atomic_path, atomic_write_text, save_figure
 from keras_latent.model import build_model, has_decoder
+from keras_latent.model.builders import reconstruction_outputs
 from keras_latent.model.layers import image_mse
 from keras_latent.runs import layout
 from keras_latent.runs.lifecycle import (
@@ -31,7 +32,7 @@ from keras_latent.runs.lifecycle import (
     keep_last_good,
 )
 from keras_latent.runs.records import read_history_csv, save_config, write_json
-from keras_latent.training import distribute, evaluation, plots
+from keras_latent.training import distribute, evaluation, faithfulness, plots
 from keras_latent.training.callbacks import AtomicBackupAndRestore, HistoryCsv, ReconstructionSnapshots, StopOnNaN
 
 log = logging.getLogger("keras_latent")
@@ -44,7 +45,8 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
 
 
 def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
-    """Cross-entropy + MSE, keyed by output name, weighted by `ce_weight` and `recon_weight`."""
+    """Cross-entropy + MSE, keyed by output name, weighted by `ce_weight` and `recon_weight`; each
+    "reconstruction_conv{k}" output (layer decoders) by its `layer_recon_weights` entry."""
     loss = {"classifier": keras.losses.SparseCategoricalCrossentropy()}
     loss_weights = {"classifier": config.ce_weight}
     two_outputs = has_decoder(model)
@@ -55,6 +57,13 @@ def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
     if two_outputs:
         loss["reconstruction"] = image_mse  # = keras.losses.MeanSquaredError(), reduced per image
         loss_weights["reconstruction"] = config.recon_weight
+        layer_outputs = [name for name in model.output if name.startswith("reconstruction_")]
+        weights = resolve_defaults(config).layer_recon_weights
+        if len(weights) != len(layer_outputs):
+            raise UsageError(f"the model has {len(layer_outputs)} layer reconstruction output(s) "
+                             f"({', '.join(layer_outputs) or 'none'}) but layer_recon_weights has {len(weights)}")
+        loss.update(dict.fromkeys(layer_outputs, image_mse))
+        loss_weights.update(zip(layer_outputs, weights))
     model.compile(optimizer=make_optimizer(config), loss=loss, loss_weights=loss_weights, metrics=metrics,
                   steps_per_execution=distribute.steps_per_execution(config.steps_per_execution, config.strategy),
                   jit_compile=config.jit_compile)
@@ -75,9 +84,9 @@ def make_callbacks(config: TrainConfig, splits: Splits, run_dir: str) -> list[ke
 
 
 def write_reports(model: keras.Model, splits: Splits, test_ds, run_dir: str, history: dict, seconds: float,
-                  epochs_run: int) -> dict:
+                  epochs_run: int, faithful: dict | None = None) -> dict:
     """Evaluate on the test split (`test_ds`, its batches in order) and write curves, report, confusion
-    matrix and metrics.json.
+    matrix and metrics.json (with `faithful`, the decode table of `faithfulness.measure_test_faithfulness`).
 
     `history` holds every epoch of the run (also those before a resume); `epochs_run` is how many
     of them this process trained in `seconds`.
@@ -95,6 +104,8 @@ def write_reports(model: keras.Model, splits: Splits, test_ds, run_dir: str, his
     metrics = {**result, "epochs": epochs, "resumed_from_epoch": epochs - epochs_run, "seconds": round(seconds, 2),
                "images_per_s": round(len(splits.x_train) * epochs_run / max(seconds, 1e-9), 1),
                "dataset": splits.description, "train_images": len(splits.x_train), "test_images": len(splits.x_test)}
+    if faithful is not None:
+        metrics["faithfulness"] = faithful
     write_json(layout.METRICS.path(run_dir), metrics)
     return metrics
 
@@ -112,7 +123,7 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
     are added to the run's own (e.g. a benchmark's timer). Under `--strategy multiworker` the
     non-chief workers write `run_dir/worker-<index>` instead.
     """
-    validate(config)
+    config = validate(resolve_defaults(config))
     keras.utils.set_random_seed(config.seed)
     strategy = distribute.make_strategy(config.strategy)
     run_dir = distribute.worker_run_dir(strategy, run_dir)
@@ -139,10 +150,11 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
 def _fit_and_write(model: keras.Model, config: TrainConfig, splits: Splits, run_dir: str,
                    verbose: int | str, strategy, extra_callbacks: list) -> dict:
     """Fit (resuming from the backup if any), then reports, SavedModel and, last, model.keras."""
+    targets = reconstruction_outputs(config.model)
     train_ds = make_dataset(splits.x_train, splits.y_train, config.batch_size, training=True, seed=config.seed,
-                            augment=config.data.augment, reconstruction=config.model.decoder)
+                            augment=config.data.augment, reconstruction_outputs=targets)
     test_ds = make_dataset(splits.x_test, splits.y_test, config.batch_size, training=False,
-                           reconstruction=config.model.decoder)
+                           reconstruction_outputs=targets)
     callbacks = extra_callbacks + make_callbacks(config, splits, run_dir)
     start = time.perf_counter()
     fit = model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False,
@@ -156,9 +168,11 @@ def _fit_and_write(model: keras.Model, config: TrainConfig, splits: Splits, run_
     history_path = layout.HISTORY.path(run_dir)
     history = read_history_csv(history_path) if os.path.isfile(history_path) else fit.history
     predictor = distribute.local_model(model, strategy)  # the model itself, except under multiworker
-    export_saved_model(predictor, config, layout.SAVED_MODEL.path(run_dir))
+    faithful = faithfulness.measure_test_faithfulness(predictor, splits)
+    export_saved_model(predictor, config, layout.SAVED_MODEL.path(run_dir),
+                       decode_paths=faithful["decode_paths"] if faithful else None)
     metrics = write_reports(predictor, splits, test_ds, run_dir, history, seconds,
-                            epochs_run=len(fit.history.get("loss", [])))
+                            epochs_run=len(fit.history.get("loss", [])), faithful=faithful)
     with atomic_path(layout.MODEL.path(run_dir), suffix=".keras") as tmp:
         model.save(tmp)
     finish_run(run_dir)

@@ -25,7 +25,7 @@ from keras_latent import patches
 from keras_latent.data import Splits, load_splits
 from keras_latent.data.pipeline import make_dataset
 from keras_latent.errors import UsageError
-from keras_latent.model.builders import build_model
+from keras_latent.model.builders import build_model, reconstruction_outputs
 from keras_latent.training.fit import compile_model
 from keras_latent.tuning.config import SearchConfig, distributed_role, max_trials, search_spec, validate_search
 from keras_latent.tuning.results import OBJECTIVE, check_settings, write_results, write_settings
@@ -67,8 +67,10 @@ class LossWeightHyperModel(keras_tuner.HyperModel):
         The tf.data pipelines are made here, per trial, so that every trial sees the same batch order.
         """
         t = self.search.train
-        fit_ds = make_dataset(x, y, t.batch_size, training=True, seed=t.seed, augment=t.data.augment)
-        val_ds = make_dataset(*validation_data, t.batch_size, training=False)
+        targets = reconstruction_outputs(t.model)
+        fit_ds = make_dataset(x, y, t.batch_size, training=True, seed=t.seed, augment=t.data.augment,
+                              reconstruction_outputs=targets)
+        val_ds = make_dataset(*validation_data, t.batch_size, training=False, reconstruction_outputs=targets)
         kwargs.setdefault("verbose", 0)
         start = time.perf_counter()
         history = model.fit(fit_ds, validation_data=val_ds, epochs=t.epochs, shuffle=False, **kwargs)

@@ -181,3 +181,32 @@ def test_the_module_runs_as_a_script_and_fails_cleanly(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in result.stderr
+
+
+def test_analysis_measures_faithfulness_and_says_which_path_drew_each_grid(analyzed_run):
+    with open(layout.analysis_file(analyzed_run, layout.ANALYSIS_SUMMARY), encoding="utf-8") as f:
+        summary = json.load(f)
+    with open(layout.METRICS.path(analyzed_run), encoding="utf-8") as f:
+        recorded = json.load(f)["faithfulness"]
+    faithful = summary["faithfulness"]
+    assert summary["decode_path_setting"] == "auto"
+    assert summary["decode_paths"] == faithful["decode_paths"] == recorded["decode_paths"]  # same model, same split
+    assert faithful["layers"] == recorded["layers"] and set(faithful["layers"]) == {"conv1", "conv2"}
+    for layer, path in summary["decode_paths"].items():
+        row = faithful["layers"][layer]
+        assert path == ("tail" if row["tail"]["mse"] <= row["propagate"]["mse"] else "propagate")
+        assert 0 < row[path]["mse"] and row[path]["psnr"] > 0
+    grids = [entry for entry in summary["files"] if entry["kind"] == "channels"]
+    assert grids and all(entry["decode_path"] == summary["decode_paths"][entry["layer"]] for entry in grids)
+
+
+def test_decode_path_flag_forces_a_path_and_a_bad_one_is_one_line(trained_run, tmp_path, capsys):
+    run_dir = copy_folder(trained_run, tmp_path)
+    code, out, _ = run_main(analyze.main, [run_dir, "--decode-path", "propagate", "--channels", "0",
+                                           "--layers", "conv1"], capsys)
+    assert code == 0 and "conv1: all channels decoded along the propagate path" in out
+    with open(layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY), encoding="utf-8") as f:
+        summary = json.load(f)
+    assert summary["decode_paths"] == {"conv1": "propagate"} and summary["decode_path_setting"] == "propagate"
+    code, _, err = run_main(analyze.main, [run_dir, "--decode-path", "sideways"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "tail" in err and "sideways" in err

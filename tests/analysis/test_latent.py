@@ -212,3 +212,20 @@ def test_heatmap_and_ablation_figures_draw():
     assert [t.get_text() for t in heat.axes[0].get_yticklabels()] == ["cat", "dog"]
     for fig in (heat, bars):
         fig.canvas.draw()
+
+
+def test_propagate_path_runs_the_rest_of_the_trunk_then_the_whole_decoder(trained_model, sample_splits):
+    x = np.asarray(normalize(sample_splits.x_test[:4]))
+    conv1 = latent.encoder(trained_model, "conv1")(x)
+    conv2 = trained_model.get_layer("trunk").get_layer("conv2")(conv1)
+    expected = latent.decoder_from(trained_model, "conv2", "tail")(conv2)
+    np.testing.assert_allclose(latent.decoder_from(trained_model, "conv1", "propagate")(conv1), expected, atol=1e-6)
+    np.testing.assert_allclose(expected, trained_model(x)["reconstruction"], atol=1e-6)
+    masks = latent.channel_masks(6, [2], "keep")
+    decoded = latent.predict_masked(latent.masked_decoder(trained_model, "conv1", "propagate"), np.asarray(conv1),
+                                    masks)  # (4, 1, S, S, 3)
+    only_2 = np.asarray(conv1) * masks[0]
+    np.testing.assert_allclose(decoded[:, 0], latent.decoder_from(trained_model, "conv1", "propagate")(only_2),
+                               atol=1e-5)
+    with pytest.raises(UsageError, match="decode path must be one of tail, propagate, got 'sideways'"):
+        latent.decoder_from(trained_model, "conv1", "sideways")

@@ -52,7 +52,7 @@ def test_evaluation_keeps_order_and_normalizes_like_the_tutorial(sample_splits):
 
 
 def test_classifier_only_targets(sample_splits):
-    ds = make_dataset(sample_splits.x_test[:8], sample_splits.y_test[:8], 8, training=False, reconstruction=False)
+    ds = make_dataset(sample_splits.x_test[:8], sample_splits.y_test[:8], 8, training=False, reconstruction_outputs=())
     _, targets = next(iter(ds))
     assert list(targets) == ["classifier"]
 

@@ -14,11 +14,12 @@ import pytest
 import tensorflow as tf
 from helpers import copy_folder, run_main
 
+from keras_latent.analysis import latent
 from keras_latent.config import DataConfig, ModelConfig, TrainConfig
 from keras_latent.data.pipeline import denormalize, normalize
 from keras_latent.export import main
 from keras_latent.exporting.savedmodel import export_saved_model
-from keras_latent.model.builders import build_model, decoder_tail, trunk_block_names
+from keras_latent.model.builders import build_model, trunk_block_names
 from keras_latent.runs import layout
 
 N_IMAGES = 32
@@ -48,6 +49,11 @@ for key in masks.files:  # "<layer>__<mask kind>"
     layer = tf.constant(int(key.split("__")[0]), tf.int32)
     for k, v in signatures["decode_masked"](images=x, layer=layer, channel_mask=tf.constant(masks[key])).items():
         out[f"decode_masked__{key}__{k}"] = v.numpy()
+    for path in ("tail", "propagate"):
+        result = signatures["decode_masked_path"](images=x, layer=layer, channel_mask=tf.constant(masks[key]),
+                                                  decode_path=tf.constant(path))
+        for k, v in result.items():
+            out[f"decode_masked_path__{path}__{key}__{k}"] = v.numpy()
 for case, (layer, mask) in {"layer 0": (0, np.ones((1, 6))), "layer 9": (9, np.ones((1, 6))),
                             "width": (1, np.ones((1, 5))), "rows": (1, np.ones((3, 6)))}.items():
     try:
@@ -55,6 +61,12 @@ for case, (layer, mask) in {"layer 0": (0, np.ones((1, 6))), "layer 9": (9, np.o
         info["errors"][case] = None
     except tf.errors.InvalidArgumentError as err:
         info["errors"][case] = err.message
+try:
+    signatures["decode_masked_path"](images=x, layer=tf.constant(1), decode_path=tf.constant("sideways"),
+                                     channel_mask=tf.constant(np.ones((1, 6)), tf.float32))
+    info["errors"]["path"] = None
+except tf.errors.InvalidArgumentError as err:
+    info["errors"]["path"] = err.message
 runner = tf.lite.Interpreter(model_path=tflite).get_signature_runner("serving_default")
 for k, v in runner(images=x.numpy()).items():
     out["tflite__" + k] = v.astype(str) if v.dtype == object else v
@@ -106,16 +118,19 @@ def keras_activations(model, images) -> dict[str, np.ndarray]:
 
 def test_signatures_have_named_inputs_outputs_and_fixed_dtypes(exported):
     signatures = exported["info"]["signatures"]
-    assert set(signatures) == {"serving_default", "encode", "decode_masked"}
+    assert set(signatures) == {"serving_default", "encode", "decode_masked", "decode_masked_path"}
     image = ["uint8", [None, 32, 32, 3]]
     assert signatures["serving_default"] == {"inputs": {"images": image}, "outputs": {
         "probabilities": ["float32", [None, 10]], "class_index": ["int64", [None]], "class_name": ["string", [None]],
         "reconstruction": image}}
     assert signatures["encode"] == {"inputs": {"images": image}, "outputs": {
         "conv1": ["float32", [None, 14, 14, 6]], "conv2": ["float32", [None, 5, 5, 16]]}}
-    assert signatures["decode_masked"] == {
-        "inputs": {"images": image, "layer": ["int32", []], "channel_mask": ["float32", [None, None]]},
-        "outputs": {"reconstruction": image, "reconstruction_normalized": ["float32", [None, 32, 32, 3]]}}
+    masked_inputs = {"images": image, "layer": ["int32", []], "channel_mask": ["float32", [None, None]]}
+    masked_outputs = {"reconstruction": image, "reconstruction_normalized": ["float32", [None, 32, 32, 3]],
+                      "decode_path": ["string", []]}
+    assert signatures["decode_masked"] == {"inputs": masked_inputs, "outputs": masked_outputs}
+    assert signatures["decode_masked_path"] == {
+        "inputs": {**masked_inputs, "decode_path": ["string", []]}, "outputs": masked_outputs}
     assert exported["info"]["modules"] == []  # neither keras nor keras_latent was imported
 
 
@@ -163,14 +178,23 @@ def test_encode_matches_the_keras_trunk_blocks(exported):
         np.testing.assert_allclose(exported["out"][f"encode__{name}"], value, atol=SIGNATURE_ATOL, rtol=0)
 
 
-def test_decode_masked_matches_keras_decoder_tails(exported):
+def test_masked_decoding_matches_keras_along_each_path(exported):
+    """decode_masked takes each layer's path recorded in metrics.json; decode_masked_path the one asked for."""
     model, out = exported["model"], exported["out"]
+    recorded = json.load(open(layout.METRICS.path(exported["run"])))["faithfulness"]["decode_paths"]
     activations = keras_activations(model, exported["images"])
     for key, mask in exported["masks"].items():
-        layer = int(key.split("__")[0])
-        expected = np.asarray(decoder_tail(model, layer)(activations[f"conv{layer}"] * mask[:, None, None, :]))
+        layer = f"conv{key.split('__')[0]}"
+        masked = activations[layer] * mask[:, None, None, :]
+        for path in ("tail", "propagate"):
+            expected = np.asarray(latent.decoder_from(model, layer, path)(masked))
+            got = out[f"decode_masked_path__{path}__{key}__reconstruction_normalized"]
+            np.testing.assert_allclose(got, expected, atol=SIGNATURE_ATOL, rtol=0, err_msg=f"{key} {path}")
+            assert out[f"decode_masked_path__{path}__{key}__decode_path"] == path.encode()
         got = out[f"decode_masked__{key}__reconstruction_normalized"]
-        np.testing.assert_allclose(got, expected, atol=SIGNATURE_ATOL, rtol=0, err_msg=key)
+        assert out[f"decode_masked__{key}__decode_path"] == recorded[layer].encode()
+        chosen = out[f"decode_masked_path__{recorded[layer]}__{key}__reconstruction_normalized"]
+        np.testing.assert_array_equal(got, chosen)
         np.testing.assert_array_equal(out[f"decode_masked__{key}__reconstruction"], denormalize(got))
     full = out["decode_masked__2__per_image__reconstruction_normalized"]
     single = out["decode_masked__2__one_channel__reconstruction_normalized"]
@@ -183,6 +207,7 @@ def test_decode_masked_rejects_a_bad_layer_or_mask(exported):
     assert "got] [9]" in errors["layer 9"]
     assert "channel_mask for layer 1 (conv1) must have 6 columns" in errors["width"]
     assert "1 row (one mask for all images) or one row per image" in errors["rows"]
+    assert "decode_path must be one of tail, propagate, got] [sideways]" in errors["path"]
 
 
 def test_tflite_matches_keras_within_tolerance(exported):
@@ -198,7 +223,7 @@ def test_tflite_matches_keras_within_tolerance(exported):
 
 def test_export_cli_reports_and_leaves_no_temp_files(exported):
     lines = exported["stdout"].strip().splitlines()
-    assert lines[0].startswith("wrote SavedModel ") and "serving_default, encode, decode_masked" in lines[0]
+    assert lines[0].startswith("wrote SavedModel ") and "encode, decode_masked, decode_masked_path" in lines[0]
     assert lines[1].startswith("wrote TFLite model ") and lines[1].endswith("MB)")
     assert not [n for n in os.listdir(exported["run"]) if n.startswith(".") or n.endswith(".old")]
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in exported["model"]._flatten_layers())
@@ -235,3 +260,15 @@ def test_export_cli_bad_input_gets_one_line(setup, message, trained_run, tmp_pat
     err = err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (run / layout.SAVED_MODEL.name).exists()
+
+
+def test_without_a_recorded_choice_layers_the_decoder_never_saw_are_propagated():
+    from keras_latent.exporting.savedmodel import checked_paths, default_decode_paths
+
+    old = build_model(ModelConfig(layer_decoders=False))  # as trained before layer decoders
+    assert default_decode_paths(old) == {"conv1": "propagate", "conv2": "tail"}
+    assert default_decode_paths(build_model(ModelConfig())) == {"conv1": "tail", "conv2": "tail"}
+    recorded = {"conv1": "propagate", "conv2": "tail"}
+    assert checked_paths(recorded, old) == recorded
+    for bad in (None, [], {"conv1": "tail"}, {"conv1": "sideways", "conv2": "tail"}):
+        assert checked_paths(bad, old) is None

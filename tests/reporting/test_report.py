@@ -129,6 +129,15 @@ def _figure(rng, width: float, height: float):
     return fig
 
 
+# conv1's tail decode is worse than a constant image (its path: propagate); conv2 is no better than it either.
+CONV2 = {"mse": 0.2601, "psnr": 11.87}
+FAITHFULNESS = {"layers": {"conv1": {"tail": {"mse": 0.3121, "psnr": 11.08}, "propagate": CONV2},
+                           "conv2": {"tail": CONV2, "propagate": CONV2}},
+                "deepest_layer": "conv2", "mean_image": {"mse": 0.25, "psnr": 12.04},
+                "decode_paths": {"conv1": "propagate", "conv2": "tail"},
+                "no_better_than_mean_image": ["conv1", "conv2"]}
+
+
 def write_contract_analysis(run_dir: str, class_names: list[str], layers=(("conv1", 6), ("conv2", 16))) -> dict:
     """RUN/analysis/ exactly as the analysis contract says: figures, channel_stats.csv, ablation.csv, analysis.json."""
     rng = np.random.default_rng(1)
@@ -137,7 +146,9 @@ def write_contract_analysis(run_dir: str, class_names: list[str], layers=(("conv
               {"split": "test", "index": 3, "label": class_names[0]}]
     intact = {c: round(float(rng.uniform(0.1, 0.6)), 6) for c in class_names}
     summary = {"mode": "keep", "layers": [name for name, _ in layers], "images": images, "intact_accuracy": 0.3125,
-               "intact_per_class_accuracy": intact, "top_channels": {}, "class_channels": {}, "files": []}
+               "intact_per_class_accuracy": intact, "top_channels": {}, "class_channels": {}, "files": [],
+               "decode_path_setting": "auto", "decode_paths": {"conv1": "propagate", "conv2": "tail"},
+               "faithfulness": FAITHFULNESS}
     ablation_rows, stats_rows = [], []
     for layer, channels in layers:
         for image in images:
@@ -278,6 +289,20 @@ def test_ablation_tables_equal_ablation_csv_largest_drop_first(built):
         sentence = parser.cell(data_layer_top=layer)
         assert f"channel {top['channel']} (accuracy drop {fmt(top['accuracy_drop'])})" in sentence
     assert parser.cell(data_key="intact_accuracy") == fmt(built["analysis"]["intact_accuracy"])
+
+
+def test_faithfulness_table_names_each_layers_path_and_flags_the_unfaithful(built):
+    parser = built["parser"]
+    rows = {r["attrs"]["data-faithfulness"]: r["text"] for r in parser.records if "data-faithfulness" in r["attrs"]}
+    assert list(rows) == ["conv1", "conv2"]
+    assert [r["text"].strip() for r in parser.find(data_col="path")] == ["propagate", "tail"]
+    assert [r["text"].strip() for r in parser.find(data_col="mse")] == [fmt(0.2601), fmt(0.2601)]
+    assert "worse than propagating" in rows["conv1"] and "both paths are the same" in rows["conv2"]
+    assert [r["attrs"]["data-flag"] for r in parser.records if "data-flag" in r["attrs"]] == ["conv1", "conv2"]
+    assert parser.cell(data_key="mean_image_mse") == fmt(0.25)
+    for layer, path in FAITHFULNESS["decode_paths"].items():  # the grids say which path drew them
+        assert any(i["alt"].startswith(f"{layer}, ") and f"decoded along the {path} path" in i["alt"]
+                   for i in parser.images)
 
 
 def test_tuning_table_and_best_weights(built):

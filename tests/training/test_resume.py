@@ -186,8 +186,8 @@ def test_a_nan_loss_stops_with_one_line_and_keeps_the_last_good_model(tmp_path, 
     with pytest.raises(UsageError) as error:
         training.train(config, run, verbose=0)
     message = str(error.value)
-    assert message.startswith("training diverged in epoch 2: reconstruction_loss is nan;"), message
-    assert "classifier_loss" not in message and "\n" not in message
+    assert message.startswith("training diverged in epoch 2: ") and "reconstruction_loss is nan" in message, message
+    assert "\n" not in message
     assert f"the model after epoch 1 is kept in {os.path.join(run, 'last_good.keras')}" in message
     assert not os.path.exists(layout.MODEL.path(run)) and backup_epoch(run) == 1
     good = keras.saving.load_model(layout.LAST_GOOD.path(run), safe_mode=True)

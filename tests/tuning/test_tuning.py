@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from helpers import REPO, free_ports, run_main
 
+from keras_latent.config import DEFAULT_LAYER_RECON_WEIGHT
 from keras_latent.errors import UsageError
 from keras_latent.runs import layout
 from keras_latent.tuning.config import SearchConfig, validate_search
@@ -65,7 +66,7 @@ def test_build_on_default_hyperparameters_compiles_the_package_model_with_the_we
     hp = keras_tuner.HyperParameters()
     model = LossWeightHyperModel().build(hp)
     assert hp.values == {"ce_weight": 1.0, "recon_weight": 2.0}
-    assert set(model.output) == {"classifier", "reconstruction"}
+    assert set(model.output) == {"classifier", "reconstruction", "reconstruction_conv1"}  # layer decoders too
     assert [layer.name for layer in model.layers if layer.name in ("trunk", "classifier_head", "decoder")] == [
         "trunk", "classifier_head", "decoder"]
     # the hp values reach compile: the total loss is ce * cross-entropy + recon * MSE
@@ -73,8 +74,10 @@ def test_build_on_default_hyperparameters_compiles_the_package_model_with_the_we
     model = LossWeightHyperModel().build(hp)
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
-    logs = model.evaluate(x, {"classifier": np.arange(8) % 10, "reconstruction": x}, verbose=0, return_dict=True)
-    expected = 0.5 * logs["classifier_loss"] + 4.0 * logs["reconstruction_loss"]
+    targets = {"classifier": np.arange(8) % 10, "reconstruction": x, "reconstruction_conv1": x}
+    logs = model.evaluate(x, targets, verbose=0, return_dict=True)
+    expected = (0.5 * logs["classifier_loss"] + 4.0 * logs["reconstruction_loss"]
+                + DEFAULT_LAYER_RECON_WEIGHT * logs["reconstruction_conv1_loss"])  # the layer weight is not searched
     assert logs["loss"] == pytest.approx(expected, rel=1e-4)
 
 
