@@ -25,6 +25,7 @@ DATASET_NAMES = ("auto", "cifar10", "sample")  # the --dataset values that are n
 DATASET_CHOICES = "auto, cifar10, sample, or a path to a cifar-10-batches-py folder or an image folder"
 SAMPLE_DESCRIPTION = "CIFAR-10 sample (bundled, 4,068 images)"  # how load_dataset describes the bundled sample
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+FOLDER_INTERPOLATION = "bilinear"  # how an image folder's images are resized as they are read (Keras's default)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +141,7 @@ def load_image_folder(folder: str, image_size: int, test_fraction: float, seed: 
         raise UsageError(f"image folder {folder!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
                          "expected train/ and test/ with one subfolder per class, or one subfolder per class")
     common = dict(labels="inferred", label_mode="int", color_mode="rgb", image_size=(image_size, image_size),
-                  batch_size=256, verbose=False)
+                  interpolation=FOLDER_INTERPOLATION, batch_size=256, verbose=False)
     train_dir, test_dir = os.path.join(folder, "train"), os.path.join(folder, "test")
     try:
         if os.path.isdir(train_dir) and os.path.isdir(test_dir):
@@ -232,17 +233,35 @@ def _read_source(dataset: str, image_size: int, test_fraction: float, seed: int,
     if dataset == "sample":
         return load_cifar_folder(bundled_sample_dir(), test_fraction, seed)
     check_dataset_argument(dataset)
-    if glob.glob(os.path.join(dataset, "data_batch_*")) or os.path.isfile(os.path.join(dataset, "test_batch")):
+    if _is_cifar_folder(dataset):
         return load_cifar_folder(dataset, test_fraction, seed)
     return load_image_folder(dataset, image_size, test_fraction, seed)
 
 
-def _resize(images: np.ndarray, image_size: int) -> np.ndarray:
+def _is_cifar_folder(folder: str) -> bool:
+    return bool(glob.glob(os.path.join(folder, "data_batch_*"))) or os.path.isfile(os.path.join(folder, "test_batch"))
+
+
+def resize_images(images: np.ndarray, image_size: int) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> uint8 (N, image_size, image_size, 3), antialiased (unchanged when already that size):
+    how load_dataset resizes CIFAR-10 for an --image-size other than 32."""
     if images.shape[1:3] == (image_size, image_size):
         return images
     import tensorflow as tf
 
     resized = tf.image.resize(images, (image_size, image_size), antialias=True).numpy()
+    return to_uint8(resized)
+
+
+def resize_like_dataset(images: np.ndarray, image_size: int, dataset: str) -> np.ndarray:
+    """uint8 images (N, H, W, 3) of any size resized exactly as load_dataset resized `dataset`'s (a resolved name
+    or path): an image folder's as Keras reads them (FOLDER_INTERPOLATION, no antialiasing), others with
+    resize_images. For images from outside the data set, such as an upload to the explorer."""
+    if dataset in DATASET_NAMES or not os.path.isdir(dataset) or _is_cifar_folder(dataset):
+        return resize_images(images, image_size)
+    import tensorflow as tf
+
+    resized = tf.image.resize(images, (image_size, image_size), method=FOLDER_INTERPOLATION).numpy()
     return to_uint8(resized)
 
 
@@ -261,7 +280,7 @@ def load_dataset(dataset: str, image_size: int = 32, test_fraction: float = 0.2,
         dataset, how = resolve_auto(data_dir)
     parts = _read_source(dataset, image_size, test_fraction, seed, data_dir)
     x_train, y_train = _subsample(parts["x_train"], parts["y_train"], max_train_samples, seed)
-    x_train, x_test = _resize(x_train, image_size), _resize(parts["x_test"], image_size)
+    x_train, x_test = resize_images(x_train, image_size), resize_images(parts["x_test"], image_size)
     name = {"cifar10": "CIFAR-10 (tensorflow-datasets)", "sample": SAMPLE_DESCRIPTION}
     description = f"{name.get(dataset, dataset)}: {len(x_train)} train / {len(x_test)} test images"
     return Splits(x_train, y_train, x_test, parts["y_test"], tuple(parts["class_names"]), dataset,

@@ -10,6 +10,7 @@ from PIL import Image
 
 from keras_latent.data import load_dataset
 from keras_latent.data import sources as data
+from keras_latent.data.sources import resize_images, resize_like_dataset
 from keras_latent.errors import UsageError
 
 
@@ -60,6 +61,21 @@ def test_image_folder_with_train_and_test(tmp_path):
     assert s.class_names == ("cat", "dog")
     assert s.x_train.shape == (6, 32, 32, 3) and s.x_test.shape == (4, 32, 32, 3)
     assert sorted(s.y_train.tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_resize_like_dataset_repeats_how_each_source_was_resized(tmp_path, sample_splits):
+    """An outside image (an explorer upload) resized as load_dataset resized the run's images, pixel for pixel."""
+    rng = np.random.default_rng(1)
+    for split in ("train", "test"):
+        write_image(tmp_path / split / "cls" / "0.png", rng, 45, "RGB")
+    folder_images = load_dataset(str(tmp_path), image_size=16).x_test  # Keras's folder reader resized it
+    original = np.asarray(Image.open(tmp_path / "test" / "cls" / "0.png"))[None]  # (1, 45, 45, 3)
+    np.testing.assert_array_equal(resize_like_dataset(original, 16, str(tmp_path)), folder_images)
+    antialiased = resize_images(original, 16)
+    assert not np.array_equal(antialiased, folder_images)  # the two rules differ, so the choice is tested
+    np.testing.assert_array_equal(resize_like_dataset(original, 16, "sample"), antialiased)
+    cifar_24 = load_dataset("sample", image_size=24).x_test[:3]
+    np.testing.assert_array_equal(resize_like_dataset(sample_splits.x_test[:3], 24, "sample"), cifar_24)
 
 
 def test_flat_image_folder_uses_seeded_test_fraction(tmp_path):
