@@ -1,5 +1,6 @@
 """Helpers shared by the tests (fixtures live in conftest.py): tiny configs and runs, in-process command
 calls, folder copies and free ports. Imported as `helpers` (pyproject.toml puts tests/ on the path)."""
+import io
 import os
 import pickle
 import shutil
@@ -61,6 +62,20 @@ def free_ports(n: int = 1) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def chromium_binary() -> str | None:
+    """The system Chromium (the browser tests drive it; they skip where there is none)."""
+    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+
+def image_file_bytes(pixels, image_format: str = "PNG") -> bytes:
+    """uint8 (H, W, 3) pixels as the content of a PNG (or JPEG, GIF, ...) file."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(out, format=image_format)
+    return out.getvalue()
 
 
 def write_cifar_folder(folder, sample_splits, n=40, with_test=True):

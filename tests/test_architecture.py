@@ -19,7 +19,8 @@ LAYERS = [
     {"analysis"},
     {"tuning"},
     {"reporting"},
-    {"train", "analyze", "report", "export", "search_weights"},  # the commands
+    {"explorer"},
+    {"train", "analyze", "report", "export", "search_weights", "explore"},  # the commands
 ]
 COMMANDS = LAYERS[-1]
 

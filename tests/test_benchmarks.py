@@ -1,4 +1,5 @@
-"""benchmarks/: the throughput script runs end to end and reports every system (no timing asserted)."""
+"""benchmarks/: the throughput and explorer-latency scripts run end to end and report every figure (no timing
+asserted)."""
 import json
 import subprocess
 import sys
@@ -29,3 +30,17 @@ def test_train_throughput_rejects_a_bad_torch_python(tmp_path):
     done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "--torch-python" in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+def test_explore_latency_reports_each_client_count(trained_run):
+    args = [sys.executable, "benchmarks/explore_latency.py", trained_run, "--clients", "1,3", "--interactions", "6",
+            "--picks", "2"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("explorer click-to-image latency (conv2 toggle") and "cores, ISA" in lines[0]
+    result = json.loads(lines[-1])
+    assert set(result["toggle"]) == {"1", "3"} and result["toggle"]["3"]["n"] == 6
+    for figures in [*result["toggle"].values(), result["pick_1_client"]]:
+        assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]

@@ -19,7 +19,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from helpers import copy_folder, run_main
+from helpers import chromium_binary, copy_folder, run_main
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -488,10 +488,6 @@ def test_analyze_flag_runs_the_real_analysis_once_and_reports_it(copy_run, capsy
 
 
 # ---------------------------------------------------------------- in a real browser
-
-
-def chromium_binary() -> str | None:
-    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
 
 RENDER_CHECK = """<script>addEventListener('load', () => {
