@@ -2,7 +2,7 @@
 
 For each trunk layer one Keras model, built from `keras_latent.analysis.latent`'s pieces and traced once:
 
-    layer_view_model(model, "conv2")
+    layer_view_model(model, "conv2", decode_path)
         [images (B, S, S, 3), masks (B, K, C)]
           -> reconstructions (B, K, S, S, 3)   the layer's activations decoded with each mask row
              probabilities   (B, K, classes)   the classifier with the layer's channels multiplied by each row
@@ -35,12 +35,12 @@ from keras_latent.explorer.config import ExploreConfig
 from keras_latent.explorer.uploads import png_bytes, png_data_url, read_upload
 from keras_latent.explorer.worker import BatchingWorker
 from keras_latent.model.builders import has_decoder
+from keras_latent.model.saving import run_decode_paths
 from keras_latent.runs import layout
 from keras_latent.runs.records import load_config, read_json
 
 log = logging.getLogger("keras_latent")
 
-DECODE_PATH = "tail"  # how a layer's masked activations become an image: the mirrored decoder's tail
 MAX_UPLOADS = 256  # uploads kept (least recently used dropped first)
 MAX_CACHED_VIEWS = 64  # image views kept (least recently used dropped first)
 MAX_LIST = 1000  # images per page of GET /api/images
@@ -51,22 +51,16 @@ class UnknownImage(UsageError):
     """An image id that names no test image and no kept upload (HTTP 404)."""
 
 
-def masked_decoder(model: keras.Model, layer: str) -> keras.Model:
-    """[activations (B, h, w, C), masks (B, K, C)] -> images (B, K, S, S, 3): the one place the explorer gets its
-    masked decoder (a choice of decode path goes here)."""
-    return latent.masked_decoder(model, layer)
-
-
-def layer_view_model(model: keras.Model, layer: str) -> keras.Model:
-    """[images (B, S, S, 3), masks (B, K, C)] -> [reconstructions (B, K, S, S, 3) (only with a decoder),
-    probabilities (B, K, classes), strength (B, C)], all sharing the trained weights."""
+def layer_view_model(model: keras.Model, layer: str, decode_path: str = "tail") -> keras.Model:
+    """[images (B, S, S, 3), masks (B, K, C)] -> [reconstructions (B, K, S, S, 3) decoded along `decode_path`
+    (only with a decoder), probabilities (B, K, classes), strength (B, C)], all sharing the trained weights."""
     images = keras.Input(tuple(model.inputs[0].shape[1:]), name="image")
     masks = keras.Input((None, latent.num_channels(model, layer)), name="channel_masks")
     activations = latent.encoder(model, layer)(images)
     outputs = [latent.ablation_model(model, layer)([images, masks]),
                keras.layers.GlobalAveragePooling2D(name="strength")(activations)]
     if has_decoder(model):
-        outputs.insert(0, masked_decoder(model, layer)([activations, masks]))
+        outputs.insert(0, latent.masked_decoder(model, layer, decode_path)([activations, masks]))
     return keras.Model([images, masks], outputs, name=f"view_{layer}")
 
 
@@ -114,12 +108,13 @@ class Explorer:
         self.has_decoder = has_decoder(model)
         self.layers = latent.trunk_block_names(model)
         self.channels = {layer: latent.num_channels(model, layer) for layer in self.layers}
+        self.decode_paths = run_decode_paths(run_dir, model)  # each layer's faithful path, as measured at training
         self.ranking = self._analysis_ranking(run_dir)
         self._uploads, self._views = _LRU(MAX_UPLOADS), _LRU(MAX_CACHED_VIEWS)
         image_spec = tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.uint8)
         self._full = _traced(model, [image_spec])
         self._views_by_layer = {
-            layer: _traced(layer_view_model(model, layer),
+            layer: _traced(layer_view_model(model, layer, self.decode_paths[layer]),
                            [image_spec, tf.TensorSpec((None, None, self.channels[layer]), tf.float32)])
             for layer in self.layers}
         self._worker = BatchingWorker(self._run_group, max_batch=max_batch)
@@ -228,9 +223,9 @@ class Explorer:
 
     def model_info(self) -> dict:
         return {"run": self.run_name, "dataset": self.description, "classes": list(self.class_names),
-                "image_size": self.image_size, "has_decoder": self.has_decoder, "decode_path": DECODE_PATH,
+                "image_size": self.image_size, "has_decoder": self.has_decoder,
                 "test_images": len(self.test_images), "max_upload_bytes": self.config.max_upload_bytes,
-                "layers": [{"name": layer, "channels": self.channels[layer],
+                "layers": [{"name": layer, "channels": self.channels[layer], "decode_path": self.decode_paths[layer],
                             "test_ranking": self.ranking.get(layer)} for layer in self.layers]}
 
     def view(self, image_id: str) -> dict:

@@ -34,10 +34,10 @@ import tensorflow as tf
 from keras_latent.config import DECODE_PATHS, TrainConfig
 from keras_latent.data.pipeline import normalize
 from keras_latent.files import atomic_directory, atomic_write_bytes
-from keras_latent.model.builders import decoded_layers, decoder_tail, has_decoder, trunk_block_names, trunk_blocks
-from keras_latent.model.saving import load_run_model
+from keras_latent.model.builders import decoder_tail, default_decode_paths, has_decoder, trunk_block_names, trunk_blocks
+from keras_latent.model.saving import load_run_model, run_decode_paths
 from keras_latent.runs import layout
-from keras_latent.runs.records import load_config, read_json
+from keras_latent.runs.records import load_config
 
 SIGNATURES = ("serving_default", "encode", "decode_masked", "decode_masked_path")
 
@@ -169,13 +169,6 @@ def _decode_masked_path_fn(model: keras.Model, blocks: list):
     return decode_masked_path
 
 
-def default_decode_paths(model: keras.Model) -> dict[str, str]:
-    """Each layer's decode path when no measurement is at hand (a run from before metrics.json recorded
-    one): tail where the decoder was trained on the layer's activations, else propagate."""
-    trained = set(decoded_layers(model))
-    return {name: "tail" if name in trained else "propagate" for name in trunk_block_names(model)}
-
-
 def build_export_archive(model: keras.Model, class_names: tuple[str, ...],
                          decode_paths: dict[str, str] | None = None) -> keras.export.ExportArchive:
     """An ExportArchive holding serving_default, encode and (with a decoder) decode_masked and
@@ -215,21 +208,11 @@ def convert_tflite(saved_model_dir: str) -> bytes:
     return converter.convert()
 
 
-def checked_paths(decode_paths, model: keras.Model) -> dict[str, str] | None:
-    """metrics.json's recorded decode paths when they are {trunk layer: path} for this model, else None."""
-    names = set(trunk_block_names(model))
-    if (isinstance(decode_paths, dict) and set(decode_paths) == names
-            and all(p in DECODE_PATHS for p in decode_paths.values())):
-        return decode_paths
-    return None
-
-
 def export_run(run_dir: str, tflite: bool = False) -> list[str]:
     """Re-export a finished run folder; returns the paths written."""
     config = load_config(run_dir)
     model = load_run_model(run_dir)
-    measured = ((read_json(layout.METRICS.path(run_dir)) or {}).get("faithfulness") or {}).get("decode_paths")
-    written = [export_saved_model(model, config, layout.SAVED_MODEL.path(run_dir), checked_paths(measured, model))]
+    written = [export_saved_model(model, config, layout.SAVED_MODEL.path(run_dir), run_decode_paths(run_dir, model))]
     if tflite:
         path = layout.TFLITE.path(run_dir)
         atomic_write_bytes(path, convert_tflite(written[0]))

@@ -198,3 +198,10 @@ def tail_decodes(model: keras.Model) -> keras.Model:
         x = block(x)
         decoded[block.name] = decoder_tail(model, k)(x)
     return keras.Model(image, decoded, name="tail_decodes")
+
+
+def default_decode_paths(model: keras.Model) -> dict[str, str]:
+    """Each layer's decode path when no measurement is at hand (a run from before metrics.json recorded one):
+    tail where the decoder was trained on the layer's activations, else propagate (training.faithfulness)."""
+    trained = set(decoded_layers(model))
+    return {name: "tail" if name in trained else "propagate" for name in trunk_block_names(model)}

@@ -1,6 +1,7 @@
 """The explorer's JSON API through Flask's test client, on a tiny trained run: masks, layers, images, uploads."""
 import base64
 import io
+import json
 import threading
 
 import numpy as np
@@ -14,6 +15,7 @@ from keras_latent.data.sources import resize_like_dataset
 from keras_latent.explorer.app import create_app
 from keras_latent.explorer.config import ExploreConfig
 from keras_latent.explorer.session import Explorer
+from keras_latent.runs import layout
 
 MAX_UPLOAD_MB = 0.2
 
@@ -45,9 +47,12 @@ def error_of(response, status: int) -> str:
     return response.get_json()["error"]
 
 
-def test_model_lists_layers_channels_and_classes(client, sample_splits):
+def test_model_lists_layers_channels_and_classes(client, sample_splits, trained_run):
     info = client.get("/api/model").get_json()
     assert [(layer["name"], layer["channels"]) for layer in info["layers"]] == [("conv1", 6), ("conv2", 16)]
+    with open(layout.METRICS.path(trained_run), encoding="utf-8") as f:  # each layer's faithful path
+        assert {layer["name"]: layer["decode_path"] for layer in info["layers"]} == \
+            json.load(f)["faithfulness"]["decode_paths"]
     assert info["classes"] == list(sample_splits.class_names) and info["has_decoder"] is True
     assert info["test_images"] == len(sample_splits.x_test) and "/" not in info["run"]
 

@@ -263,12 +263,13 @@ def test_export_cli_bad_input_gets_one_line(setup, message, trained_run, tmp_pat
 
 
 def test_without_a_recorded_choice_layers_the_decoder_never_saw_are_propagated():
-    from keras_latent.exporting.savedmodel import checked_paths, default_decode_paths
+    from keras_latent.model.builders import default_decode_paths
+    from keras_latent.model.saving import checked_decode_paths
 
     old = build_model(ModelConfig(layer_decoders=False))  # as trained before layer decoders
     assert default_decode_paths(old) == {"conv1": "propagate", "conv2": "tail"}
     assert default_decode_paths(build_model(ModelConfig())) == {"conv1": "tail", "conv2": "tail"}
     recorded = {"conv1": "propagate", "conv2": "tail"}
-    assert checked_paths(recorded, old) == recorded
+    assert checked_decode_paths(recorded, old) == recorded
     for bad in (None, [], {"conv1": "tail"}, {"conv1": "sideways", "conv2": "tail"}):
-        assert checked_paths(bad, old) is None
+        assert checked_decode_paths(bad, old) is None

@@ -160,7 +160,9 @@ function renderLayer(layerInfo, view) {
     ? `test-set ablation (analysis.json), most needed first: ${layerInfo.test_ranking.join(", ")}` : "";
   const section = element("section", {className: "layer", dataset: {layer: name, seq: "0"}}, [
     element("div", {className: "layer-head"}, [
-      element("h3", {textContent: `${name}: ${data.channels} channels`}),
+      element("h3", {textContent: `${name}: ${data.channels} channels`,
+                     title: `decoded along the ${layerInfo.decode_path} path (analysis.md, Faithful decoding)`}),
+      element("span", {className: "note", textContent: `decoded along the ${layerInfo.decode_path} path`}),
       element("span", {className: "note", textContent: ranking}),
     ]),
   ]);
