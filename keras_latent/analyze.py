@@ -1,13 +1,15 @@
-"""Command: `python -m keras_latent.analyze RUN_FOLDER` decodes every channel of every trunk layer.
+"""Command: `python -m keras_latent.analyze RUN_FOLDER` decodes, visualizes and ablates every trunk channel.
 
 Turns flags into an AnalysisConfig and calls `keras_latent.analysis.run.analyze_run`, which writes
-RUN_FOLDER/analysis/ (figures, channel_stats.csv, ablation.csv, analysis.json) in one atomic step.
+RUN_FOLDER/analysis/ (figures, channel_stats.csv, ablation.csv, features.csv, analysis.json) in one
+atomic step. --methods picks the views: decode (channels alone through the decoder), features
+(feature visualization), gradcam (Grad-CAM) and saliency (SmoothGrad).
 """
 from __future__ import annotations
 
 import argparse
 
-from keras_latent.analysis.config import DECODE_PATH_CHOICES, AnalysisConfig, validate_analysis
+from keras_latent.analysis.config import DECODE_PATH_CHOICES, METHODS, AnalysisConfig, validate_analysis
 from keras_latent.cli import CliParser, add_logging_flags, configure_logging, int_list, name_list, run_cli
 from keras_latent.runs import layout
 
@@ -30,6 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how a layer's channels become images: tail (through deconv{k} .. deconv1), propagate "
                         "(through the rest of the trunk, then the whole decoder), or auto: each layer's path with the "
                         "lower all-channels error on the test split (default: auto)")
+    p.add_argument("--methods", type=name_list, default=METHODS,
+                   help=f"views to make, comma-separated: {', '.join(METHODS)} (default: all; channel statistics "
+                   "and ablation are always measured)")
+    p.add_argument("--feature-steps", type=int, default=512,
+                   help="gradient-ascent steps of the feature visualization (default: 512)")
+    p.add_argument("--feature-lr", type=float, default=0.05,
+                   help="Adam learning rate of the feature visualization (default: 0.05)")
+    p.add_argument("--saliency-samples", type=int, default=50,
+                   help="noisy copies per image in SmoothGrad saliency (default: 50)")
     add_logging_flags(p)
     return p
 
@@ -45,6 +56,13 @@ def print_summary(summary: dict, run_dir: str) -> None:
     for layer, ranked in summary["top_channels"].items():
         drops = ", ".join(f"ch {r['channel']} {100 * r['accuracy_drop']:+.1f}" for r in ranked)
         print(f"{layer}: accuracy drop (points) when zeroed, largest first: {drops}")
+    for layer, rows in (summary.get("features") or {}).items():
+        ratios = [r["optimized_activation"] / r["best_test_activation"] for r in rows if r["best_test_activation"] > 0]
+        if ratios:
+            print(f"{layer}: optimized images reach {min(ratios):.1f}x to {max(ratios):.1f}x the highest test-image "
+                  "activation of their channel")
+    times = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in summary.get("seconds", {}).items())
+    print(f"wall time: {times}")
     print(f"{len(summary['files'])} figures, {layout.CHANNEL_STATS.name}, {layout.ABLATION.name} and "
           f"{layout.ANALYSIS_SUMMARY.name} in {layout.analysis_dir(run_dir)}")
 
@@ -54,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.quiet, args.verbose)
     config = validate_analysis(AnalysisConfig(
         dataset=args.dataset, train_index=args.train_index, test_index=args.test_index, layers=args.layers,
-        channels=args.channels, mode=args.mode, top=args.top, decode_path=args.decode_path))
+        channels=args.channels, mode=args.mode, top=args.top, decode_path=args.decode_path, methods=args.methods,
+        feature_steps=args.feature_steps, feature_lr=args.feature_lr, saliency_samples=args.saliency_samples))
     from keras_latent.analysis.run import analyze_run
 
     summary = analyze_run(args.run_dir, config)

@@ -7,7 +7,7 @@ import keras
 import pytest
 from helpers import copy_folder, train_tiny
 
-from keras_latent.config import ModelConfig
+from keras_latent.config import DataConfig, ModelConfig
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +42,14 @@ def classifier_only_run(tmp_path_factory):
     """Folder of one tiny finished run of a model without decoder, asked for snapshots at epochs 0 and 1
     (which it cannot make). Read-only for tests: copy it with `copy_run(classifier_only_run)` to change it."""
     return train_tiny(tmp_path_factory.mktemp("runs"), "classifier_only", model=ModelConfig(decoder=False))
+
+
+@pytest.fixture(scope="session")
+def few_epochs_run(tmp_path_factory):
+    """Folder of one run trained a few epochs (3 epochs on 512 sample images, about 15 s on 2 cores), for tests
+    that need channels shaped by training (feature visualization). Read-only for tests."""
+    return train_tiny(tmp_path_factory.mktemp("runs"), "few_epochs", epochs=3, snapshot_epochs=(),
+                      data=DataConfig(dataset="sample", max_train_samples=512))
 
 
 @pytest.fixture

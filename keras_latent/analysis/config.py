@@ -9,6 +9,8 @@ from keras_latent.errors import UsageError, check_choice
 
 MODES = ("keep", "drop")  # keep: only channel k kept; drop: only channel k zeroed
 DECODE_PATH_CHOICES = ("auto", *DECODE_PATHS)  # auto: each layer's faithful path, measured on the test split
+# the views: decode (channel grids, activation maps), features (feature visualization), gradcam, saliency (SmoothGrad)
+METHODS = ("decode", "features", "gradcam", "saliency")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +23,10 @@ class AnalysisConfig:
     mode: str = "keep"  # keep: decode with only channel k kept; drop: with only channel k zeroed
     top: int = 5  # channels listed per layer and class in analysis.json
     decode_path: str = "auto"  # auto (each layer's measured faithful path) | tail | propagate
+    methods: tuple[str, ...] = METHODS  # views to make (channel statistics and ablation are always measured)
+    feature_steps: int = 512  # gradient-ascent steps of the feature visualization
+    feature_lr: float = 0.05  # its Adam learning rate
+    saliency_samples: int = 50  # noisy copies per image in SmoothGrad
 
 
 def validate_analysis(config: AnalysisConfig) -> AnalysisConfig:
@@ -29,4 +35,14 @@ def validate_analysis(config: AnalysisConfig) -> AnalysisConfig:
     check_choice("--decode-path", config.decode_path, DECODE_PATH_CHOICES)
     if config.top < 1:
         raise UsageError(f"--top must be >= 1, got {config.top}")
+    unknown = [m for m in config.methods if m not in METHODS]
+    if unknown or not config.methods:
+        raise UsageError(f"--methods must be a comma-separated list of {', '.join(METHODS)}, "
+                         f"got {','.join(config.methods) or 'nothing'}")
+    checks = [("--feature-steps", config.feature_steps, config.feature_steps >= 1, ">= 1"),
+              ("--feature-lr", config.feature_lr, config.feature_lr > 0, "> 0"),
+              ("--saliency-samples", config.saliency_samples, config.saliency_samples >= 1, ">= 1")]
+    for flag, value, ok, allowed in checks:
+        if not ok:
+            raise UsageError(f"{flag} must be {allowed}, got {value}")
     return config

@@ -2,8 +2,9 @@
 
 For one training and one test image it decodes each layer's activations with one channel kept
 (or zeroed), draws the raw feature maps, measures each channel's mean activation per class and
-the test accuracy lost when it is zeroed. Data, normalization and class names are rebuilt from
-the run's config.json. `analyze_run` is what `python -m keras_latent.analyze` runs.
+the test accuracy lost when it is zeroed; `views` adds the feature visualization, Grad-CAM and
+saliency (AnalysisConfig.methods picks the views). Data, normalization and class names are rebuilt
+from the run's config.json. `analyze_run` is what `python -m keras_latent.analyze` runs.
 """
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ import logging
 import keras
 import numpy as np
 
-from keras_latent.analysis import latent, plots
+from keras_latent.analysis import latent, plots, views
 from keras_latent.analysis.config import AnalysisConfig, validate_analysis
 from keras_latent.data import load_splits
 from keras_latent.data.pipeline import denormalize, normalize
 from keras_latent.errors import UsageError
-from keras_latent.files import atomic_directory, atomic_write_text, save_figure
+from keras_latent.files import atomic_directory, atomic_write_text
 from keras_latent.model.saving import load_run_model
 from keras_latent.runs import layout
 from keras_latent.runs.records import csv_text, load_config, write_json
@@ -55,10 +56,7 @@ def chosen_layers(model, layers) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _save_figure_entry(fig, out: str, entry: layout.Entry, kind: str, **fields) -> dict:
-    """Save `fig` as `entry` (its `fields` filled) in folder `out`; returns its analysis.json `files` entry."""
-    save_figure(fig, entry.path(out, **fields))
-    return {"kind": kind, **fields, "path": layout.analysis_relative(entry, **fields)}
+_save_figure_entry = views.figure_entry
 
 
 def write_image_figures(model, images: list[dict], layer: str, channels, mode: str, path: str | None,
@@ -114,14 +112,16 @@ def layer_decode_paths(faithful: dict | None, setting: str, layers) -> dict[str,
 
 
 def write_analysis(model, splits, class_names, layer_channels: dict, images, config: AnalysisConfig,
-                   faithful: dict | None, out: str) -> dict:
-    """Every figure, both CSV tables and analysis.json into folder `out`; returns the summary.
+                   faithful: dict | None, out: str, seconds: dict | None = None) -> dict:
+    """The decoded channels (with `decode` in `config.methods`), statistics and ablation (always) and both
+    CSV tables into folder `out`; returns analysis.json's summary so far. Adds wall times to `seconds`.
 
     layer_channels: {layer: channel indices (K,)}, the checked choice of each layer, in layer order;
     faithful: the test split's faithfulness table (`training.faithfulness`), None without a decoder.
     """
     mode, top = config.mode, config.top
     paths = layer_decode_paths(faithful, config.decode_path, layer_channels)
+    seconds = {} if seconds is None else seconds
     x_test = np.asarray(normalize(splits.x_test))
     summary = {"mode": mode, "layers": list(layer_channels), "decode_path_setting": config.decode_path,
                "decode_paths": paths, "faithfulness": faithful,
@@ -131,8 +131,11 @@ def write_analysis(model, splits, class_names, layer_channels: dict, images, con
                "top_channels": {}, "class_channels": {}, "files": []}
     stats_rows, ablation_rows = [], []
     for layer, channels in layer_channels.items():
-        summary["files"] += write_image_figures(model, images, layer, channels, mode, paths.get(layer), out)
-        rows, ablation, files = layer_measures(model, x_test, splits.y_test, class_names, layer, channels, out)
+        if "decode" in config.methods:
+            with views.timed(seconds, "decode"):
+                summary["files"] += write_image_figures(model, images, layer, channels, mode, paths.get(layer), out)
+        with views.timed(seconds, "measures"):
+            rows, ablation, files = layer_measures(model, x_test, splits.y_test, class_names, layer, channels, out)
         stats_rows += rows
         ablation_rows += [[layer, int(c), float(ablation.accuracy[j]), float(ablation.accuracy_drop[j]),
                            *map(float, ablation.per_class[j])] for j, c in enumerate(channels)]
@@ -147,7 +150,6 @@ def write_analysis(model, splits, class_names, layer_channels: dict, images, con
     atomic_write_text(layout.ABLATION.path(out),
                       csv_text(["layer", "channel", "accuracy", "accuracy_drop", *[f"acc_{n}" for n in class_names]],
                                ablation_rows))
-    write_json(layout.ANALYSIS_SUMMARY.path(out), summary)
     return summary
 
 
@@ -190,7 +192,14 @@ def analyze_run(run_dir: str, config: AnalysisConfig = AnalysisConfig()) -> dict
     tf.get_logger().setLevel("ERROR")  # each sub-model traces its own predict function: expected, not news
     try:
         with atomic_directory(folder) as out:
-            return write_analysis(model, splits, class_names, layer_channels, images, config, faithful, out)
+            seconds = {}
+            summary = write_analysis(model, splits, class_names, layer_channels, images, config, faithful, out, seconds)
+            added = views.write_views(model, splits, class_names, layer_channels, images, config, train_config.seed,
+                                      out, seconds, summary["decode_paths"])
+            summary["files"] += added.pop("files")
+            summary.update(added, methods=list(config.methods), seconds=seconds)
+            write_json(layout.ANALYSIS_SUMMARY.path(out), summary)
+            return summary
     except OSError as err:
         raise UsageError(f"cannot write {folder}: {err.strerror or err}") from None
     finally:

@@ -2,7 +2,7 @@
 
 `export_run` (what `python -m keras_latent.export RUN_FOLDER [--tflite]` runs) re-exports a finished
 run; training exports at its end with `export_saved_model`. The SavedModel, written with
-`keras.export.ExportArchive`, has four signatures; every one takes uint8 images `images`
+`keras.export.ExportArchive`, has five signatures; every one takes uint8 images `images`
 (N, S, S, 3) and normalizes them inside, exactly as training did:
 
   serving_default(images) -> probabilities float32 (N, C), class_index int64 (N,),
@@ -13,6 +13,8 @@ run; training exports at its end with `export_saved_model`. The SavedModel, writ
                              reconstruction_normalized float32 (N, S, S, 3) in [-1, 1],
                              decode_path string (): the path that drew it
   decode_masked_path(images, layer, channel_mask, decode_path string ())  -> the same, along decode_path
+  gradcam(images, layer int32 (), class_index int32 (N,))
+                          -> heatmap float32 (N, S, S) >= 0, class_index int64 (N,), probabilities (N, C)
 
 The masked signatures run the trunk up to block `layer` (1-based: conv{layer}), multiply its
 activations by `channel_mask` (M = 1: one mask for every image; M = N: one mask per image; 0 drops
@@ -21,8 +23,12 @@ through deconv{layer} .. deconv1, or `propagate` through the rest of the trunk a
 decoder. decode_masked takes each layer's faithful default, measured on the test split when the
 run was trained (metrics.json's faithfulness.decode_paths); decode_masked_path takes the caller's.
 All blocks live in one signature (a `tf.switch_case`); a bad layer, path or mask width fails with
-a message naming the allowed values. A model without a decoder exports serving_default (no
-reconstruction) and encode only. `model.tflite` holds serving_default, converted by TensorFlow.
+a message naming the allowed values. gradcam is Grad-CAM (Selvaraju et al., 2017) at block `layer`
+for class class_index[i] of image i (a negative index: the predicted class): ReLU of the block's
+channels weighted by the mean gradient of the class's logit, resized bilinearly to the image, as
+`keras_latent.analysis.attribution.grad_cam` + `upsample` compute it. A model without a decoder
+exports serving_default (no reconstruction), encode and gradcam. `model.tflite` holds
+serving_default, converted by TensorFlow.
 """
 from __future__ import annotations
 
@@ -34,12 +40,19 @@ import tensorflow as tf
 from keras_latent.config import DECODE_PATHS, TrainConfig
 from keras_latent.data.pipeline import normalize
 from keras_latent.files import atomic_directory, atomic_write_bytes
-from keras_latent.model.builders import decoder_tail, default_decode_paths, has_decoder, trunk_block_names, trunk_blocks
+from keras_latent.model.builders import (
+    classifier_logits,
+    decoder_tail,
+    default_decode_paths,
+    has_decoder,
+    trunk_block_names,
+    trunk_blocks,
+)
 from keras_latent.model.saving import load_run_model, run_decode_paths
 from keras_latent.runs import layout
 from keras_latent.runs.records import load_config
 
-SIGNATURES = ("serving_default", "encode", "decode_masked", "decode_masked_path")
+SIGNATURES = ("serving_default", "encode", "decode_masked", "decode_masked_path", "gradcam")
 
 
 def _to_uint8(images):
@@ -169,9 +182,50 @@ def _decode_masked_path_fn(model: keras.Model, blocks: list):
     return decode_masked_path
 
 
+def _gradcam_branch(model: keras.Model, blocks: list, depth: int, x, classes):
+    """One switch_case branch: Grad-CAM at block `depth` for `classes` (N,), resized to the image: (N, S, S)."""
+    with tf.GradientTape() as tape:
+        h = x
+        for k, block in enumerate(blocks, start=1):
+            h = block(h, training=False)
+            if k == depth:
+                tape.watch(h)
+                activations = h
+        scores = tf.gather(tf.cast(classifier_logits(model, h), tf.float32), classes, batch_dims=1)
+    weights = tf.reduce_mean(tf.cast(tape.gradient(scores, activations), tf.float32), axis=(1, 2), keepdims=True)
+    heatmap = tf.nn.relu(tf.reduce_sum(tf.cast(activations, tf.float32) * weights, axis=-1))  # (N, h, w)
+    return tf.image.resize(heatmap[..., tf.newaxis], tf.shape(x)[1:3], method="bilinear")[..., 0]
+
+
+def _gradcam_fn(model: keras.Model, blocks: list):
+    allowed = f"1..{len(blocks)} (conv1..conv{len(blocks)})"
+    n_classes = int(model.output["classifier"].shape[-1])
+
+    def gradcam(images, layer, class_index):
+        x = normalize(images)
+        probabilities = tf.cast(model(x, training=False)["classifier"], tf.float32)
+        checks = [
+            tf.debugging.Assert(tf.logical_and(layer >= 1, layer <= len(blocks)), [f"layer must be {allowed}, got",
+                                                                                    layer]),
+            tf.debugging.assert_equal(tf.shape(class_index)[0], tf.shape(images)[0], message=(
+                "class_index must have one entry per image (negative: the predicted class)")),
+            tf.debugging.Assert(tf.reduce_all(class_index < n_classes), [
+                f"class_index must be below {n_classes} (the number of classes), got", class_index]),
+        ]
+        with tf.control_dependencies(checks):
+            predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            classes = tf.where(class_index < 0, predicted, class_index)
+            index = tf.identity(layer - 1)
+        branches = [lambda k=k: _gradcam_branch(model, blocks, k, x, classes) for k in range(1, len(blocks) + 1)]
+        return {"heatmap": tf.switch_case(index, branches), "class_index": tf.cast(classes, tf.int64),
+                "probabilities": probabilities}
+
+    return gradcam
+
+
 def build_export_archive(model: keras.Model, class_names: tuple[str, ...],
                          decode_paths: dict[str, str] | None = None) -> keras.export.ExportArchive:
-    """An ExportArchive holding serving_default, encode and (with a decoder) decode_masked and
+    """An ExportArchive holding serving_default, encode, gradcam and (with a decoder) decode_masked and
     decode_masked_path; `decode_paths` ({layer: path}) is decode_masked's choice per layer
     (None: `default_decode_paths`)."""
     names = trunk_block_names(model)
@@ -189,6 +243,8 @@ def build_export_archive(model: keras.Model, class_names: tuple[str, ...],
         archive.add_endpoint("decode_masked", _decode_masked_fn(model, blocks, paths), input_signature=masked)
         archive.add_endpoint("decode_masked_path", _decode_masked_path_fn(model, blocks),
                              input_signature=masked + [tf.TensorSpec((), tf.string, name="decode_path")])
+    archive.add_endpoint("gradcam", _gradcam_fn(model, blocks), input_signature=[
+        images, tf.TensorSpec((), tf.int32, name="layer"), tf.TensorSpec((None,), tf.int32, name="class_index")])
     return archive
 
 

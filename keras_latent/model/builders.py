@@ -205,3 +205,15 @@ def default_decode_paths(model: keras.Model) -> dict[str, str]:
     tail where the decoder was trained on the layer's activations, else propagate (training.faithfulness)."""
     trained = set(decoded_layers(model))
     return {name: "tail" if name in trained else "propagate" for name in trunk_block_names(model)}
+def classifier_logits(model: keras.Model, latent):
+    """The classifier head's class scores before its softmax: latent (B, h, w, c) -> logits (B, classes).
+
+    Grad-CAM and saliency differentiate these scores, not the probabilities (Selvaraju et al.,
+    2017). Runs the head's own layers and its last Dense's kernel and bias, so weights are shared.
+    """
+    head = model.get_layer("classifier_head")
+    *hidden, output = [layer for layer in head.layers if not isinstance(layer, keras.layers.InputLayer)]
+    x = latent
+    for layer in hidden:
+        x = layer(x, training=False)
+    return keras.ops.matmul(x, output.kernel) + output.bias

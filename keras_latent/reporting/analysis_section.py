@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from keras_latent.reporting import channel_views
 from keras_latent.reporting.assets import command, figure, fmt, join_names, note, to_float
 from keras_latent.runs import layout
 from keras_latent.runs.records import read_csv, read_json
@@ -78,6 +79,7 @@ def channel_rows(layer: str, ablation: list[dict], stats: list[dict], summary: d
         rows.append({"channel": channel, "accuracy": fmt(r["accuracy"]), "accuracy_drop": fmt(r["accuracy_drop"]),
                      "drop_value": to_float(r["accuracy_drop"], ablation_csv, "accuracy_drop"),
                      "hurt_most": hurt, "hurt_most_drop": fmt(class_drop[hurt]) if hurt else "",
+                     "class_drops": class_drop,
                      "needed_by": ", ".join(needed.get(channel, [])), "most_active": _largest(class_means),
                      "mean_activation": fmt(stat.get("mean_activation"))})
     return sorted(rows, key=lambda row: (-row["drop_value"], row["channel"]))
@@ -124,6 +126,8 @@ def layer_block(run_dir: str, layer: str, summary: dict, ablation: list, stats: 
                                     f"{layer}: test accuracy lost when each channel is zeroed "
                                     f"(intact accuracy {intact})", notes),
             "top_sentence": top_channels_sentence(layer, (summary.get("top_channels") or {}).get(layer, [])),
+            "features": channel_views.feature_figure(run_dir, layer, summary, find_figure, notes),
+            "views": channel_views.channel_cards(run_dir, layer, summary, rows, notes),
             "channels": rows[:MAX_CHANNEL_ROWS], "channels_total": len(rows), "class_top": CLASS_CHANNELS_LISTED}
 
 
@@ -191,6 +195,7 @@ def analysis_section(run_dir: str, layer_decoders: bool = True) -> dict:
         notes.append(note("This analysis is from before faithfulness was measured: its grids may show the "
                           "decoder's blind spot rather than the channels; rerun:", make))
     layers = [layer_block(run_dir, layer, summary, ablation, stats, notes) for layer in summary.get("layers", [])]
+    attributions = channel_views.attribution_blocks(run_dir, summary, find_figure, notes)
     return {"present": True, "mode": summary.get("mode", "keep"), "layers": layers, "notes": notes,
-            "intact_accuracy": fmt(summary.get("intact_accuracy")),
+            "attributions": attributions, "intact_accuracy": fmt(summary.get("intact_accuracy")),
             "faithfulness": faithfulness_block(summary, layer_decoders)}

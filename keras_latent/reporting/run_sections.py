@@ -61,7 +61,8 @@ def load_model(run_dir: str):
 
 def _layer_shape(layer) -> str:
     try:
-        return str(tuple(layer.output.shape)).replace("None", "B")
+        outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]  # a trunk's: a list
+        return ", ".join(str(tuple(output.shape)).replace("None", "B") for output in outputs)
     except (AttributeError, ValueError):
         return "?"
 

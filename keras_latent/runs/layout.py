@@ -74,8 +74,8 @@ CURVES = Entry("curves.png", TRAIN, "loss and accuracy per epoch, train and test
 SNAPSHOT = Entry("reconstructions_epoch_{epoch:03d}.png", TRAIN,
                  "originals over reconstructions of fixed test images after `epoch` epochs (0: untrained)")
 TENSORBOARD = Entry("tensorboard", TRAIN, "TensorBoard logs (scalars and reconstruction images)", folder=True)
-SAVED_MODEL = Entry("saved_model", f"{TRAIN}, {EXPORT}", "TF SavedModel: serving_default, encode, decode_masked",
-                    folder=True)
+SAVED_MODEL = Entry("saved_model", f"{TRAIN}, {EXPORT}",
+                    "TF SavedModel: serving_default, encode, decode_masked, gradcam", folder=True)
 TFLITE = Entry("model.tflite", f"{EXPORT} --tflite", "TFLite flatbuffer of serving_default")
 BACKUP = Entry("backup", TRAIN, "the last finished epoch of an unfinished run (resume point); removed when done",
                folder=True)
@@ -107,9 +107,25 @@ CHANNEL_GRID = Entry("channels_{split}_{index}_{layer}.png", ANALYZE,
 ACTIVATION_MAPS = Entry("activations_{split}_{index}_{layer}.png", ANALYZE, "raw feature maps of one image")
 CLASS_HEATMAP = Entry("channel_class_heatmap_{layer}.png", ANALYZE, "mean activation per channel and class")
 ABLATION_PLOT = Entry("ablation_{layer}.png", ANALYZE, "accuracy drop per zeroed channel, overall and per class")
+FEATURES_TABLE = Entry("features.csv", f"{ANALYZE} --methods features",
+                       "activation each channel's optimized image reaches, against the highest over the test images")
+FEATURE_GRID = Entry("features_{layer}.png", f"{ANALYZE} --methods features",
+                     "feature visualization: the optimized image of each channel of `layer`")
+GRAD_CAM = Entry("gradcam_{split}_{index}.png", f"{ANALYZE} --methods gradcam",
+                 "Grad-CAM of the predicted and the true class at each trunk layer, over one image")
+SALIENCY = Entry("saliency_{split}_{index}.png", f"{ANALYZE} --methods saliency",
+                 "SmoothGrad saliency of the predicted and the true class for one image")
+CHANNEL_VIEWS = Entry("views_{layer}.npz", ANALYZE,
+                      "per-channel arrays of `layer` the report's channel cards show (decoded tiles, activation "
+                      "maps, optimized images)")
+# The arrays views_{layer}.npz may hold (numeric only): channels (K,) int64; originals (N, S, S, 3) uint8, the
+# analysed images in analysis.json's order; optimized and best_test (K, S, S, 3) uint8, each channel's optimized
+# image and the test image that excites it most; decoded (N, K, S, S, 3) uint8; activation_maps (N, K, h, w)
+# float32. The arrays of a method that did not run are left out.
+CHANNEL_VIEW_ARRAYS = ("channels", "originals", "optimized", "best_test", "decoded", "activation_maps")
 
 ANALYSIS_FILES = (ANALYSIS_SUMMARY, CHANNEL_STATS, ABLATION, CHANNEL_GRID, ACTIVATION_MAPS, CLASS_HEATMAP,
-                  ABLATION_PLOT)
+                  ABLATION_PLOT, FEATURES_TABLE, FEATURE_GRID, GRAD_CAM, SALIENCY, CHANNEL_VIEWS)
 
 # ---------------------------------------------------------------- tuning results folder
 

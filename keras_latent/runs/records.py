@@ -1,4 +1,4 @@
-"""Reading and writing a run's records: config.json, history.csv, and JSON/CSV files in general.
+"""Reading and writing a run's records: config.json, history.csv, and JSON/CSV/.npz files in general.
 
 Every reader returns None for a file that is not there (callers decide whether that is fine) and
 raises UsageError for a file that is there but unreadable: one line naming the file. Writers are
@@ -10,10 +10,11 @@ import csv
 import io
 import json
 import os
+import zipfile
 
 from keras_latent.config import TrainConfig, from_dict, to_dict
 from keras_latent.errors import UsageError
-from keras_latent.files import atomic_write_text, recover_directory
+from keras_latent.files import atomic_write_bytes, atomic_write_text, recover_directory
 from keras_latent.runs import layout
 
 
@@ -47,6 +48,34 @@ def read_csv(path: str, required: tuple[str, ...] = ()) -> list[dict] | None:
         raise UsageError(f"{path} lacks the columns {', '.join(missing)}; expected at least {', '.join(required)}, "
                          f"got {', '.join(header) or 'no header'}")
     return rows
+
+
+def read_arrays(path: str, allowed: tuple[str, ...]) -> dict | None:
+    """The numeric arrays of an .npz file ({name: numpy array}), loaded without pickle (a file is data, never
+    code); names outside `allowed` or object arrays are a UsageError. None when the file does not exist."""
+    import numpy as np
+
+    if not os.path.isfile(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise UsageError(f"{path} is not a readable .npz file of numeric arrays: {err}") from None
+    unknown = sorted(set(arrays) - set(allowed))
+    if unknown or any(a.dtype.kind not in "biuf" for a in arrays.values()):
+        raise UsageError(f"{path} may hold only the numeric arrays {', '.join(allowed)}, got "
+                         f"{', '.join(f'{n} ({a.dtype})' for n, a in arrays.items())}")
+    return arrays
+
+
+def write_arrays(path: str, arrays: dict) -> None:
+    """Numeric arrays as one compressed .npz file, written atomically."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def csv_text(header: list[str], rows: list[list]) -> str:

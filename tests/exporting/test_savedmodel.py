@@ -118,7 +118,7 @@ def keras_activations(model, images) -> dict[str, np.ndarray]:
 
 def test_signatures_have_named_inputs_outputs_and_fixed_dtypes(exported):
     signatures = exported["info"]["signatures"]
-    assert set(signatures) == {"serving_default", "encode", "decode_masked", "decode_masked_path"}
+    assert set(signatures) == {"serving_default", "encode", "decode_masked", "decode_masked_path", "gradcam"}
     image = ["uint8", [None, 32, 32, 3]]
     assert signatures["serving_default"] == {"inputs": {"images": image}, "outputs": {
         "probabilities": ["float32", [None, 10]], "class_index": ["int64", [None]], "class_name": ["string", [None]],
@@ -223,7 +223,7 @@ def test_tflite_matches_keras_within_tolerance(exported):
 
 def test_export_cli_reports_and_leaves_no_temp_files(exported):
     lines = exported["stdout"].strip().splitlines()
-    assert lines[0].startswith("wrote SavedModel ") and "encode, decode_masked, decode_masked_path" in lines[0]
+    assert lines[0].startswith("wrote SavedModel ") and "encode, decode_masked, decode_masked_path, gradcam" in lines[0]
     assert lines[1].startswith("wrote TFLite model ") and lines[1].endswith("MB)")
     assert not [n for n in os.listdir(exported["run"]) if n.startswith(".") or n.endswith(".old")]
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in exported["model"]._flatten_layers())
@@ -235,7 +235,7 @@ def test_model_without_decoder_exports_classifier_and_encode(tmp_path, sample_sp
     model = build_model(config.model)
     path = export_saved_model(model, config, layout.SAVED_MODEL.path(str(tmp_path)))
     signatures = tf.saved_model.load(path).signatures
-    assert set(signatures) == {"serving_default", "encode"}
+    assert set(signatures) == {"serving_default", "encode", "gradcam"}
     out = signatures["serving_default"](images=tf.constant(sample_splits.x_test[:8]))
     assert set(out) == {"probabilities", "class_index", "class_name"}
     probs = np.asarray(model(np.asarray(normalize(sample_splits.x_test[:8])))["classifier"])

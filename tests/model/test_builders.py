@@ -9,6 +9,7 @@ from keras_latent.model.builders import (
     build_decoder,
     build_model,
     build_trunk,
+    classifier_logits,
     decoded_layers,
     decoder_tail,
     reconstruction_outputs,
@@ -113,3 +114,14 @@ def test_decoded_layers_are_those_the_decoder_was_trained_on():
     assert decoded_layers(build_model(ModelConfig())) == ["conv1", "conv2"]
     assert decoded_layers(build_model(ModelConfig(layer_decoders=False))) == ["conv2"]
     assert decoded_layers(build_model(ModelConfig(decoder=False))) == []
+
+
+@pytest.mark.parametrize("head_units", [(120, 84), (7,)])
+def test_classifier_logits_are_the_scores_before_the_softmax(head_units):
+    model = build_model(ModelConfig(head_units=head_units))
+    images = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype("float32")
+    logits = np.asarray(classifier_logits(model, model.get_layer("trunk")(images)[-1]))  # the last block's
+    probabilities = np.asarray(model(images)["classifier"])
+    assert logits.shape == (3, 10)
+    np.testing.assert_allclose(np.asarray(keras.ops.softmax(logits)), probabilities, atol=1e-6)
+    assert not np.allclose(logits, probabilities)

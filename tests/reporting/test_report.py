@@ -8,6 +8,7 @@ import base64
 import csv
 import html
 import io
+import itertools
 import json
 import os
 import re
@@ -467,6 +468,7 @@ def test_cli_subprocess_not_a_run_folder(tmp_path):
 # ---------------------------------------------------------------- with the real analysis
 
 
+@pytest.mark.slow
 def test_analyze_flag_runs_the_real_analysis_once_and_reports_it(copy_run, capsys):
     run_dir = copy_run()
     code, _, err = run_main(main, [run_dir, "--analyze"], capsys)
@@ -475,9 +477,11 @@ def test_analyze_flag_runs_the_real_analysis_once_and_reports_it(copy_run, capsy
     summary = json.load(open(summary_path))
     parser = parse(layout.REPORT_FILE.path(run_dir))
     assert parser.notes() == [] or all("loss-weight search" in n for n in parser.notes()), parser.notes()
-    images = decoded_images(parser)
+    decoded_images(parser)
+    figures = [attrs for attrs in parser.images if attrs.get("class") != "tile"]  # tiles: the channel cards'
     snapshots = [f for f in os.listdir(run_dir) if f.startswith("reconstructions_epoch_")]
-    assert len(images) == 2 + len(snapshots) + len(summary["files"])
+    assert len(figures) == 2 + len(snapshots) + len(summary["files"])
+    assert len(parser.find(data_card="0")) == 2  # a card for channel 0 of conv1 and of conv2
     with open(layout.analysis_file(run_dir, layout.ABLATION), newline="") as f:
         for row in csv.DictReader(f):
             cells = row_of(parser, data_layer=row["layer"], data_channel=row["channel"])
@@ -513,18 +517,18 @@ def render_check(browser: str, report: str, width: int, workdir: str) -> dict:
     return json.loads(html.unescape(found.group(1)))
 
 
-def test_report_renders_in_headless_chromium(built):
+def test_report_renders_in_headless_chromium(built, views_report):
     browser = chromium_binary()
     if browser is None:
         pytest.skip("chromium not installed: apt-get install chromium")
     workdir = tempfile.mkdtemp()
     try:
-        for width in (1280, 500):  # a laptop and a narrow window (Chromium's minimum): nothing may widen the page
-            result = render_check(browser, built["path"], width, workdir)
-            assert result["title"] == built["parser"].title and result["h1"] == result["title"]
-            assert result["images"] == len(built["parser"].images) > 0
+        for report, width in itertools.product((built, views_report), (1280, 500)):  # views_report: channel cards
+            result = render_check(browser, report["path"], width, workdir)  # a laptop and a narrow window
+            assert result["title"] == report["parser"].title and result["h1"] == result["title"]
+            assert result["images"] == len(report["parser"].images) > 0
             assert result["loaded"] == result["images"]  # naturalWidth > 0 for every image
-            assert result["page_width"] <= result["window_width"], result
+            assert result["page_width"] <= result["window_width"], result  # nothing may widen the page
         shot = os.path.join(workdir, "report.png")
         subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={workdir}/profile", "--window-size=1280,2000",
                         f"--screenshot={shot}", "file://" + built["path"]],
@@ -539,3 +543,86 @@ def test_report_renders_in_headless_chromium(built):
         assert pages > len(SECTION_IDS)  # prints, each section starting on a new page
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- the three views of each channel
+
+
+@pytest.fixture(scope="module")
+def views_report(trained_run, tmp_path_factory):
+    """A report of a tiny run analysed with every method (few feature steps and SmoothGrad samples: quick)."""
+    from keras_latent.analysis import AnalysisConfig, analyze_run
+
+    run_dir = copy_folder(trained_run, tmp_path_factory.mktemp("views"))
+    summary = analyze_run(run_dir, AnalysisConfig(feature_steps=16, saliency_samples=4))
+    path = build_report(run_dir)
+    return {"run": run_dir, "path": path, "summary": summary, "parser": parse(path)}
+
+
+def _png_array(src: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.partition(",")[2]))).convert("RGB"))
+
+
+def test_one_card_per_channel_with_its_three_views(views_report):
+    parser, run_dir, summary = views_report["parser"], views_report["run"], views_report["summary"]
+    assert parser.notes() == [] or all("loss-weight search" in n for n in parser.notes()), parser.notes()
+    decoded_images(parser)  # every image, tiles included, is an embedded PNG that decodes, with alt text
+    features_csv = {(r["layer"], int(r["channel"])): r for r in csv.DictReader(
+        open(layout.analysis_file(run_dir, layout.FEATURES_TABLE), newline=""))}
+    ablation = {(r["layer"], int(r["channel"])): r for r in csv.DictReader(
+        open(layout.analysis_file(run_dir, layout.ABLATION), newline=""))}
+    intact = summary["intact_per_class_accuracy"]
+    for layer, width in (("conv1", 6), ("conv2", 16)):
+        cards = [r for r in parser.find(data_layer=layer) if "data-card" in r["attrs"]]
+        assert [int(r["attrs"]["data-card"]) for r in cards] == list(range(width))
+        with np.load(layout.analysis_file(run_dir, layout.CHANNEL_VIEWS, layer=layer)) as views:
+            optimized, best_test, decoded = views["optimized"], views["best_test"], views["decoded"]
+        for channel in range(width):
+            card = parser.find(data_layer=layer, data_card=str(channel))[0]
+            text = " ".join(card["text"].split())
+            tiles = [a for a in parser.images if a.get("class") == "tile" and a["alt"].startswith(
+                f"{layer} channel {channel}:")]
+            assert len(tiles) == 6  # optimized, top test image, decoded tile and activation map of both images
+            np.testing.assert_array_equal(_png_array(tiles[0]["src"]), optimized[channel])
+            np.testing.assert_array_equal(_png_array(tiles[1]["src"]), best_test[channel])
+            np.testing.assert_array_equal(_png_array(tiles[2]["src"]), decoded[0, channel])
+            row = features_csv[(layer, channel)]
+            assert f"optimized image {float(row['optimized_activation']):.2f}" in text
+            assert f"highest on a test image {float(row['best_test_activation']):.2f}" in text
+            drops = {name: intact[name] - float(ablation[(layer, channel)][f"acc_{name}"]) for name in intact}
+            worst = max(drops, key=drops.get)
+            if drops[worst] > 0:
+                assert f"Loses most without it: {worst} (\u2212{100 * drops[worst]:.1f} points)" in text
+            else:
+                assert "No class loses accuracy without it." in text
+
+
+def test_grad_cam_saliency_and_feature_grids_are_embedded(views_report):
+    parser, run_dir, summary = views_report["parser"], views_report["run"], views_report["summary"]
+    sources = {a["src"] for a in parser.images}
+    kinds = [entry["kind"] for entry in summary["files"]]
+    assert kinds.count("gradcam") == kinds.count("saliency") == 2 and kinds.count("features") == 2
+    for entry in summary["files"]:
+        data = open(os.path.join(run_dir, entry["path"]), "rb").read()
+        assert "data:image/png;base64," + base64.b64encode(data).decode() in sources, entry["path"]
+    text = open(views_report["path"], encoding="utf-8").read()
+    assert text.index("Where the classifier looks") < text.index('id="layer-conv1"')  # beside the images
+
+
+def test_broken_channel_arrays_are_one_line_or_a_note(views_report, tmp_path, capsys):
+    run_dir = copy_folder(views_report["run"], tmp_path)
+    path = layout.analysis_file(run_dir, layout.CHANNEL_VIEWS, layer="conv2")
+    arrays = dict(np.load(path))
+    cases = [(b"not a zip", "is not a readable .npz file"),
+             ({**arrays, "code": np.array([object()], dtype=object)}, "is not a readable .npz file"),
+             ({**arrays, "decoded": arrays["decoded"][:, :3]}, "does not follow the analysis layout")]
+    for content, expected in cases:
+        if isinstance(content, bytes):
+            open(path, "wb").write(content)
+        else:
+            np.savez(path, **content)
+        code, _, err = run_main(main, [run_dir], capsys)
+        assert code == 2 and expected in err and err.count("\n") == 1 and "Traceback" not in err, err
+    os.remove(path)
+    notes = parse(build_report(run_dir)).notes()
+    assert any("views_conv2.npz but the file is missing" in n for n in notes), notes
