@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-index", type=int, default=0, help="test-split image to decode (default: 0)")
     p.add_argument("--layers", type=name_list, default=None, help="trunk layers, e.g. conv1,conv2 (default: all)")
     p.add_argument("--channels", type=int_list, default=None,
-                   help="channels to decode and ablate, e.g. 0,3,5 (default: every channel of each layer)")
+                   help="channels to decode, visualize and ablate, e.g. 0,3,5 (default: every channel of each layer)")
     p.add_argument("--mode", choices=("keep", "drop"), default="keep",
                    help="keep: decode with only channel k kept; drop: with only channel k zeroed (default: keep)")
     p.add_argument("--top", type=int, default=5,

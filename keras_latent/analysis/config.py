@@ -19,7 +19,7 @@ class AnalysisConfig:
     train_index: int = 0  # training-split image to decode
     test_index: int = 0  # test-split image to decode
     layers: tuple[str, ...] | None = None  # trunk layers, e.g. ("conv1", "conv2"); None: all
-    channels: tuple[int, ...] | None = None  # channels to decode and ablate; None: every channel of each layer
+    channels: tuple[int, ...] | None = None  # channels to decode, visualize and ablate; None: every channel
     mode: str = "keep"  # keep: decode with only channel k kept; drop: with only channel k zeroed
     top: int = 5  # channels listed per layer and class in analysis.json
     decode_path: str = "auto"  # auto (each layer's measured faithful path) | tail | propagate
