@@ -95,12 +95,13 @@ def make_epoch_timer():
 
 def run_ours(cli_flags: list[str]) -> dict:
     """Train as `python -m keras_latent.train` does (see its main), with a timer; return the figures."""
-    from keras_latent.train import build_parser, config_from_args
+    from keras_latent.train import build_parser
     from keras_latent.training import distribute
+    from keras_latent.training.options import config_from_flags
 
     with tempfile.TemporaryDirectory(prefix="throughput_") as tmp:
         args = build_parser().parse_args(cli_flags + ["--out", os.path.join(tmp, "run"), "--overwrite"])
-        config = config_from_args(args)
+        config = config_from_flags(args)
         distribute.configure_threads(args.intra_op_threads, args.inter_op_threads)
         import keras
         import tensorflow as tf

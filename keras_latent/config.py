@@ -31,6 +31,7 @@ class DataConfig:
     tfds_data_dir: str | None = None  # tensorflow-datasets data dir (None: tfds default)
     test_fraction: float = 0.2  # held-out share for an image folder without train/ and test/
     max_train_samples: int | None = None  # train on the first N (shuffled) images only
+    split_seed: int | None = None  # seed of the held-out test split and the max_train_samples subset (None: seed)
     augment: bool = False  # random flips and crops on training images
     class_names: tuple[str, ...] = ()  # filled from the data set when the run starts
 
@@ -123,6 +124,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("--test-fraction", d.test_fraction, 0 < d.test_fraction < 1, "between 0 and 1"),
         ("--steps-per-execution", config.steps_per_execution, config.steps_per_execution >= 1, ">= 1"),
         ("--max-train-samples", d.max_train_samples, d.max_train_samples is None or d.max_train_samples >= 1, ">= 1"),
+        ("--seed", config.seed, config.seed >= 0, ">= 0"),
+        ("--split-seed", d.split_seed, d.split_seed is None or d.split_seed >= 0, ">= 0"),
     ]
     for flag, value, ok, allowed in checks:
         if not ok:

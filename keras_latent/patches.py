@@ -12,6 +12,10 @@ keras-latent patches or extends three libraries' internals, each for a reason wi
 3. KerasTuner 1.4 writes its state files in place and loses the grid's walk on reload
    (keras-team/keras-tuner#1055): `AtomicOracleFiles`, `next_untried_grid_cell` and
    `AtomicTunerFile` use private Oracle and Tuner members.
+4. KerasTuner's `executions_per_trial` repeats `Tuner._build_and_fit_model` without telling the
+   hypermodel which repeat it is, and keeps only the average of the repeats
+   (keras-team/keras-tuner#1022, #737): `SeededExecutions` seeds repeat k with its own seed and
+   passes its index on, so the repeats differ and each one's figures can be kept.
 
 At import this module checks that every private name it uses exists in the installed versions and
 fails with one line naming the supported versions otherwise, instead of a patch that silently does
@@ -47,6 +51,7 @@ PRIVATE_NAMES = (
     ("keras_tuner", "Oracle._duplicate"),
     ("keras_tuner", "Tuner._is_worker"),
     ("keras_tuner", "Tuner._get_tuner_fname"),
+    ("keras_tuner", "Tuner._build_and_fit_model"),
 )
 # Attributes set in __init__, checked on a fresh instance.
 BACKUP_ATTRIBUTES = ("_weights_path", "_training_metadata_path", "_current_epoch", "_last_batch_seen")
@@ -192,6 +197,35 @@ class AtomicTunerFile:
         if not self._is_worker():
             self.oracle.save()
         atomic_write_text(self._get_tuner_fname(), json.dumps(self.get_state()))
+
+
+# ---------------------------------------------------------------- 4. KerasTuner executions_per_trial
+
+
+class SeededExecutions:
+    """Mixin for `keras_tuner.Tuner`: repeat k of every trial (KerasTuner's `executions_per_trial`) is seeded
+    with `execution_seed(k)` and told its index.
+
+    `Tuner.run_trial` calls `_build_and_fit_model` once per execution, all under one random state, and averages
+    the results (keras-team/keras-tuner#1022, #737). Here each execution first calls
+    `keras.utils.set_random_seed(execution_seed(k))`, so its initial weights differ from the other repeats but
+    are the same as repeat k of every other trial, and the hypermodel's `fit` gets `seed=` and `execution=k`
+    (for its batch order, and to report its own figures under names of its own).
+    """
+
+    def execution_seed(self, execution: int) -> int:
+        raise NotImplementedError
+
+    def run_trial(self, trial, *args, **kwargs):
+        self._next_execution = 0
+        return super().run_trial(trial, *args, **kwargs)
+
+    def _build_and_fit_model(self, trial, *args, **kwargs):
+        execution = self._next_execution
+        self._next_execution += 1
+        seed = self.execution_seed(execution)
+        keras.utils.set_random_seed(seed)
+        return super()._build_and_fit_model(trial, *args, seed=seed, execution=execution, **kwargs)
 
 
 check_private_names()

@@ -1,6 +1,7 @@
 """Command: `python -m keras_latent.report RUN_FOLDER` writes the study as one self-contained HTML file.
 
-Calls `keras_latent.reporting.build.build_report`; what the page holds is described there and in docs/report.md.
+Calls `keras_latent.reporting.build.build_report` (for a study folder, `reporting.study_report.build_study_report`);
+what the page holds is described there and in docs/report.md.
 """
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import argparse
 import os
 
 from keras_latent.cli import CliParser, add_logging_flags, configure_logging, run_cli
+from keras_latent.errors import UsageError
 from keras_latent.runs import layout
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = CliParser(prog=layout.REPORT, description=__doc__.splitlines()[0].split(": ", 1)[1],
                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("run_folder", help=f"run folder written by {layout.TRAIN}")
+    p.add_argument("run_folder", help=f"run folder written by {layout.TRAIN}, or a study folder written by "
+                   f"{layout.STUDY} (then the study's report)")
     p.add_argument("--tuning", default=None, metavar="DIR",
                    help=f"results folder of {layout.SEARCH} ({layout.TRIALS.name}, {layout.BEST.name}, "
                         f"{layout.PARETO.name})")
@@ -28,9 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.quiet, args.verbose)
-    from keras_latent.reporting.build import build_report
+    from keras_latent.reporting.study_report import build_study_report, is_study_dir
 
-    path = build_report(args.run_folder, tuning_dir=args.tuning, analyze=args.analyze, out=args.out)
+    if is_study_dir(args.run_folder):
+        if args.tuning or args.analyze:
+            raise UsageError(f"{args.run_folder!r} is a study folder: --tuning and --analyze are for a run folder's "
+                             "report (give one of its runs/<variant>/seed-<n> folders)")
+        path = build_study_report(args.run_folder, run_reports=True, out=args.out)
+    else:
+        from keras_latent.reporting.build import build_report
+
+        path = build_report(args.run_folder, tuning_dir=args.tuning, analyze=args.analyze, out=args.out)
     print(f"report: {path} ({os.path.getsize(path) / 1e6:.1f} MB, self-contained; open it in a browser)")
     return 0
 

@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=10, help="epochs per trial")
     train.add_argument("--batch-size", type=int, default=t.batch_size, help="images per step")
     train.add_argument("--seed", type=int, default=t.seed, help="seed of the data split, initial weights and oracle")
+    train.add_argument("--executions-per-trial", type=int, default=1, metavar="N",
+                       help="train each pair N times, execution k from seed + k (KerasTuner's executions_per_trial); "
+                            "trials.csv then gives each pair's mean, sd and standard error, and best.json the pairs "
+                            "within noise of the best")
     out = p.add_argument_group("output")
     out.add_argument("--directory", default=os.path.join("tuning", "results"), help="folder of search projects")
     out.add_argument("--project-name", default=None, help="results folder name (default loss_weights_<tuner>)")
@@ -72,20 +76,39 @@ def search_config_from_args(args: argparse.Namespace) -> SearchConfig:
     train = cfg.TrainConfig(data=data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                             snapshot_epochs=())
     return validate_search(SearchConfig(train=train, tuner=args.tuner, max_trials=args.max_trials,
-                                        val_fraction=args.val_fraction, **given))
+                                        val_fraction=args.val_fraction,
+                                        executions_per_trial=args.executions_per_trial, **given))
+
+
+def _number(text: str) -> float:
+    return float(text) if text else float("nan")
 
 
 def print_results(results_dir: str, best: dict) -> None:
     with open(layout.TRIALS.path(results_dir), encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    print(f"\n{'trial':>5} {'ce':>6} {'recon':>6} {'val acc':>8} {'val MSE':>8} {'epochs':>6} {'s':>6}  status")
+    repeated = any(r.get("val_accuracy_sd") for r in rows)
+    print(f"\n{'trial':>5} {'ce':>6} {'recon':>6} {'val acc':>8}{' ± sd':>8} {'val MSE':>8} {'epochs':>6} {'s':>6}  "
+          f"{'noise':>5}  status" if repeated else
+          f"\n{'trial':>5} {'ce':>6} {'recon':>6} {'val acc':>8} {'val MSE':>8} {'epochs':>6} {'s':>6}  status")
     for r in rows:
-        num = {k: float(r[k]) if r[k] else float("nan") for k in ("val_accuracy", "val_recon_mse", "seconds")}
+        num = {k: _number(r.get(k, "")) for k in ("val_accuracy", "val_accuracy_sd", "val_recon_mse", "seconds")}
+        spread = f"{num['val_accuracy_sd']:>8.4f} " if repeated else " "
+        noise = f"{r.get('within_noise') or '':>5}  " if repeated else ""
         print(f"{r['trial_id']:>5} {float(r['ce_weight']):>6g} {float(r['recon_weight']):>6g} "
-              f"{num['val_accuracy']:>8.4f} {num['val_recon_mse']:>8.4f} {r['epochs']:>6} {num['seconds']:>6.1f}  "
-              f"{r['status']}")
+              f"{num['val_accuracy']:>8.4f}{spread}{num['val_recon_mse']:>8.4f} {r['epochs']:>6} "
+              f"{num['seconds']:>6.1f}  {noise}{r['status']}")
+    spread = f" ± {best['val_accuracy_sd']:.4f} sd over {best['executions']} executions" \
+        if best.get("val_accuracy_sd") is not None else ""
     print(f"\nbest: ce_weight {best['ce_weight']:g}, recon_weight {best['recon_weight']:g} (trial {best['trial_id']}: "
-          f"val accuracy {best['val_accuracy']:.4f}, val reconstruction MSE {best['val_recon_mse']:.4f})")
+          f"val accuracy {best['val_accuracy']:.4f}{spread}, val reconstruction MSE {best['val_recon_mse']:.4f})")
+    close = best.get("within_noise_of_best")
+    if close is None:
+        print("within noise of the best: unknown with one execution per trial (use --executions-per-trial 3)")
+    else:
+        pairs = ", ".join(f"({p['ce_weight']:g}, {p['recon_weight']:g}) {p['difference']:+.4f} p={p['p_value']:.2f}"
+                          for p in close) or "none"
+        print(f"within noise of the best (paired t-test p >= 0.05): {pairs}")
     print(f"results: {results_dir} ({layout.TRIALS.name}, {layout.PARETO.name}, {layout.BEST.name})\n"
           f"train with them: {best['train_command']}")
 

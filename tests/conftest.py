@@ -1,13 +1,15 @@
 """Shared fixtures: a fixed seed and a clean `keras_latent` logger for every test, the bundled sample,
-tiny trained runs (with and without decoder) and copies of them to write into. Helper functions are
-in helpers.py."""
+tiny trained runs (with and without decoder), copies of them to write into, and a tiny study. Helper
+functions are in helpers.py."""
 import logging
+import os
 
 import keras
 import pytest
-from helpers import copy_folder, train_tiny
+from helpers import copy_folder, tiny_study_config, train_tiny
 
 from keras_latent.config import DataConfig, ModelConfig
+from keras_latent.runs import layout
 
 
 @pytest.fixture(autouse=True)
@@ -58,3 +60,28 @@ def copy_run(request, tmp_path):
     def _copy(source: str | None = None) -> str:
         return copy_folder(source or request.getfixturevalue("trained_run"), tmp_path)
     return _copy
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory):
+    """A tiny study (2 variants x 2 seeds, tiny_study_config): first run with 1 seed and interrupted (Ctrl-C)
+    after its first run, then rerun with 2 seeds. {"folder", "first": {run folder: model.keras mtime} of the
+    run finished before the interruption, "summary": what the rerun returned}. Read-only for tests."""
+    from keras_latent.studies import run as study_run
+    from keras_latent.training import fit
+
+    folder = str(tmp_path_factory.mktemp("studies") / "study")
+    calls, train = [], fit.train
+
+    def interrupted(config, run_dir, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(run_dir)
+        return train(config, run_dir, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fit, "train", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            study_run.run_study(tiny_study_config(seeds=(0,)), folder)
+    first = {path: os.path.getmtime(layout.MODEL.path(path)) for path in calls}
+    return {"folder": folder, "first": first, "summary": study_run.run_study(tiny_study_config(seeds=(0, 1)), folder)}

@@ -22,6 +22,37 @@ def tiny_config(**overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def tiny_study_config(seeds=(0, 1)):
+    """The study's two variants (classifier-only, two-output) as 1-epoch runs on 128 sample images."""
+    from keras_latent.studies.config import BASELINE, TWO_OUTPUT, StudyConfig, Variant
+
+    plain = dict(data=DataConfig(dataset="sample", max_train_samples=128), snapshot_epochs=())
+    return StudyConfig(variants=(Variant(BASELINE, tiny_config(model=ModelConfig(decoder=False), **plain),
+                                         "--no-decoder"),
+                                 Variant(TWO_OUTPUT, tiny_config(**plain))), seeds=seeds)
+
+
+def repeated_trial(trial_id: str, ce: float, recon: float, accuracy: list[float], mse: list[float] | None = None):
+    """A completed KerasTuner trial of `len(accuracy)` executions that scored `accuracy` and `mse` (default 0.1
+    each), recorded as the tuner records them: each execution's own figures and their means."""
+    import keras_tuner
+    import numpy as np
+
+    from keras_latent.tuning.results import MSE_METRIC, OBJECTIVE, execution_metric
+
+    mse = mse or [0.1] * len(accuracy)
+    hp = keras_tuner.HyperParameters()
+    hp.values.update(ce_weight=ce, recon_weight=recon)
+    trial = keras_tuner.engine.trial.Trial(hp, trial_id=trial_id, status="COMPLETED")
+    for k, (a, m) in enumerate(zip(accuracy, mse)):
+        trial.metrics.update(execution_metric(k, OBJECTIVE), a)
+        trial.metrics.update(execution_metric(k, MSE_METRIC), m)
+    for name, value in [(OBJECTIVE, np.mean(accuracy)), (MSE_METRIC, np.mean(mse)), ("seconds", 2.0), ("epochs", 3),
+                        ("best_epoch", 3)]:
+        trial.metrics.update(name, value)
+    return trial
+
+
 def train_tiny(parent, name: str, **overrides) -> str:
     """Train a tiny run (tiny_config with `overrides`, seed 0) into parent/name; returns the folder."""
     from keras_latent.training.fit import train

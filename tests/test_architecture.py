@@ -10,7 +10,7 @@ from helpers import REPO
 
 PACKAGE = os.path.join(REPO, "keras_latent")
 LAYERS = [
-    {"errors", "files", "config", "cli", "patches", "_lazy", "__init__"},
+    {"errors", "files", "config", "cli", "patches", "stats", "_lazy", "__init__"},
     {"runs"},
     {"data"},
     {"model"},
@@ -19,8 +19,9 @@ LAYERS = [
     {"analysis"},
     {"tuning"},
     {"reporting"},
+    {"studies"},
     {"explorer"},
-    {"train", "analyze", "report", "export", "search_weights", "explore"},  # the commands
+    {"train", "analyze", "report", "export", "search_weights", "study", "explore"},  # the commands
 ]
 COMMANDS = LAYERS[-1]
 

@@ -41,6 +41,8 @@ def test_round_trip_through_json(tmp_path):
                                            "conv1 (the trunk has 2 blocks"),
     (dict(layer_recon_weights=(-1.0,)), "got -1"),
     (dict(model=ModelConfig(layer_decoders=False), layer_recon_weights=(1.0,)), "must be 0 number(s)"),
+    (dict(seed=-1), "--seed must be >= 0, got -1"),
+    (dict(data=DataConfig(split_seed=-2)), "--split-seed must be >= 0, got -2"),
 ])
 def test_validate_names_field_allowed_values_and_received(change, message):
     with pytest.raises(UsageError) as err:

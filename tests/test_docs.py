@@ -15,14 +15,15 @@ from helpers import REPO
 from keras_latent.runs import layout
 
 COMMANDS = ("keras_latent.train", "keras_latent.analyze", "keras_latent.report", "keras_latent.export",
-            "keras_latent.search_weights", "keras_latent.explore")
+            "keras_latent.search_weights", "keras_latent.study", "keras_latent.explore")
 CLI_DOC = os.path.join(REPO, "docs", "cli.md")
 RUN_FOLDER_DOC = os.path.join(REPO, "docs", "run-folder.md")
 README = os.path.join(REPO, "README.md")
 README_MAX_LINES = 250
 QUICKSTART = ("pip install -r requirements.txt && python -m keras_latent.train",
               "pip install -r requirements.txt pytest==9.0.3 && python -m pytest -q")
-DOCUMENTED_ENTRIES = layout.RUN_FILES + layout.ANALYSIS_FILES + layout.TUNING_FILES
+DOCUMENTED_ENTRIES = (layout.RUN_FILES + layout.ANALYSIS_FILES + layout.TUNING_FILES + layout.STUDY_FILES
+                      + (layout.VARIANT_DIR, layout.STUDY_RUN))
 
 
 def read(path: str) -> str:

@@ -288,10 +288,11 @@ def load_dataset(dataset: str, image_size: int = 32, test_fraction: float = 0.2,
 
 
 def load_splits(config: TrainConfig) -> tuple[Splits, TrainConfig]:
-    """Load `config`'s data set; return it and the config with the resolved data set, class names
-    and class count filled in (what the run saves in config.json)."""
+    """Load `config`'s data set (held-out split and subset seeded by `data.split_seed`, else `seed`); return it
+    and the config with the resolved data set, class names and class count filled in (what config.json saves)."""
     d = config.data
-    splits = load_dataset(d.dataset, config.model.image_size, d.test_fraction, config.seed,
+    split_seed = config.seed if d.split_seed is None else d.split_seed
+    splits = load_dataset(d.dataset, config.model.image_size, d.test_fraction, split_seed,
                           d.max_train_samples, d.tfds_data_dir)
     config = dataclasses.replace(
         config,

@@ -36,13 +36,25 @@ def ensure_analysis(run_dir: str, analyze: bool) -> None:
         analyze_run(run_dir)
 
 
-def render(context: dict) -> str:
-    """Fill templates/report.html.j2 (autoescaped: file names and labels cannot inject markup)."""
+def render(context: dict, template: str = TEMPLATE) -> str:
+    """Fill a template of templates/ (autoescaped: file names and labels cannot inject markup)."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template(TEMPLATE).render(**context)
+    return env.get_template(template).render(**context)
+
+
+def study_link(run_dir: str, report_path: str) -> dict | None:
+    """Where the report of the study this run belongs to is, relative to the run's report (None: no study)."""
+    study_dir = layout.study_of_run(run_dir)
+    if study_dir is None:
+        return None
+    seed_dir = os.path.abspath(run_dir)
+    target = os.path.relpath(layout.STUDY_REPORT.path(study_dir), os.path.dirname(os.path.abspath(report_path)))
+    return {"href": target.replace(os.sep, "/"), "name": os.path.basename(study_dir),
+            "variant": os.path.basename(os.path.dirname(seed_dir)),
+            "seed": layout.STUDY_RUN.match(os.path.basename(seed_dir))["seed"]}
 
 
 def following_contract(section, args: tuple, path: str, layout: str, remedy: str) -> dict:
@@ -54,9 +66,9 @@ def following_contract(section, args: tuple, path: str, layout: str, remedy: str
                          f"{remedy}") from None
 
 
-def collect(run_dir: str, tuning_dir: str | None, config: TrainConfig) -> dict:
+def collect(run_dir: str, tuning_dir: str | None, config: TrainConfig, report_path: str | None = None) -> dict:
     """Read the run (and tuning) folders into the template's context, one dict per section;
-    `config` is the run's config.json."""
+    `config` is the run's config.json, `report_path` where the report goes (for its link to a study)."""
     from keras_latent import __version__
     from keras_latent.reporting.analysis_section import analysis_section
     from keras_latent.reporting.classification import classification_section
@@ -77,7 +89,9 @@ def collect(run_dir: str, tuning_dir: str | None, config: TrainConfig) -> dict:
                                   "the analysis layout", f"rerun {layout.ANALYZE} {run_dir}")
     tuning = following_contract(tuning_section, (tuning_dir, config), layout.BEST.path(tuning_dir or ""),
                                 "the tuning results layout", f"rerun {layout.SEARCH}")
-    name = os.path.basename(os.path.normpath(os.path.abspath(run_dir)))
+    study = study_link(run_dir, report_path or layout.REPORT_FILE.path(run_dir))
+    name = f"{study['variant']} seed {study['seed']}" if study else os.path.basename(os.path.normpath(
+        os.path.abspath(run_dir)))
     return {"title": f"keras-latent report: {name}", "run_dir": run_dir, "version": __version__,
             "generated": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "toc": [{"id": i, "title": t} for i, t in SECTIONS], "sections": dict(SECTIONS),
@@ -86,7 +100,7 @@ def collect(run_dir: str, tuning_dir: str | None, config: TrainConfig) -> dict:
             "training": training_section(run_dir, metrics),
             "classification": classification_section(run_dir, model, config, metrics),
             "reconstructions": reconstruction_section(run_dir, config, metrics),
-            "analysis": analysis, "tuning": tuning}
+            "analysis": analysis, "tuning": tuning, "study": study}
 
 
 def build_report(run_dir: str, tuning_dir: str | None = None, analyze: bool = False, out: str | None = None) -> str:
@@ -99,7 +113,7 @@ def build_report(run_dir: str, tuning_dir: str | None = None, analyze: bool = Fa
         check_tuning_dir(tuning_dir)
     ensure_analysis(run_dir, analyze)
     path = out or layout.REPORT_FILE.path(run_dir)
-    html = render(collect(run_dir, tuning_dir, config))
+    html = render(collect(run_dir, tuning_dir, config, path))
     try:
         atomic_write_text(path, html)
     except OSError as err:

@@ -9,7 +9,7 @@ import os
 
 from keras_latent.config import TrainConfig
 from keras_latent.errors import UsageError
-from keras_latent.reporting.assets import command, figure, fmt, fmt_general, note, to_float
+from keras_latent.reporting.assets import command, figure, fmt, fmt_general, join_names, note, to_float
 from keras_latent.runs import layout
 from keras_latent.runs.records import read_csv, read_json
 from keras_latent.tuning.results import TRIAL_COLUMNS
@@ -17,7 +17,7 @@ from keras_latent.tuning.results import TRIAL_COLUMNS
 TUNING_COMMAND = tuple(layout.SEARCH.split())
 REQUIRED_COLUMNS = ("trial_id", "ce_weight", "recon_weight", "val_accuracy")
 SEARCH_KEYS = ("tuner", "objective", "direction", "dataset", "max_train_samples", "val_fraction", "epochs_per_trial",
-               "completed_trials", "trials", "seed")  # optional best.json keys shown as the search's settings
+               "executions_per_trial", "completed_trials", "trials", "seed")  # best.json keys shown as settings
 
 
 def check_tuning_dir(tuning_dir: str) -> None:
@@ -32,8 +32,10 @@ def check_tuning_dir(tuning_dir: str) -> None:
 def _trial_cell(column: str, value) -> str:
     if value in (None, ""):
         return ""
-    if column in ("val_accuracy", "val_recon_mse"):
+    if column.startswith(("val_accuracy", "val_recon_mse")):
         return fmt(value)
+    if column == "p_vs_best":
+        return fmt(value, 3)
     if column == "seconds":
         return fmt(value, 1)
     return fmt_general(value) if column in ("ce_weight", "recon_weight") else str(value)
@@ -56,10 +58,31 @@ def trial_table_rows(trials: list[dict], columns: list[str], best: dict | None, 
             for row in sorted(trials, key=order)]
 
 
+def noise_summary(best: dict) -> dict:
+    """The pairs best.json lists as within noise of the best, as a sentence; None for a search without repeats."""
+    close = best.get("within_noise_of_best")
+    if close is None:
+        return {"known": False, "sentence": "Each pair was trained once, so the search cannot say which pairs are "
+                "within noise of the best; rerun it with --executions-per-trial 3."}
+    pairs = [f"({fmt_general(p['ce_weight'])}, {fmt_general(p['recon_weight'])}): {100 * p['difference']:+.1f} "
+             f"points (95% CI {100 * p['ci_low']:+.1f} to {100 * p['ci_high']:+.1f}, p = {p['p_value']:.2f})"
+             for p in close]
+    executions = best.get("executions")
+    if not pairs:
+        sentence = f"Every other pair is worse than the best beyond noise over {executions} executions."
+    else:
+        sentence = (f"Within noise of the best over {executions} executions (they cannot be told apart from it): "
+                    f"{join_names(pairs)}.")
+    return {"known": True, "sentence": sentence, "rule": best.get("within_noise_rule", ""),
+            "trial_ids": [str(p["trial_id"]) for p in close]}
+
+
 def best_summary(best: dict, tuning_dir: str, config: TrainConfig) -> dict:
     """best.json's weights and figures, this run's weights to compare, and the command to train with them."""
+    sd = best.get("val_accuracy_sd")
     return {"ce_weight": fmt_general(best.get("ce_weight")), "recon_weight": fmt_general(best.get("recon_weight")),
-            "val_accuracy": fmt(best.get("val_accuracy")), "val_recon_mse": fmt(best.get("val_recon_mse")),
+            "val_accuracy": fmt(best.get("val_accuracy")) + (f" ± {fmt(sd)} sd" if sd is not None else ""),
+            "val_recon_mse": fmt(best.get("val_recon_mse")), "noise": noise_summary(best),
             "trial_id": best.get("trial_id"), "run_ce_weight": fmt_general(config.ce_weight),
             "run_recon_weight": fmt_general(config.recon_weight),
             "search": [{"key": k, "value": str(best[k])} for k in SEARCH_KEYS if best.get(k) is not None],
@@ -85,5 +108,7 @@ def tuning_section(tuning_dir: str | None, config: TrainConfig) -> dict:
     return {"present": True, "directory": tuning_dir, "columns": columns + (["pareto"] if front is not None else []),
             "notes": notes, "rows": trial_table_rows(trials, columns, best, front, path),
             "pareto": figure(pareto, "Validation accuracy against reconstruction MSE for every trial; the Pareto "
-                             "front is marked and the best trial labelled") if os.path.isfile(pareto) else None,
+                             "front is marked and the best trial labelled; with repeated trials, error bars of one "
+                             "standard error and the pairs within noise of the best ringed")
+            if os.path.isfile(pareto) else None,
             "best": best_summary(best, tuning_dir, config) if best else None}

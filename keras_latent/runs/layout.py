@@ -4,11 +4,13 @@ This module is the one owner of the on-disk formats' *names*. Writers, readers, 
 cleanup, the report and the tests all take names from here, so adding an output file is one line
 here plus its writer. No TensorFlow import: the commands check paths before TensorFlow loads.
 
-Three folders:
+Four folders:
 
     run folder (--out of train)            RUN_FILES
       analysis/                            ANALYSIS_FILES
     tuning results folder                  TUNING_FILES
+    study folder (--out of study)          STUDY_FILES
+      runs/<variant>/seed-<n>/             one run folder per variant and seed (STUDY_RUN)
 
 A name with `{fields}` is a family of files (`reconstructions_epoch_{epoch:03d}.png`); `Entry.path`
 fills the fields, `Entry.glob` finds the members and `Entry.match` reads the fields back.
@@ -26,6 +28,7 @@ ANALYZE = "python -m keras_latent.analyze"
 REPORT = "python -m keras_latent.report"
 EXPORT = "python -m keras_latent.export"
 SEARCH = "python tuning/search_weights.py"
+STUDY = "python -m keras_latent.study"
 KERAS = "Keras (BackupAndRestore)"
 KERAS_TUNER = "KerasTuner"
 
@@ -138,6 +141,42 @@ TUNER_STATE = Entry("{tuner_id}.json", KERAS_TUNER, "KerasTuner's tuner state, o
 TRIAL_DIR = Entry("trial_{trial_id}", KERAS_TUNER, "KerasTuner's trial.json of one trial", folder=True)
 
 TUNING_FILES = (TRIALS, BEST, PARETO, SEARCH_SETTINGS, ORACLE_STATE, TUNER_STATE, TRIAL_DIR)
+
+# ---------------------------------------------------------------- study folder (--out of study)
+
+STUDY_SETTINGS = Entry("study.json", STUDY, "the study's settings: seeds, and each variant's flags and TrainConfig")
+STUDY_CSV = Entry("study.csv", STUDY, "one row per finished run: variant, seed, test accuracy, reconstruction MSE, "
+                  "seconds, per-class accuracy")
+STUDY_SUMMARY = Entry("summary.json", STUDY, "per variant mean, sd and 95% CI of test accuracy; per pair of variants "
+                      "the paired difference, its 95% CI and paired t-test p-value; the same per class; conclusions")
+ACCURACY_BY_EPOCH = Entry("accuracy_by_epoch.png", STUDY, "test accuracy against epochs per variant: mean, 95% band")
+PER_CLASS = Entry("per_class.png", STUDY, "per-class paired difference between variants with 95% intervals")
+STUDY_REPORT = Entry("report.html", STUDY, "the study as one self-contained HTML page, linking each run's report")
+STUDY_RUNS = Entry("runs", STUDY, "the study's run folders, runs/<variant>/seed-<n>/", folder=True)
+
+STUDY_FILES = (STUDY_SETTINGS, STUDY_CSV, STUDY_SUMMARY, ACCURACY_BY_EPOCH, PER_CLASS, STUDY_REPORT, STUDY_RUNS)
+
+# Inside runs/: one folder per variant, holding one ordinary run folder (RUN_FILES) per seed.
+VARIANT_DIR = Entry("{variant}", STUDY, "the runs of one variant", folder=True)
+STUDY_RUN = Entry("seed-{seed}", STUDY, "an ordinary run folder (RUN_FILES), trained with that seed", folder=True)
+
+
+def study_run_dir(study_dir: str, variant: str, seed: int) -> str:
+    """STUDY/runs/<variant>/seed-<seed>: the run folder of one variant and seed."""
+    return STUDY_RUN.path(VARIANT_DIR.path(STUDY_RUNS.path(study_dir), variant=variant), seed=seed)
+
+
+def study_of_run(run_dir: str) -> str | None:
+    """The study folder a run folder belongs to (it is STUDY/runs/<variant>/seed-<n> and STUDY holds
+    study.json), or None for a run of its own."""
+    seed_dir = os.path.abspath(run_dir)
+    variant_dir = os.path.dirname(seed_dir)
+    runs_dir = os.path.dirname(variant_dir)
+    study_dir = os.path.dirname(runs_dir)
+    if (STUDY_RUN.match(os.path.basename(seed_dir)) is None or os.path.basename(runs_dir) != STUDY_RUNS.name
+            or not os.path.isfile(STUDY_SETTINGS.path(study_dir))):
+        return None
+    return study_dir
 
 
 def analysis_dir(run_dir: str) -> str:

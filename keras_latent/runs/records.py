@@ -1,4 +1,5 @@
-"""Reading and writing a run's records: config.json, history.csv, and JSON/CSV/.npz files in general.
+"""Reading and writing a run's records: config.json, history.csv, a search's best.json (for --weights-from),
+and JSON/CSV/.npz files in general.
 
 Every reader returns None for a file that is not there (callers decide whether that is fine) and
 raises UsageError for a file that is there but unreadable: one line naming the file. Writers are
@@ -9,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import zipfile
 
@@ -158,3 +160,27 @@ def read_backup_epoch(backup_dir: str) -> int | None:
             return int(json.load(f)["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+# ---------------------------------------------------------------- best.json of a loss-weight search
+
+
+def read_best_weights(path: str) -> tuple[float, float]:
+    """(ce_weight, recon_weight) from a search's best.json, or from the results folder holding it."""
+    if os.path.isdir(path):
+        path = layout.BEST.path(path)
+    if not os.path.isfile(path):
+        raise UsageError(f"--weights-from {path!r}: no such file; expected the {layout.BEST.name} written by "
+                         f"{layout.SEARCH} (e.g. tuning/results/loss_weights_grid/best.json)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            best = json.load(f)
+        weights = (best["ce_weight"], best["recon_weight"])
+    except (OSError, ValueError, KeyError, TypeError) as err:  # JSONDecodeError and UnicodeDecodeError: ValueError
+        raise UsageError(f"--weights-from {path!r} is not a valid {layout.BEST.name} ({type(err).__name__}: {err}); "
+                         "expected JSON with numeric ce_weight and recon_weight") from None
+    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0
+               for w in weights):
+        raise UsageError(f"--weights-from {path!r}: ce_weight and recon_weight must be numbers >= 0, "
+                         f"got {weights[0]!r} and {weights[1]!r}")
+    return float(weights[0]), float(weights[1])

@@ -26,6 +26,7 @@ class SearchConfig:
     recon_range: tuple[float, float] = (0.1, 8.0)  # bayesian/random: log-uniform reconstruction range (> 0)
     max_trials: int | None = None  # trials in all (None: the whole grid, or 15 for bayesian/random)
     val_fraction: float = 0.2  # share of the training images held out to score the trials
+    executions_per_trial: int = 1  # trainings per pair, repeat k seeded with train.seed + k (KerasTuner's own)
 
 
 def _check_weights(flag: str, values: tuple[float, ...], allow_zero: bool) -> None:
@@ -62,6 +63,8 @@ def validate_search(search: SearchConfig) -> SearchConfig:
         raise UsageError(f"--max-trials must be >= 1, got {search.max_trials}")
     if not 0 < search.val_fraction < 1:
         raise UsageError(f"--val-fraction must be between 0 and 1, got {search.val_fraction}")
+    if search.executions_per_trial < 1:
+        raise UsageError(f"--executions-per-trial must be >= 1, got {search.executions_per_trial}")
     return search
 
 
@@ -95,4 +98,6 @@ def search_spec(search: SearchConfig) -> dict:
     """What a rerun must repeat to resume a project: every setting but max_trials (which may grow)."""
     spec = cfg.to_json_dict(search)
     spec.pop("max_trials")
+    if spec["executions_per_trial"] == 1:
+        spec.pop("executions_per_trial")  # so a search made before the setting existed still resumes
     return spec

@@ -28,7 +28,14 @@ from keras_latent.errors import UsageError
 from keras_latent.model.builders import build_model, reconstruction_outputs
 from keras_latent.training.fit import compile_model
 from keras_latent.tuning.config import SearchConfig, distributed_role, max_trials, search_spec, validate_search
-from keras_latent.tuning.results import OBJECTIVE, check_settings, write_results, write_settings
+from keras_latent.tuning.results import (
+    MSE_METRIC,
+    OBJECTIVE,
+    check_settings,
+    execution_metric,
+    write_results,
+    write_settings,
+)
 
 log = logging.getLogger("keras_latent")
 
@@ -60,32 +67,41 @@ class LossWeightHyperModel(keras_tuner.HyperModel):
         config = dataclasses.replace(self.search.train, ce_weight=float(ce_weight), recon_weight=float(recon_weight))
         return compile_model(build_model(config.model), config)
 
-    def fit(self, hp, model, x, y, validation_data, **kwargs) -> dict[str, float]:
+    def fit(self, hp, model, x, y, validation_data, seed: int | None = None, execution: int = 0,
+            **kwargs) -> dict[str, float]:
         """Train on uint8 images `x` (N, S, S, 3) and labels `y` (N,) for the configured epochs; score on
         `validation_data` = (x_val, y_val). Reports the epoch with the best validation accuracy.
 
-        The tf.data pipelines are made here, per trial, so that every trial sees the same batch order.
+        `seed` (default: the search's) orders the batches and `execution` is the repeat's index within the trial
+        (`patches.SeededExecutions` passes both). The tf.data pipelines are made here, per execution, so that
+        repeat k of every trial sees the same batch order.
         """
         t = self.search.train
         targets = reconstruction_outputs(t.model)
-        fit_ds = make_dataset(x, y, t.batch_size, training=True, seed=t.seed, augment=t.data.augment,
-                              reconstruction_outputs=targets)
+        fit_ds = make_dataset(x, y, t.batch_size, training=True, seed=t.seed if seed is None else seed,
+                              augment=t.data.augment, reconstruction_outputs=targets)
         val_ds = make_dataset(*validation_data, t.batch_size, training=False, reconstruction_outputs=targets)
         kwargs.setdefault("verbose", 0)
         start = time.perf_counter()
         history = model.fit(fit_ds, validation_data=val_ds, epochs=t.epochs, shuffle=False, **kwargs)
-        return trial_metrics(history.history, time.perf_counter() - start)
+        return trial_metrics(history.history, time.perf_counter() - start, execution)
 
 
 def _pick(values: tuple[float, ...], preferred: float) -> float:
     return preferred if preferred in values else values[0]
 
 
-def trial_metrics(history: dict[str, list[float]], seconds: float) -> dict[str, float]:
-    """Validation metrics at the epoch of best validation accuracy, plus `seconds`, `epochs`, `best_epoch`."""
+def trial_metrics(history: dict[str, list[float]], seconds: float, execution: int = 0) -> dict[str, float]:
+    """Validation metrics at the epoch of best validation accuracy, plus `seconds`, `epochs`, `best_epoch`, and
+    the accuracy and MSE again under this execution's own names (`results.execution_metric`).
+
+    KerasTuner averages the dicts of a trial's executions key by key, so the shared names end up as the means
+    and each execution's own names keep its values (for the standard deviation and the paired comparisons).
+    """
     best = int(np.argmax(history[OBJECTIVE]))
     metrics = {name: float(values[best]) for name, values in history.items() if name.startswith("val_")}
-    return {**metrics, "seconds": float(seconds), "epochs": len(history[OBJECTIVE]), "best_epoch": best + 1}
+    own = {execution_metric(execution, name): metrics[name] for name in (OBJECTIVE, MSE_METRIC) if name in metrics}
+    return {**metrics, **own, "seconds": float(seconds), "epochs": len(history[OBJECTIVE]), "best_epoch": best + 1}
 
 
 # ---------------------------------------------------------------- oracles and tuner
@@ -134,11 +150,12 @@ class RandomOracle(_ResultsOracle, keras_tuner.oracles.RandomSearchOracle):
     pass
 
 
-class WeightTuner(patches.AtomicTunerFile, keras_tuner.Tuner):
-    """KerasTuner's Tuner, reseeded before each trial and saving its state file atomically.
+class WeightTuner(patches.SeededExecutions, patches.AtomicTunerFile, keras_tuner.Tuner):
+    """KerasTuner's Tuner, reseeded before each execution of a trial and saving its state file atomically.
 
-    Every trial starts from the same initial weights and batch order (`trial_seed`), so trials differ only
-    in their loss weights, and a resumed or distributed search reproduces an uninterrupted serial one.
+    Execution k of every trial starts from the same initial weights and batch order (seed `trial_seed + k`), so
+    trials differ only in their loss weights, the repeats of one trial differ in their seed (KerasTuner's
+    `executions_per_trial`), and a resumed or distributed search reproduces an uninterrupted serial one.
     """
 
     def __init__(self, oracle, hypermodel, trial_seed: int, **kwargs):
@@ -146,9 +163,8 @@ class WeightTuner(patches.AtomicTunerFile, keras_tuner.Tuner):
         self.trial_seed = trial_seed
         self._waiting = False
 
-    def run_trial(self, trial, *args, **kwargs):
-        keras.utils.set_random_seed(self.trial_seed)
-        return super().run_trial(trial, *args, **kwargs)
+    def execution_seed(self, execution: int) -> int:
+        return self.trial_seed + execution
 
     def on_search_begin(self):
         # KerasTuner resumes only when the tuner's own file exists, which it first writes after a trial
@@ -179,7 +195,8 @@ def make_tuner(search: SearchConfig, directory: str, project_name: str, overwrit
     oracle.results_hook = lambda o: write_results(o.trials.values(), project_dir, **results_labels(search))
     try:
         return WeightTuner(oracle, LossWeightHyperModel(search), trial_seed=search.train.seed, directory=directory,
-                           project_name=project_name, overwrite=overwrite)
+                           project_name=project_name, overwrite=overwrite,
+                           executions_per_trial=search.executions_per_trial)
     except (ValueError, KeyError, TypeError, RuntimeError) as err:  # JSONDecodeError is a ValueError
         raise UsageError(f"cannot resume the search in {project_dir}: its saved state is unreadable "
                          f"({type(err).__name__}: {err}); pass --overwrite to start over") from None
@@ -203,10 +220,12 @@ def split_validation(splits: Splits, fraction: float, seed: int) -> tuple[tuple,
 
 def results_labels(search: SearchConfig) -> dict:
     """write_results' `about` (extra best.json keys) and plot `title` for this search."""
-    t = search.train
+    t, n = search.train, search.executions_per_trial
     return {"about": {"tuner": search.tuner, "dataset": t.data.dataset, "max_train_samples": t.data.max_train_samples,
-                      "val_fraction": search.val_fraction, "epochs_per_trial": t.epochs, "seed": t.seed},
-            "title": f"{search.tuner} search of the loss weights ({t.data.dataset}, epochs per trial: {t.epochs})"}
+                      "val_fraction": search.val_fraction, "epochs_per_trial": t.epochs, "seed": t.seed,
+                      "executions_per_trial": n},
+            "title": f"{search.tuner} search of the loss weights ({t.data.dataset}, epochs per trial: {t.epochs}"
+                     + (f", {n} executions each)" if n > 1 else ")")}
 
 
 def check_chief_port() -> None:
@@ -252,7 +271,9 @@ def run_search(search: SearchConfig, directory: str, project_name: str, overwrit
         write_settings(project_dir, spec)
     served = (f"; oracle served on {os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']} "
               "for workers started with the same flags") if role == "chief" else ""
-    log.info(f"{role}: {search.tuner} search, up to {max_trials(search)} trials in {project_dir}{served}")
+    n, seed = search.executions_per_trial, search.train.seed
+    repeats = f", each trained {n} times (seeds {seed}..{seed + n - 1})" if n > 1 else ""
+    log.info(f"{role}: {search.tuner} search, up to {max_trials(search)} trials{repeats} in {project_dir}{served}")
     kwargs = {} if role == "chief" else {"validation_data": val, "callbacks": [keras.callbacks.TerminateOnNaN()]}
     tuner.search(*fit, **kwargs)
     if role == "worker":

@@ -45,6 +45,21 @@ def test_partial_cifar_folder_holds_out_a_seeded_test_split(tmp_path, sample_spl
     assert "no test_batch" in caplog.text
 
 
+def test_split_seed_fixes_the_split_and_subset_whatever_the_run_seed(tmp_path, sample_splits):
+    """load_splits draws the held-out split and the --max-train-samples subset with data.split_seed (as every
+    run of a study does), else with the run's seed."""
+    from keras_latent.config import DataConfig, TrainConfig
+    from keras_latent.data import load_splits
+
+    folder = str(write_cifar_folder(tmp_path / "partial", sample_splits, with_test=False))
+    split = lambda seed, split_seed: load_splits(TrainConfig(seed=seed, data=DataConfig(  # noqa: E731
+        dataset=folder, test_fraction=0.25, max_train_samples=30, split_seed=split_seed)))[0]
+    a, b, c = split(1, 7), split(2, 7), split(2, None)
+    np.testing.assert_array_equal(a.x_test, b.x_test)
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    assert not np.array_equal(b.x_test, c.x_test)
+
+
 def test_resize_and_max_train_samples():
     s = load_dataset("sample", image_size=24, max_train_samples=100, seed=1)
     assert s.x_train.shape == (100, 24, 24, 3) and s.x_test.shape == (1017, 24, 24, 3)

@@ -55,8 +55,22 @@ def test_overwrite_cleanup_removes_every_training_output_and_keeps_other_tools_f
     assert sorted(os.listdir(run_dir)) == sorted([layout.ANALYSIS_DIR.name, layout.REPORT_FILE.name])
 
 
+def test_a_run_knows_its_study_from_the_layout_alone(tmp_path):
+    run_dir = layout.study_run_dir(str(tmp_path / "study"), "two-output", 3)
+    assert run_dir == str(tmp_path / "study" / "runs" / "two-output" / "seed-3")
+    os.makedirs(run_dir)
+    assert layout.study_of_run(run_dir) is None  # no study.json: a folder that only looks like a study
+    open(layout.STUDY_SETTINGS.path(str(tmp_path / "study")), "w").close()
+    assert layout.study_of_run(run_dir) == str(tmp_path / "study")
+    assert layout.study_of_run(str(tmp_path / "study")) is None
+    os.makedirs(tmp_path / "study" / "runs" / "two-output" / "best")
+    assert layout.study_of_run(str(tmp_path / "study" / "runs" / "two-output" / "best")) is None
+
+
 def test_every_entry_says_who_writes_it_and_what_it_holds():
-    for entry in layout.RUN_FILES + layout.ANALYSIS_FILES + layout.TUNING_FILES:
+    for entry in layout.RUN_FILES + layout.ANALYSIS_FILES + layout.TUNING_FILES + layout.STUDY_FILES + (
+            layout.VARIANT_DIR, layout.STUDY_RUN):
         assert entry.written_by and entry.what, entry.name
-    names = [e.name for e in layout.RUN_FILES]
-    assert len(names) == len(set(names))
+    for files in (layout.RUN_FILES, layout.STUDY_FILES):
+        names = [e.name for e in files]
+        assert len(names) == len(set(names))

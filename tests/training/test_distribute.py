@@ -14,13 +14,14 @@ from keras_latent.config import ModelConfig, TrainConfig
 from keras_latent.errors import UsageError
 from keras_latent.model.builders import build_model
 from keras_latent.runs import layout
-from keras_latent.train import build_parser, config_from_args
+from keras_latent.train import build_parser
 from keras_latent.training import distribute
 from keras_latent.training.fit import compile_model
+from keras_latent.training.options import config_from_flags
 
 
 def _config(*argv):
-    return config_from_args(build_parser().parse_args(list(argv)))
+    return config_from_flags(build_parser().parse_args(list(argv)))
 
 
 def _run(args, timeout=240, env=None):

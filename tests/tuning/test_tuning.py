@@ -136,8 +136,10 @@ def test_write_results_lists_every_trial_and_ranks_completed_finite_ones(tmp_pat
 
 def test_grid_search_writes_trials_pareto_and_best(grid_search):
     rows = read_trials(grid_search)
-    assert list(rows[0]) == ["trial_id", "ce_weight", "recon_weight", "val_accuracy", "val_recon_mse", "epochs",
-                             "seconds", "status"]
+    assert list(rows[0]) == ["trial_id", "ce_weight", "recon_weight", "executions", "val_accuracy", "val_accuracy_sd",
+                             "val_accuracy_se", "val_recon_mse", "val_recon_mse_sd", "val_recon_mse_se", "p_vs_best",
+                             "within_noise", "epochs", "seconds", "status"]
+    assert {r["executions"] for r in rows} == {"1"} and {r["val_accuracy_sd"] for r in rows} == {""}
     assert sorted((float(r["ce_weight"]), float(r["recon_weight"])) for r in rows) == [(1, 0), (1, 2), (2, 0), (2, 2)]
     for r in rows:
         assert r["status"] == "COMPLETED" and r["epochs"] == "1" and float(r["seconds"]) > 0
@@ -177,11 +179,12 @@ def test_rerun_resumes_without_retraining_and_refuses_other_settings(grid_search
 
 def test_train_takes_the_weights_from_best_json(grid_search, tmp_path, capsys):
     from keras_latent import train
+    from keras_latent.training.options import config_from_flags
 
     with open(layout.BEST.path(grid_search), encoding="utf-8") as f:
         best = json.load(f)
     for source in (layout.BEST.path(grid_search), grid_search):  # the file or its results folder
-        config = train.config_from_args(train.build_parser().parse_args(["--weights-from", source]))
+        config = config_from_flags(train.build_parser().parse_args(["--weights-from", source]))
         assert (config.ce_weight, config.recon_weight) == (best["ce_weight"], best["recon_weight"])
     corrupt = tmp_path / "best.json"
     corrupt.write_text('{"ce_weight": 1.0, "recon_')
@@ -222,6 +225,7 @@ def test_bayesian_and_random_search_stay_in_their_log_ranges(tmp_path, capsys):
     (["--tuner", "random", "--recon-weights", "1,2"], "--tuner random takes --ce-range/--recon-range"),
     (["--ce-range", "1,2"], "--tuner grid takes --ce-weights/--recon-weights"),
     (["--epochs", "0"], "--epochs must be >= 1, got 0"),
+    (["--executions-per-trial", "0"], "--executions-per-trial must be >= 1, got 0"),
 ])
 def test_bad_flags_get_one_line_and_exit_2(argv, message, capsys):
     code, _, err = run_main(load_cli().main, argv, capsys)
