@@ -68,7 +68,10 @@ def variant_rows(summary: dict) -> list[dict]:
     rows = []
     for name, v in summary.get("variants", {}).items():
         accuracy, mse = v["test_accuracy"], v.get("test_reconstruction_mse")
+        weights = f"{fmt_general(v.get('ce_weight'))}, " + (fmt_general(v["recon_weight"])
+                                                          if v.get("recon_weight") is not None else "none")
         rows.append({"name": name, "flags": v.get("flags") or "(the study's flags)", "n": accuracy["n"],
+                     "weights": weights,
                      "mean": fmt(accuracy["mean"]), "sd": fmt(accuracy["sd"]), "ci": _interval(accuracy),
                      "mse": fmt(mse["mean"]) if mse else "n/a",
                      "seconds": fmt((v.get("seconds") or {}).get("mean"), 1)})

@@ -59,22 +59,23 @@ def trial_table_rows(trials: list[dict], columns: list[str], best: dict | None, 
 
 
 def noise_summary(best: dict) -> dict:
-    """The pairs best.json lists as within noise of the best, as a sentence; None for a search without repeats."""
+    """The pairs best.json lists as within noise of the best, as a sentence, and the rule; for a search without
+    repeats, a sentence saying how to get them."""
     close = best.get("within_noise_of_best")
     if close is None:
-        return {"known": False, "sentence": "Each pair was trained once, so the search cannot say which pairs are "
-                "within noise of the best; rerun it with --executions-per-trial 3."}
+        return {"rule": "",
+                "sentence": "Each pair was trained once, so the search cannot say which pairs are within noise of "
+                            "the best; rerun it with --executions-per-trial 3."}
     pairs = [f"({fmt_general(p['ce_weight'])}, {fmt_general(p['recon_weight'])}): {100 * p['difference']:+.1f} "
              f"points (95% CI {100 * p['ci_low']:+.1f} to {100 * p['ci_high']:+.1f}, p = {p['p_value']:.2f})"
              for p in close]
     executions = best.get("executions")
     if not pairs:
-        sentence = f"Every other pair is worse than the best beyond noise over {executions} executions."
+        sentence = f"No other pair is within noise of the best over {executions} executions."
     else:
         sentence = (f"Within noise of the best over {executions} executions (they cannot be told apart from it): "
                     f"{join_names(pairs)}.")
-    return {"known": True, "sentence": sentence, "rule": best.get("within_noise_rule", ""),
-            "trial_ids": [str(p["trial_id"]) for p in close]}
+    return {"sentence": sentence, "rule": best.get("within_noise_rule", "")}
 
 
 def best_summary(best: dict, tuning_dir: str, config: TrainConfig) -> dict:

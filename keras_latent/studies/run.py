@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 from keras_latent.errors import UsageError
-from keras_latent.files import save_figure
+from keras_latent.files import atomic_write_text, save_figure
 from keras_latent.runs import layout
 from keras_latent.runs.lifecycle import config_differences
 from keras_latent.runs.records import csv_text, read_history, read_json, write_json
@@ -100,18 +100,21 @@ def run_row(study_dir: str, variant: Variant, seed: int) -> dict | None:
             "dataset": metrics.get("dataset"), "test_images": metrics.get("test_images")}
 
 
+def _not_retracing(record: logging.LogRecord) -> bool:
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
 @contextlib.contextmanager
 def many_models() -> Iterator[None]:
-    """Quiet TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warning while a study
+    """Drop TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warning while a study
     builds one model after another: each run traces its own new functions, which that detector counts as
-    retracing of one function (the study's runs, not a bug to fix). Other warnings still show."""
+    retracing of one function (the study's runs, not a bug to fix). Every other warning still shows."""
     tf_logger = logging.getLogger("tensorflow")
-    level = tf_logger.level
-    tf_logger.setLevel(logging.ERROR)
+    tf_logger.addFilter(_not_retracing)
     try:
         yield
     finally:
-        tf_logger.setLevel(level)
+        tf_logger.removeFilter(_not_retracing)
 
 
 def _duration(seconds: float) -> str:
@@ -183,8 +186,6 @@ def write_table(study: StudyConfig, study_dir: str) -> list[dict]:
     table = [[r[c] if r[c] is not None else "" for c in ROW_COLUMNS]
              + [r["per_class_accuracy"].get(c, "") if r["per_class_accuracy"].get(c) is not None else ""
                 for c in classes] for r in rows]
-    from keras_latent.files import atomic_write_text
-
     atomic_write_text(layout.STUDY_CSV.path(study_dir), csv_text(header, table))
     return rows
 
@@ -219,7 +220,9 @@ def summarize_study(study: StudyConfig, study_dir: str) -> dict:
     names = [v.name for v in study.variants]
     summary = statistics.summarize(rows, names, class_names_of(rows))
     for variant in study.variants:
-        summary["variants"][variant.name]["flags"] = variant.flags
+        t = variant.train
+        summary["variants"][variant.name].update(flags=variant.flags, ce_weight=t.ce_weight,
+                                                 recon_weight=t.recon_weight if t.model.decoder else None)
     first = rows[0] if rows else {}
     summary.update(seeds=list(study.seeds), runs=len(rows), planned_runs=len(study.seeds) * len(names),
                    dataset=first.get("dataset"), test_images=first.get("test_images"))

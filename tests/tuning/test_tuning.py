@@ -291,7 +291,9 @@ def test_search_killed_after_its_first_trial_resumes_without_rerunning_it(tmp_pa
     code, _, _ = run_main(load_cli().main, argv, capsys)
     after = read_trials(results_dir)
     assert code == 0 and [r["status"] for r in after] == ["COMPLETED"] * 4
-    assert [r for r in after if r["trial_id"] in {b["trial_id"] for b in before}] == before  # same seconds: not rerun
+    own = lambda rows: [{k: v for k, v in r.items() if k not in ("p_vs_best", "within_noise")}  # noqa: E731
+                        for r in rows]  # without the comparison to the best, which moves as trials finish
+    assert own(r for r in after if r["trial_id"] in {b["trial_id"] for b in before}) == own(before)  # not rerun
     assert run_times(results_dir) == {r["trial_id"]: 1 for r in after}  # each trial ended exactly once
 
 
