@@ -51,10 +51,12 @@ class StudyConfig:
 
 def run_config(variant: Variant, seed: int) -> cfg.TrainConfig:
     """The TrainConfig of `variant`'s run with `seed`: the held-out split and the --max-train-samples subset stay
-    those of the variant's own seed (data.split_seed), so every run of the study is tested on the same images."""
+    those of the variant's own seed (data.split_seed), so every run of the study is tested on the same images.
+    Defaults worked out later are made explicit, as the run's config.json records them."""
     train = variant.train
     split_seed = train.seed if train.data.split_seed is None else train.data.split_seed
-    return dataclasses.replace(train, seed=seed, data=dataclasses.replace(train.data, split_seed=split_seed))
+    return cfg.resolve_defaults(dataclasses.replace(train, seed=seed,
+                                                    data=dataclasses.replace(train.data, split_seed=split_seed)))
 
 
 def _shared_value(train: cfg.TrainConfig, path: str):
