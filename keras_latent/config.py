@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
+import typing
 from typing import Any
 
-from keras_latent.errors import UsageError, check_choice
+from keras_latent.errors import UsageError, check_choice, shown
 
 OPTIMIZERS = ("sgd", "adam")
 PADDINGS = ("valid", "same")
@@ -19,8 +22,6 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 # `propagate` runs them through the rest of the trunk, then the whole decoder (keras_latent.training.faithfulness).
 DECODE_PATHS = ("tail", "propagate")
 DEFAULT_LAYER_RECON_WEIGHT = 1.0  # measured: see docs/analysis.md, Faithful decoding
-# Keys that config.json files from before a field existed lack, with the value that reproduces those runs.
-LEGACY_DEFAULTS = {"model": {"layer_decoders": False}, "layer_recon_weights": ()}
 DEFAULT_INTRA_OP_THREADS = 0  # TensorFlow thread pools: 0 = its own choice, one thread per core
 DEFAULT_INTER_OP_THREADS = 0
 
@@ -138,6 +139,9 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise UsageError(f"--layer-recon-weights must be {blocks} number(s) >= 0, one per block conv1 .. "
                          f"conv{blocks} (the trunk has {len(m.filters)} blocks; none without the decoder or with "
                          f"--no-layer-decoders), got {shown}")
+    if d.class_names and len(d.class_names) != m.num_classes:
+        raise UsageError(f"data.class_names names {len(d.class_names)} classes but model.num_classes is "
+                         f"{m.num_classes}; they must agree")
     if config.ce_weight == 0 and (config.recon_weight == 0 or not m.decoder):
         raise UsageError("at least one loss weight must be > 0, got --ce-weight 0 and no reconstruction loss")
     return config
@@ -169,23 +173,84 @@ def differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
     return [(key, old.get(key), new.get(key)) for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
-def _from_dict(cls: type, values: dict, legacy: dict) -> Any:
-    values = {**{k: v for k, v in legacy.items() if not isinstance(v, dict)}, **values}
+# Dotted config.json fields newer than some saved runs, with the value a file without one of them means (the one
+# that reproduces the runs from before the field). Every other field must be in the file (a missing one is an error
+# naming it).
+FIELDS_ADDED_LATER: dict[str, Any] = {"model.layer_decoders": False, "layer_recon_weights": (),
+                                      "data.split_seed": None}
+
+
+def _words(hint: Any) -> str:
+    """What a field of type `hint` may hold, in words (for errors)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return " or ".join("null" if a is type(None) else _words(a) for a in args)
+    if typing.get_origin(hint) is tuple:
+        if Ellipsis not in args:
+            return f"a list of {len(args)} numbers"
+        return f"a list of {({int: 'integers', float: 'numbers', str: 'strings'}).get(args[0], 'values')}"
+    if dataclasses.is_dataclass(hint):
+        return f"an object with the fields {', '.join(f.name for f in dataclasses.fields(hint))}"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    """`value` from JSON as a field of type `hint` (lists become tuples); _Mismatch when it is not one."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(arg, value)
+            except _Mismatch:
+                pass
+        raise _Mismatch
+    if origin is tuple:
+        if not isinstance(value, list) or (Ellipsis not in args and len(args) != len(value)):
+            raise _Mismatch
+        return tuple(_convert(args[0] if Ellipsis in args else t, v) for t, v in zip(args * len(value), value))
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if (hint is bool and isinstance(value, bool) or hint is str and isinstance(value, str)
+            or hint is int and number and isinstance(value, int)):
+        return value
+    if hint is float and number and math.isfinite(value):
+        return float(value)
+    raise _Mismatch  # also an object where a dataclass is expected: _from_dict reads those
+
+
+def _from_dict(cls: type, values: dict, prefix: str, optional: dict[str, Any]) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise UsageError(f"unknown config keys {unknown}; allowed: {sorted(fields)}")
-    defaults, kwargs = cls(), {}
-    for name, value in values.items():
-        default = getattr(defaults, name)
-        if dataclasses.is_dataclass(default):
-            value = _from_dict(type(default), value, legacy.get(name, {}))
-        elif isinstance(default, tuple) or (isinstance(value, list)):
-            value = tuple(value)
-        kwargs[name] = value
+        raise UsageError(f"has the unknown field {prefix + unknown[0]!r}; allowed at that level: {', '.join(fields)}")
+    kwargs = {}
+    for name in fields:
+        where = prefix + name
+        if name not in values:
+            if where not in optional:
+                raise UsageError(f"lacks the field {where!r} ({_words(hints[name])})")
+            kwargs[name] = optional[where]
+            continue
+        try:
+            if dataclasses.is_dataclass(hints[name]) and isinstance(values[name], dict):
+                kwargs[name] = _from_dict(hints[name], values[name], where + ".", optional)
+            else:
+                kwargs[name] = _convert(hints[name], values[name])
+        except _Mismatch:
+            raise UsageError(f"field {where!r} must be {_words(hints[name])}, got {shown(values[name])}") from None
     return cls(**kwargs)
 
 
-def from_dict(values: dict) -> TrainConfig:
-    """A TrainConfig from config.json's content; keys a file from an older version lacks get LEGACY_DEFAULTS."""
-    return _from_dict(TrainConfig, values, LEGACY_DEFAULTS)
+def from_dict(values: dict, cls: type = TrainConfig, optional: dict[str, Any] = FIELDS_ADDED_LATER) -> Any:
+    """A config dataclass (TrainConfig by default) from its JSON dict, every field type-checked: UsageError
+    naming the first field that is missing (unless `optional` says what its absence means), unknown or of the
+    wrong type."""
+    if not isinstance(values, dict):
+        raise UsageError(f"must hold a JSON object, got {type(values).__name__}")
+    return _from_dict(cls, values, "", optional)

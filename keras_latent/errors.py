@@ -12,3 +12,9 @@ def check_choice(flag: str, value: object, allowed: Sequence[str]) -> None:
     """Raise UsageError unless `value` is one of `allowed`, naming the flag, the choices and what was received."""
     if value not in allowed:
         raise UsageError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value as an error message echoes it: its repr, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -9,13 +9,13 @@ turns flags into a SearchConfig; `keras_latent.tuning.tuner.run_search` does the
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 
 from keras_latent import config as cfg
 from keras_latent.cli import CliParser, HelpFormatter, add_logging_flags, configure_logging, float_list, run_cli
 from keras_latent.errors import UsageError
 from keras_latent.runs import layout
+from keras_latent.runs.records import read_csv
 from keras_latent.tuning.config import TUNERS, SearchConfig, distributed_role, validate_search
 
 PROG = layout.SEARCH
@@ -85,8 +85,7 @@ def _number(text: str) -> float:
 
 
 def print_results(results_dir: str, best: dict) -> None:
-    with open(layout.TRIALS.path(results_dir), encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(layout.TRIALS.path(results_dir), layout.TRIALS) or []
     repeated = any(r.get("val_accuracy_sd") for r in rows)
     print(f"\n{'trial':>5} {'ce':>6} {'recon':>6} {'val acc':>8}{' ± sd':>8} {'val MSE':>8} {'epochs':>6} {'s':>6}  "
           f"{'noise':>5}  status" if repeated else

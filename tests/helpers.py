@@ -14,6 +14,10 @@ from keras_latent.config import DataConfig, ModelConfig, TrainConfig
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
 
 
+# The CLI spelling of tiny_config(): `python -m keras_latent.train` with these flags makes the same run.
+TINY_ARGS = ["--dataset", "sample", "--max-train-samples", "256", "--epochs", "1", "--snapshot-epochs", "0,1"]
+
+
 def tiny_config(**overrides) -> TrainConfig:
     """A 1-epoch run on 256 sample images: seconds on 2 cores."""
     values = dict(data=DataConfig(dataset="sample", max_train_samples=256), model=ModelConfig(),
@@ -124,3 +128,15 @@ def write_cifar_folder(folder, sample_splits, n=40, with_test=True):
     meta = {b"label_names": [c.encode() for c in sample_splits.class_names]}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta))
     return folder
+
+
+def refused_by_train(dataset, out, capsys) -> str:
+    """Run `python -m keras_latent.train --dataset DATASET --out OUT` in-process on data that must be refused:
+    asserts exit 2, exactly one `error:` line and that OUT was not created; returns that line."""
+    from keras_latent.train import main
+
+    code, stdout, err = run_main(main, ["--dataset", str(dataset), "--out", str(out), "-q"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (code, err)
+    assert "Traceback" not in err and not os.path.exists(str(out)), "a refused input must write nothing"
+    return lines[0]

@@ -2,6 +2,8 @@
 
 Every source ends as a `Splits` of uint8 arrays `(N, H, W, 3)` and int labels, so the rest of
 the project (pipelines, evaluation, analysis) sees one format whatever the images came from.
+Folders from users are read by `data.cifar` (pickles, without running code) and `data.images`
+(Pillow), which check every file and refuse bad ones with one line (docs/data.md).
 """
 from __future__ import annotations
 
@@ -9,13 +11,14 @@ import dataclasses
 import glob
 import logging
 import os
-import pickle
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from keras_latent.config import TrainConfig
+from keras_latent.data.cifar import load_cifar_folder
+from keras_latent.data.images import load_image_folder
 from keras_latent.errors import UsageError
 
 log = logging.getLogger("keras_latent")
@@ -24,7 +27,6 @@ CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"  # what 
 DATASET_NAMES = ("auto", "cifar10", "sample")  # the --dataset values that are not paths
 DATASET_CHOICES = "auto, cifar10, sample, or a path to a cifar-10-batches-py folder or an image folder"
 SAMPLE_DESCRIPTION = "CIFAR-10 sample (bundled, 4,068 images)"  # how load_dataset describes the bundled sample
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 FOLDER_INTERPOLATION = "bilinear"  # how an image folder's images are resized as they are read (Keras's default)
 
 
@@ -49,113 +51,6 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 def bundled_sample_dir() -> str:
     """The real 4,068-image CIFAR-10 sample shipped inside the package."""
     return str(Path(__file__).parent / "sample_data" / "cifar-10-batches-py")
-
-
-# ---------------------------------------------------------------- cifar-10-batches-py
-
-
-def _read_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled CIFAR batch -> images (N, 32, 32, 3) uint8 and labels (N,)."""
-    try:
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
-        images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    except Exception as err:  # pickle, key, shape and type errors all mean the same to a user
-        raise UsageError(f"cannot read CIFAR batch file {path}: {type(err).__name__}: {err} "
-                         "(expected a pickled dict with b'data' (N, 3072) uint8 and b'labels')") from None
-    if len(images) != len(labels):
-        raise UsageError(f"CIFAR batch file {path} has {len(images)} images but {len(labels)} labels")
-    return images, labels
-
-
-def _read_label_names(folder: str) -> tuple[str, ...]:
-    meta = os.path.join(folder, "batches.meta")
-    if not os.path.isfile(meta):
-        return tuple(f"class_{i}" for i in range(10))
-    try:
-        with open(meta, "rb") as f:
-            names = pickle.load(f, encoding="bytes")[b"label_names"]
-        return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
-    except Exception as err:
-        raise UsageError(f"cannot read {meta}: {type(err).__name__}: {err}") from None
-
-
-def _concat(batches: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
-
-
-def load_cifar_folder(folder: str, test_fraction: float, seed: int) -> dict:
-    """Read a CIFAR-10 python-version folder (data_batch_*, test_batch, batches.meta).
-
-    A partial folder without test_batch holds out `test_fraction` of the training images.
-    """
-    train_files = sorted(glob.glob(os.path.join(folder, "data_batch_*")))
-    if not train_files:
-        raise UsageError(f"{folder!r} has no data_batch_* files (a cifar-10-batches-py folder needs at least one)")
-    x_train, y_train = _concat([_read_batch(p) for p in train_files])
-    test_file = os.path.join(folder, "test_batch")
-    if os.path.isfile(test_file):
-        x_test, y_test = _read_batch(test_file)
-    else:
-        log.warning(f"{folder} has no test_batch; holding out {test_fraction:.0%} of its training images")
-        x_train, y_train, x_test, y_test = _holdout(x_train, y_train, test_fraction, seed)
-    names = _read_label_names(folder)
-    if max(y_train.max(), y_test.max()) >= len(names):
-        raise UsageError(f"labels in {folder} go up to {max(y_train.max(), y_test.max())} but batches.meta names "
-                         f"{len(names)} classes")
-    return dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, class_names=names)
-
-
-def _holdout(x, y, fraction, seed):
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_test = max(1, int(round(len(x) * fraction)))
-    test, train = order[:n_test], order[n_test:]
-    return x[train], y[train], x[test], y[test]
-
-
-# ---------------------------------------------------------------- image folders
-
-
-def _has_images(folder: str) -> bool:
-    return any(f.lower().endswith(IMAGE_EXTENSIONS) for _, _, files in os.walk(folder) for f in files)
-
-
-def _folder_to_arrays(dataset) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
-    for x, y in dataset.as_numpy_iterator():
-        xs.append(to_uint8(x))
-        ys.append(y.astype(np.int64))
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-def load_image_folder(folder: str, image_size: int, test_fraction: float, seed: int) -> dict:
-    """Read `folder/train/<class>/*` and `folder/test/<class>/*`, or `folder/<class>/*` plus a split.
-
-    Any size and colour mode: images are converted to RGB and resized to `image_size`.
-    """
-    import keras
-
-    if not _has_images(folder):
-        raise UsageError(f"image folder {folder!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
-                         "expected train/ and test/ with one subfolder per class, or one subfolder per class")
-    common = dict(labels="inferred", label_mode="int", color_mode="rgb", image_size=(image_size, image_size),
-                  interpolation=FOLDER_INTERPOLATION, batch_size=256, verbose=False)
-    train_dir, test_dir = os.path.join(folder, "train"), os.path.join(folder, "test")
-    try:
-        if os.path.isdir(train_dir) and os.path.isdir(test_dir):
-            train = keras.utils.image_dataset_from_directory(train_dir, shuffle=False, **common)
-            test = keras.utils.image_dataset_from_directory(test_dir, shuffle=False, class_names=train.class_names,
-                                                            **common)
-        else:
-            train, test = keras.utils.image_dataset_from_directory(
-                folder, shuffle=True, seed=seed, validation_split=test_fraction, subset="both", **common)
-    except ValueError as err:
-        raise UsageError(f"cannot read image folder {folder!r}: {err}") from None
-    x_train, y_train = _folder_to_arrays(train)
-    x_test, y_test = _folder_to_arrays(test)
-    return dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, class_names=tuple(train.class_names))
 
 
 # ---------------------------------------------------------------- tensorflow-datasets

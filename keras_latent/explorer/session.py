@@ -167,7 +167,7 @@ class Explorer:
     def _analysis_ranking(self, run_dir: str) -> dict:
         """{layer: channels by test accuracy lost when zeroed} from analysis.json, when the run was analysed."""
         try:
-            summary = read_json(layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY)) or {}
+            summary = read_json(layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY), layout.ANALYSIS_SUMMARY) or {}
             return {layer: [int(r["channel"]) for r in ranked]
                     for layer, ranked in summary.get("top_channels", {}).items() if layer in self.channels}
         except (UsageError, TypeError, KeyError, ValueError, AttributeError):

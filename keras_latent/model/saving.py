@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import re
+import zipfile
 
 import keras
 
@@ -13,21 +15,39 @@ from keras_latent.runs import layout
 from keras_latent.runs.records import read_json
 
 
-def load_model_file(path: str, compile: bool = True) -> keras.Model:
-    """A `.keras` file loaded with safe_mode=True (no Lambda code runs); an unreadable file is a UsageError."""
+def _why_refused(err: Exception) -> str:
+    """What a failed `load_model` means, in words: code refused by safe_mode, an unknown class, or a damaged file."""
+    message = str(err)
+    first_line = (message.splitlines() or [""])[0]
+    if "Lambda" in message or "safe_mode" in message:
+        return ("holds Python code (a Lambda layer or a pickled function), which is refused: a model file is "
+                "data, never code; only the layers keras-latent builds are loaded (safe_mode=True)")
+    unknown = re.search(r"Could not locate (?:class|function) '([^']+)'", message)
+    if unknown:
+        return (f"holds a class keras-latent does not know ({unknown.group(1)}), which is refused; only the layers "
+                "keras-latent builds are loaded")
+    return f"cannot be loaded ({type(err).__name__}: {first_line})"
+
+
+def load_model_file(path: str, compile: bool = True, entry: layout.Entry = layout.MODEL) -> keras.Model:
+    """A `.keras` file loaded with safe_mode=True (no Lambda code runs); a file that is not a .keras archive, holds
+    code or an unknown class, or is damaged is a one-line UsageError naming it and the command that rebuilds it."""
+    if not zipfile.is_zipfile(path):
+        raise UsageError(layout.damaged(entry, path, "is damaged (not a .keras zip archive)"))
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
-    except Exception as err:  # zip, h5 and deserialization errors all mean an unreadable model
-        first_line = (str(err).splitlines() or [""])[0]
-        raise UsageError(f"cannot load {path}: {type(err).__name__}: {first_line}") from None
+    except Exception as err:  # zip, h5 and deserialization errors all mean the file is not ours to load
+        raise UsageError(layout.damaged(entry, path, _why_refused(err))) from None
 
 
 def load_run_model(run_dir: str, compile: bool = True) -> keras.Model:
     """A run's model.keras; a missing or corrupt file is a one-line UsageError."""
     path = layout.MODEL.path(run_dir)
     if not os.path.isfile(path):
-        raise UsageError(f"{run_dir!r} has no {layout.MODEL.name}: its training has not finished "
-                         f"(rerun the same {layout.TRAIN} command to resume it)")
+        if os.path.isdir(layout.BACKUP.path(run_dir)):
+            raise UsageError(f"{run_dir!r} has no {layout.MODEL.name}: its training has not finished "
+                             f"(rerun the same {layout.TRAIN} command to resume it)")
+        raise UsageError(layout.damaged(layout.MODEL, path, "is missing"))
     return load_model_file(path, compile=compile)
 
 
@@ -43,5 +63,6 @@ def checked_decode_paths(decode_paths, model: keras.Model) -> dict[str, str] | N
 def run_decode_paths(run_dir: str, model: keras.Model) -> dict[str, str]:
     """Each layer's faithful decode path for a run: as measured at training (metrics.json's
     faithfulness.decode_paths), else `default_decode_paths` (runs from before the measurement)."""
-    measured = ((read_json(layout.METRICS.path(run_dir)) or {}).get("faithfulness") or {}).get("decode_paths")
+    metrics = read_json(layout.METRICS.path(run_dir), layout.METRICS) or {}
+    measured = (metrics.get("faithfulness") or {}).get("decode_paths")
     return checked_decode_paths(measured, model) or default_decode_paths(model)

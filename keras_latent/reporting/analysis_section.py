@@ -16,12 +16,17 @@ ANALYZE_COMMAND = tuple(layout.ANALYZE.split())
 TOP_CHANNELS_LISTED = 3  # channels named in the "matter most" sentence of each layer
 CLASS_CHANNELS_LISTED = 3  # a channel is "needed by" a class when it is among that class's first 3
 MAX_CHANNEL_ROWS = 16  # rows of each layer's ablation table (all rows are in ablation.csv)
-ABLATION_COLUMNS = ("layer", "channel", "accuracy", "accuracy_drop")
 STATS_COLUMNS = ("layer", "channel", "mean_activation")
 
 
 def analysis_path(run_dir: str) -> str:
     return layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY)
+
+
+def analysis_entry(relative: str) -> layout.Entry:
+    """The layout entry of a figure analysis.json lists (`analysis/NAME`)."""
+    name = relative.rsplit("/", 1)[-1]
+    return next(e for e in layout.ANALYSIS_FILES if e.match(name) is not None)
 
 
 def analysis_is_stale(run_dir: str) -> bool:
@@ -36,9 +41,9 @@ def find_figure(run_dir: str, files: list[dict], wanted: dict, caption: str, not
     for entry in files:
         if any(entry.get(k) != v for k, v in wanted.items()):
             continue
-        path = os.path.join(run_dir, entry["path"])
+        path = os.path.join(run_dir, entry["path"])  # analysis/NAME: the schema allows nothing else
         if os.path.isfile(path):
-            return figure(path, caption)
+            return figure(path, caption, analysis_entry(entry["path"]))
         notes.append(note(f"analysis.json lists {entry['path']} but the file is missing; rerun:",
                           command(*ANALYZE_COMMAND, run_dir)))
     return None
@@ -178,14 +183,14 @@ def faithfulness_block(summary: dict, layer_decoders: bool) -> dict | None:
 def analysis_section(run_dir: str, layer_decoders: bool = True) -> dict:
     """Section 5, or one note with the command that makes the analysis; `layer_decoders`: whether the run's
     model was trained with them (config.json), which explains its decode paths."""
-    summary = read_json(analysis_path(run_dir))
+    summary = read_json(analysis_path(run_dir), layout.ANALYSIS_SUMMARY)
     make = command(*ANALYZE_COMMAND, run_dir)
     if summary is None:
         return {"present": False, "notes": [note(
             "No latent analysis yet (add --analyze to this command to run it first), or make it with:", make)]}
     folder = layout.analysis_dir(run_dir)
-    ablation = read_csv(layout.ABLATION.path(folder), ABLATION_COLUMNS) or []
-    stats = read_csv(layout.CHANNEL_STATS.path(folder), STATS_COLUMNS) or []
+    ablation = read_csv(layout.ABLATION.path(folder), layout.ABLATION) or []
+    stats = read_csv(layout.CHANNEL_STATS.path(folder), layout.CHANNEL_STATS) or []
     notes = []
     if analysis_is_stale(run_dir):
         notes.append(note("This analysis is older than model.keras (the run was retrained since); rerun it:", make))

@@ -2,7 +2,8 @@
 
 Reading the run's files is `keras_latent.runs.records`' job: its readers return None for a file
 that is not there (the report leaves that part out with a note) and raise UsageError for one that
-is there but unreadable.
+is there but unreadable. Figures are checked here the same way: a PNG that does not decode is one
+line naming it and the command that rebuilds it.
 """
 from __future__ import annotations
 
@@ -12,23 +13,19 @@ import os
 import shlex
 
 from keras_latent.errors import UsageError
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def data_uri(path: str) -> str:
-    """A PNG file as a `data:image/png;base64,...` URI, so the report needs no other file."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if not data.startswith(PNG_SIGNATURE):
-        raise UsageError(f"{path} is not a PNG image (expected a figure written by keras_latent); "
-                         "delete it and rerun the command that makes it")
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+from keras_latent.runs import layout
+from keras_latent.runs.records import read_png
 
 
-def figure(path: str, caption: str) -> dict:
+def data_uri(path: str, entry: layout.Entry) -> str:
+    """The PNG file `path` (a file of `entry`) as a `data:image/png;base64,...` URI, so the report needs no
+    other file; a file that is not a whole PNG is one line naming it and the command that rebuilds it."""
+    return "data:image/png;base64," + base64.b64encode(read_png(path, entry)).decode("ascii")
+
+
+def figure(path: str, caption: str, entry: layout.Entry) -> dict:
     """One embedded figure for the template: src (data URI), caption, alt text and source file name."""
-    return {"src": data_uri(path), "caption": caption, "alt": caption, "file": os.path.basename(path)}
+    return {"src": data_uri(path, entry), "caption": caption, "alt": caption, "file": os.path.basename(path)}
 
 
 def note(text: str, command: str | None = None) -> dict:

@@ -15,7 +15,8 @@ import os
 from keras_latent.config import TrainConfig
 from keras_latent.errors import UsageError
 from keras_latent.runs import layout
-from keras_latent.runs.records import load_config, read_json
+from keras_latent.runs.lifecycle import finished_run_files
+from keras_latent.runs.records import check_file, load_config, read_json
 
 log = logging.getLogger("keras_latent")
 TEMPLATE = "report.html.j2"
@@ -24,16 +25,57 @@ SECTIONS = (("setup", "Configuration, data and model"), ("training", "Training c
             ("analysis", "Latent analysis: what each channel carries"), ("tuning", "Loss-weight search"))
 
 
-def ensure_analysis(run_dir: str, analyze: bool) -> None:
-    """With `analyze`, run the analysis (default settings) when it is missing or older than the model."""
+def _analysis_needed(run_dir: str) -> bool:
+    """True when the analysis is missing, older than the model, or damaged (a notice says which file)."""
     from keras_latent.reporting.analysis_section import analysis_is_stale
 
-    if analyze and (not os.path.isfile(layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY))
-                    or analysis_is_stale(run_dir)):
+    path = layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY)
+    try:
+        return read_json(path, layout.ANALYSIS_SUMMARY) is None or analysis_is_stale(run_dir)
+    except UsageError as err:
+        log.warning(f"{err}: running it now (--analyze)")
+        return True
+
+
+def ensure_analysis(run_dir: str, analyze: bool) -> None:
+    """With `analyze`, run the analysis (default settings) when it is missing, older than the model or damaged."""
+    if analyze and _analysis_needed(run_dir):
         from keras_latent.analysis.run import analyze_run
 
         log.info(f"analysing {run_dir} ({layout.ANALYZE} {run_dir}) ...")
         analyze_run(run_dir)
+
+
+REPORTED = (layout.MODEL, layout.HISTORY, layout.METRICS, layout.CLASSIFICATION_REPORT, layout.CONFUSION_MATRIX,
+            layout.CURVES, layout.SNAPSHOT)  # the run files the report shows (config.json aside)
+
+
+def check_inputs(run_dir: str, tuning_dir: str | None, config: TrainConfig) -> None:
+    """Check every file the report will read before the slow work (loading the model, predicting the test
+    split): a damaged one is one line naming it and the command that rebuilds it."""
+    from keras_latent.reporting.analysis_section import analysis_entry, analysis_path
+
+    found = [(e, p) for e in REPORTED for p in ([e.path(run_dir)] if not e.fields else e.glob(run_dir))]
+    summary = read_json(analysis_path(run_dir), layout.ANALYSIS_SUMMARY)
+    if summary is not None:
+        found += [(e, layout.analysis_file(run_dir, e)) for e in (layout.ABLATION, layout.CHANNEL_STATS)]
+        found += [(analysis_entry(f["path"]), os.path.join(run_dir, f["path"])) for f in summary["files"]]
+    if tuning_dir is not None:
+        found += [(e, e.path(tuning_dir)) for e in (layout.TRIALS, layout.BEST, layout.PARETO)]
+    for entry, path in found:
+        if os.path.isfile(path):
+            check_file(entry, path)
+
+
+def warn_missing(run_dir: str, config: TrainConfig) -> None:
+    """One notice per file of a finished run that the report shows but cannot find (that part is left out).
+    A run still training is not finished: it has none of the files written at its end, and gets no notice."""
+    expected = [(e, p) for e, p in finished_run_files(run_dir, config) if e in REPORTED]
+    ended = any(os.path.exists(e.path(run_dir)) for e in (layout.MODEL, layout.SAVED_MODEL, layout.METRICS,
+                                                             layout.CURVES, layout.CONFUSION_MATRIX))
+    for entry, path in expected:
+        if ended and not os.path.exists(path):
+            log.warning(layout.damaged(entry, path, "is missing: its part of the report is left out"))
 
 
 def render(context: dict, template: str = TEMPLATE) -> str:
@@ -82,7 +124,7 @@ def collect(run_dir: str, tuning_dir: str | None, config: TrainConfig, report_pa
     )
     from keras_latent.reporting.tuning_section import tuning_section
 
-    metrics = read_json(layout.METRICS.path(run_dir))
+    metrics = read_json(layout.METRICS.path(run_dir), layout.METRICS)
     model = load_model(run_dir)
     analysis = following_contract(analysis_section, (run_dir, config.model.layer_decoders),
                                   layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY),
@@ -112,6 +154,8 @@ def build_report(run_dir: str, tuning_dir: str | None = None, analyze: bool = Fa
     if tuning_dir is not None:
         check_tuning_dir(tuning_dir)
     ensure_analysis(run_dir, analyze)
+    check_inputs(run_dir, tuning_dir, config)
+    warn_missing(run_dir, config)
     path = out or layout.REPORT_FILE.path(run_dir)
     html = render(collect(run_dir, tuning_dir, config, path))
     try:

@@ -15,6 +15,7 @@ from keras_latent.config import TrainConfig
 from keras_latent.errors import UsageError
 from keras_latent.reporting.assets import figure, fmt, join_names, note, pct
 from keras_latent.runs import layout
+from keras_latent.runs.records import read_text
 
 AGREEMENT_TOLERANCE = 1e-6  # recomputed accuracy vs metrics.json (both are exact count ratios)
 
@@ -111,8 +112,7 @@ def from_saved_files(run_dir: str, metrics: dict | None, reason: str) -> dict:
             for name, acc in per_class.items()]
     summary = [{"name": "accuracy", "precision": "", "recall": fmt(metrics.get("test_accuracy")), "f1": "",
                 "support": metrics.get("test_images", "")}] if "test_accuracy" in metrics else []
-    path = layout.CLASSIFICATION_REPORT.path(run_dir)
-    saved = open(path, encoding="utf-8").read() if os.path.isfile(path) else None
+    saved = read_text(layout.CLASSIFICATION_REPORT.path(run_dir), layout.CLASSIFICATION_REPORT)
     sentence = best_worst_sentence(per_class, metrics.get("test_accuracy")) if per_class else ""
     return {"rows": rows, "summary": summary, "saved_report": saved, "sentences": [s for s in [sentence] if s],
             "notes": [note(f"Precision, recall and F1 per class were not recomputed ({reason}); "
@@ -129,7 +129,8 @@ def classification_section(run_dir: str, model, config: TrainConfig, metrics: di
         except UsageError as err:  # the run's data set cannot be loaded here
             section = from_saved_files(run_dir, metrics, f"the test images could not be loaded: {err}")
     path = layout.CONFUSION_MATRIX.path(run_dir)
-    section["confusion"] = figure(path, "Test confusion matrix (rows: true class, columns: predicted class)") \
+    section["confusion"] = figure(path, "Test confusion matrix (rows: true class, columns: predicted class)",
+                                  layout.CONFUSION_MATRIX) \
         if os.path.isfile(path) else None
     if section["confusion"] is None:
         section["notes"].append(note("No confusion_matrix.png yet: it is written when training ends"))

@@ -121,7 +121,7 @@ def training_section(run_dir: str, metrics: dict | None) -> dict:
                           f"{TRAIN_COMMAND} command that made it (same --out) to finish it"))
     if not os.path.isfile(curves):
         notes.append(note("No curves.png yet: it is written when training ends"))
-    return {"curves": figure(curves, "Loss and classifier accuracy per epoch, train and test")
+    return {"curves": figure(curves, "Loss and classifier accuracy per epoch, train and test", layout.CURVES)
             if os.path.isfile(curves) else None,
             "final": final_figures(history, metrics), "run": run_figures(metrics, history), "notes": notes}
 
@@ -133,7 +133,7 @@ def reconstruction_section(run_dir: str, config: TrainConfig, metrics: dict | No
         epoch = layout.SNAPSHOT.match(os.path.basename(path))["epoch"]
         if epoch.isdigit():
             found[int(epoch)] = path
-    figures = [figure(path, "Epoch 0: the untrained model" if epoch == 0 else f"After epoch {epoch}")
+    figures = [figure(path, "Epoch 0: the untrained model" if epoch == 0 else f"After epoch {epoch}", layout.SNAPSHOT)
                | {"epoch": epoch} for epoch, path in sorted(found.items())]
     notes = []
     if not config.model.decoder:

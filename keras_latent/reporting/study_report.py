@@ -20,7 +20,6 @@ from keras_latent.runs.records import read_csv, read_json
 log = logging.getLogger("keras_latent")
 TEMPLATE = "study.html.j2"
 STUDY_COMMAND = tuple(layout.STUDY.split())
-ROW_COLUMNS = ("variant", "seed", "test_accuracy")
 
 
 def is_study_dir(folder: str) -> bool:
@@ -123,9 +122,9 @@ def collect_study(study_dir: str, report_path: str) -> dict:
     """The template's context from the study folder's files."""
     from keras_latent import __version__
 
-    settings = read_json(layout.STUDY_SETTINGS.path(study_dir)) or {}
-    summary = read_json(layout.STUDY_SUMMARY.path(study_dir))
-    rows = read_csv(layout.STUDY_CSV.path(study_dir), ROW_COLUMNS) or []
+    settings = read_json(layout.STUDY_SETTINGS.path(study_dir), layout.STUDY_SETTINGS) or {}
+    summary = read_json(layout.STUDY_SUMMARY.path(study_dir), layout.STUDY_SUMMARY)
+    rows = read_csv(layout.STUDY_CSV.path(study_dir), layout.STUDY_CSV) or []
     notes = []
     if summary is None:
         notes.append(note(f"No {layout.STUDY_SUMMARY.name} yet: the study has not finished; continue it by rerunning "
@@ -134,10 +133,10 @@ def collect_study(study_dir: str, report_path: str) -> dict:
     elif summary.get("runs", 0) < summary.get("planned_runs", 0):
         notes.append(note(f"Only {summary['runs']} of {summary['planned_runs']} runs have finished; rerun the "
                           "study's command to train the rest"))
-    figures = [figure(path, caption) for path, caption in (
-        (layout.ACCURACY_BY_EPOCH.path(study_dir), "Test accuracy per epoch: mean over seeds with its 95% band"),
-        (layout.PER_CLASS.path(study_dir), "Per-class difference in test accuracy, paired over seeds, with 95% "
-                                           "intervals")) if os.path.isfile(path)]
+    figures = [figure(entry.path(study_dir), caption, entry) for entry, caption in (
+        (layout.ACCURACY_BY_EPOCH, "Test accuracy per epoch: mean over seeds with its 95% band"),
+        (layout.PER_CLASS, "Per-class difference in test accuracy, paired over seeds, with 95% intervals"))
+        if os.path.isfile(entry.path(study_dir))]
     name = os.path.basename(os.path.normpath(os.path.abspath(study_dir)))
     return {"title": f"keras-latent study: {name}", "study_dir": study_dir, "version": __version__,
             "generated": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -163,7 +162,7 @@ def build_study_report(study_dir: str, run_reports: bool = False, out: str | Non
                          f"(made by {layout.STUDY})")
     path = out or layout.STUDY_REPORT.path(study_dir)
     if run_reports:
-        ensure_run_reports(study_dir, read_csv(layout.STUDY_CSV.path(study_dir), ROW_COLUMNS) or [])
+        ensure_run_reports(study_dir, read_csv(layout.STUDY_CSV.path(study_dir), layout.STUDY_CSV) or [])
     context = following_contract(collect_study, (study_dir, path), layout.STUDY_SUMMARY.path(study_dir),
                                  "the study layout", f"rerun {layout.STUDY} with the same flags")
     html = render(context, TEMPLATE)

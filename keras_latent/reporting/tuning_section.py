@@ -15,7 +15,6 @@ from keras_latent.runs.records import read_csv, read_json
 from keras_latent.tuning.results import TRIAL_COLUMNS
 
 TUNING_COMMAND = tuple(layout.SEARCH.split())
-REQUIRED_COLUMNS = ("trial_id", "ce_weight", "recon_weight", "val_accuracy")
 SEARCH_KEYS = ("tuner", "objective", "direction", "dataset", "max_train_samples", "val_fraction", "epochs_per_trial",
                "executions_per_trial", "completed_trials", "trials", "seed")  # best.json keys shown as settings
 
@@ -98,10 +97,10 @@ def tuning_section(tuning_dir: str | None, config: TrainConfig) -> dict:
         return {"present": False, "notes": [note(
             "No loss-weight search included (pass --tuning DIR to add one); make one with:", search)]}
     path = layout.TRIALS.path(tuning_dir)  # build_report has run check_tuning_dir
-    trials = read_csv(path, REQUIRED_COLUMNS)
+    trials = read_csv(path, layout.TRIALS)
     header = list(trials[0]) if trials else list(TRIAL_COLUMNS)
     columns = [c for c in TRIAL_COLUMNS if c in header] + [c for c in header if c not in TRIAL_COLUMNS]
-    best = read_json(layout.BEST.path(tuning_dir))
+    best = read_json(layout.BEST.path(tuning_dir), layout.BEST)
     pareto = layout.PARETO.path(tuning_dir)
     notes = [] if best else [note(f"No {layout.BEST.name} yet: no trial of this search has finished; continue it with:",
                                   search)]
@@ -110,6 +109,6 @@ def tuning_section(tuning_dir: str | None, config: TrainConfig) -> dict:
             "notes": notes, "rows": trial_table_rows(trials, columns, best, front, path),
             "pareto": figure(pareto, "Validation accuracy against reconstruction MSE for every trial; the Pareto "
                              "front is marked and the best trial labelled; with repeated trials, error bars of one "
-                             "standard error and the pairs within noise of the best ringed")
+                             "standard error and the pairs within noise of the best ringed", layout.PARETO)
             if os.path.isfile(pareto) else None,
             "best": best_summary(best, tuning_dir, config) if best else None}

@@ -13,14 +13,18 @@ Four folders:
       runs/<variant>/seed-<n>/             one run folder per variant and seed (STUDY_RUN)
 
 A name with `{fields}` is a family of files (`reconstructions_epoch_{epoch:03d}.png`); `Entry.path`
-fills the fields, `Entry.glob` finds the members and `Entry.match` reads the fields back.
+fills the fields, `Entry.glob` finds the members and `Entry.match` reads the fields back. Each entry
+also names the command that makes it again (`Entry.rebuild`), so that every message about a missing
+or damaged file says how to get it back (`damaged`).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob as _glob
 import os
 import re
+import shlex
 import string
 
 TRAIN = "python -m keras_latent.train"
@@ -32,6 +36,14 @@ STUDY = "python -m keras_latent.study"
 KERAS = "Keras (BackupAndRestore)"
 KERAS_TUNER = "KerasTuner"
 
+# How each file is made again; RUN stands for the run folder, DIR for the tuning results folder.
+RETRAIN = f"{TRAIN} --out RUN --overwrite (with the run's other flags: it trains again)"
+BACKUP_RESTART = f"{TRAIN} --out RUN --overwrite (the resume point is lost: it trains again)"
+REANALYZE = f"{ANALYZE} RUN"
+RESEARCH = f"{SEARCH} with the same flags (it resumes and rewrites DIR's results)"
+RESTART_SEARCH = f"{SEARCH} with the same flags and --overwrite (the search in DIR starts over)"
+RESTUDY = f"{STUDY} with the same flags (it continues the study in DIR and rewrites its results)"
+
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
@@ -41,6 +53,7 @@ class Entry:
     written_by: str  # the command (or library) that writes it
     what: str  # one line: what it holds
     folder: bool = False  # a folder rather than a file
+    rebuild: str = RETRAIN  # the command that makes it again (RUN: the run folder, DIR: the results folder)
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -78,15 +91,18 @@ SNAPSHOT = Entry("reconstructions_epoch_{epoch:03d}.png", TRAIN,
                  "originals over reconstructions of fixed test images after `epoch` epochs (0: untrained)")
 TENSORBOARD = Entry("tensorboard", TRAIN, "TensorBoard logs (scalars and reconstruction images)", folder=True)
 SAVED_MODEL = Entry("saved_model", f"{TRAIN}, {EXPORT}",
-                    "TF SavedModel: serving_default, encode, decode_masked, gradcam", folder=True)
-TFLITE = Entry("model.tflite", f"{EXPORT} --tflite", "TFLite flatbuffer of serving_default")
+                    "TF SavedModel: serving_default, encode, decode_masked(_path), gradcam",
+                    folder=True, rebuild=f"{EXPORT} RUN")
+TFLITE = Entry("model.tflite", f"{EXPORT} --tflite", "TFLite flatbuffer of serving_default",
+               rebuild=f"{EXPORT} RUN --tflite")
 BACKUP = Entry("backup", TRAIN, "the last finished epoch of an unfinished run (resume point); removed when done",
-               folder=True)
+               folder=True, rebuild=BACKUP_RESTART)
 LAST_GOOD = Entry("last_good.keras", TRAIN, "the model before a divergence (NaN loss) stopped training")
 WORKER = Entry("worker-{index}", f"{TRAIN} --strategy multiworker",
                "a non-chief worker's own run folder (same files)", folder=True)
-ANALYSIS_DIR = Entry("analysis", ANALYZE, "the latent analysis (ANALYSIS_FILES)", folder=True)
-REPORT_FILE = Entry("report.html", REPORT, "the whole study as one self-contained HTML page")
+ANALYSIS_DIR = Entry("analysis", ANALYZE, "the latent analysis (ANALYSIS_FILES)", folder=True, rebuild=REANALYZE)
+REPORT_FILE = Entry("report.html", REPORT, "the whole study as one self-contained HTML page",
+                    rebuild=f"{REPORT} RUN")
 
 RUN_FILES = (CONFIG, MODEL, HISTORY, METRICS, CLASSIFICATION_REPORT, CONFUSION_MATRIX, CURVES, SNAPSHOT,
              TENSORBOARD, SAVED_MODEL, TFLITE, BACKUP, LAST_GOOD, WORKER, ANALYSIS_DIR, REPORT_FILE)
@@ -96,31 +112,35 @@ TRAINING_OUTPUTS = (MODEL, BACKUP, LAST_GOOD, CONFIG, HISTORY, CURVES, CLASSIFIC
                     METRICS, SNAPSHOT, TENSORBOARD, SAVED_MODEL, TFLITE)
 
 # Inside backup/: Keras's own BackupAndRestore names, written there by training.callbacks.
-BACKUP_WEIGHTS = Entry("latest.weights.h5", KERAS, "weights after the last finished epoch")
-BACKUP_METADATA = Entry("training_metadata.json", KERAS, '{"epoch": finished epochs, "batch": last batch}')
+BACKUP_WEIGHTS = Entry("latest.weights.h5", KERAS, "weights after the last finished epoch", rebuild=BACKUP_RESTART)
+BACKUP_METADATA = Entry("training_metadata.json", KERAS, '{"epoch": finished epochs, "batch": last batch}',
+                        rebuild=BACKUP_RESTART)
+BACKUP_FILES = (BACKUP_WEIGHTS, BACKUP_METADATA)
 
 # ---------------------------------------------------------------- analysis/ (inside a run folder)
 
-ANALYSIS_SUMMARY = Entry("analysis.json", ANALYZE,
-                         "settings, images, channel rankings, intact accuracy and the list of every figure")
-CHANNEL_STATS = Entry("channel_stats.csv", ANALYZE, "mean activation of each channel, overall and per class")
-ABLATION = Entry("ablation.csv", ANALYZE, "test accuracy (overall and per class) with each channel zeroed")
-CHANNEL_GRID = Entry("channels_{split}_{index}_{layer}.png", ANALYZE,
-                     "one image decoded from `layer` with one channel kept (or zeroed) per tile")
-ACTIVATION_MAPS = Entry("activations_{split}_{index}_{layer}.png", ANALYZE, "raw feature maps of one image")
-CLASS_HEATMAP = Entry("channel_class_heatmap_{layer}.png", ANALYZE, "mean activation per channel and class")
-ABLATION_PLOT = Entry("ablation_{layer}.png", ANALYZE, "accuracy drop per zeroed channel, overall and per class")
-FEATURES_TABLE = Entry("features.csv", f"{ANALYZE} --methods features",
-                       "activation each channel's optimized image reaches, against the highest over the test images")
-FEATURE_GRID = Entry("features_{layer}.png", f"{ANALYZE} --methods features",
-                     "feature visualization: the optimized image of each channel of `layer`")
-GRAD_CAM = Entry("gradcam_{split}_{index}.png", f"{ANALYZE} --methods gradcam",
-                 "Grad-CAM of the predicted and the true class at each trunk layer, over one image")
-SALIENCY = Entry("saliency_{split}_{index}.png", f"{ANALYZE} --methods saliency",
-                 "SmoothGrad saliency of the predicted and the true class for one image")
-CHANNEL_VIEWS = Entry("views_{layer}.npz", ANALYZE,
-                      "per-channel arrays of `layer` the report's channel cards show (decoded tiles, activation "
-                      "maps, optimized images)")
+_analysis_file = functools.partial(Entry, written_by=ANALYZE, rebuild=REANALYZE)
+ANALYSIS_SUMMARY = _analysis_file("analysis.json", what="settings, images, channel rankings, intact accuracy and the "
+                                                        "list of every figure")
+CHANNEL_STATS = _analysis_file("channel_stats.csv", what="mean activation of each channel, overall and per class")
+ABLATION = _analysis_file("ablation.csv", what="test accuracy (overall and per class) with each channel zeroed")
+CHANNEL_GRID = _analysis_file("channels_{split}_{index}_{layer}.png",
+                              what="one image decoded from `layer` with one channel kept (or zeroed) per tile")
+ACTIVATION_MAPS = _analysis_file("activations_{split}_{index}_{layer}.png", what="raw feature maps of one image")
+CLASS_HEATMAP = _analysis_file("channel_class_heatmap_{layer}.png", what="mean activation per channel and class")
+ABLATION_PLOT = _analysis_file("ablation_{layer}.png", what="accuracy drop per zeroed channel, overall and per class")
+FEATURES_TABLE = _analysis_file("features.csv", written_by=f"{ANALYZE} --methods features",
+                               what="activation each channel's optimized image reaches, against the highest over the "
+                                    "test images")
+FEATURE_GRID = _analysis_file("features_{layer}.png", written_by=f"{ANALYZE} --methods features",
+                              what="feature visualization: the optimized image of each channel of `layer`")
+GRAD_CAM = _analysis_file("gradcam_{split}_{index}.png", written_by=f"{ANALYZE} --methods gradcam",
+                          what="Grad-CAM of the predicted and the true class at each trunk layer, over one image")
+SALIENCY = _analysis_file("saliency_{split}_{index}.png", written_by=f"{ANALYZE} --methods saliency",
+                          what="SmoothGrad saliency of the predicted and the true class for one image")
+CHANNEL_VIEWS = _analysis_file("views_{layer}.npz",
+                               what="per-channel arrays of `layer` the report's channel cards show (decoded tiles, "
+                                    "activation maps, optimized images)")
 # The arrays views_{layer}.npz may hold (numeric only): channels (K,) int64; originals (N, S, S, 3) uint8, the
 # analysed images in analysis.json's order; optimized and best_test (K, S, S, 3) uint8, each channel's optimized
 # image and the test image that excites it most; decoded (N, K, S, S, 3) uint8; activation_maps (N, K, h, w)
@@ -132,33 +152,41 @@ ANALYSIS_FILES = (ANALYSIS_SUMMARY, CHANNEL_STATS, ABLATION, CHANNEL_GRID, ACTIV
 
 # ---------------------------------------------------------------- tuning results folder
 
-TRIALS = Entry("trials.csv", SEARCH, "one row per trial: weights, validation accuracy and MSE, epochs, status")
-BEST = Entry("best.json", SEARCH, "the best trial's weights and figures, the Pareto front, the search's settings")
-PARETO = Entry("pareto.png", SEARCH, "validation accuracy against reconstruction MSE, one point per trial")
-SEARCH_SETTINGS = Entry("search.json", SEARCH, "the settings a rerun must repeat to resume the search")
-ORACLE_STATE = Entry("oracle.json", KERAS_TUNER, "KerasTuner's oracle state (resume)")
-TUNER_STATE = Entry("{tuner_id}.json", KERAS_TUNER, "KerasTuner's tuner state, one per process (resume)")
-TRIAL_DIR = Entry("trial_{trial_id}", KERAS_TUNER, "KerasTuner's trial.json of one trial", folder=True)
+_results_file = functools.partial(Entry, written_by=SEARCH, rebuild=RESEARCH)
+_tuner_state = functools.partial(Entry, written_by=KERAS_TUNER, rebuild=RESTART_SEARCH)
+TRIALS = _results_file("trials.csv", what="one row per trial: weights, validation accuracy and MSE, epochs, status")
+BEST = _results_file("best.json", what="the best trial's weights and figures, the Pareto front, the search's settings")
+PARETO = _results_file("pareto.png", what="validation accuracy against reconstruction MSE, one point per trial")
+SEARCH_SETTINGS = Entry("search.json", SEARCH, "the settings a rerun must repeat to resume the search",
+                        rebuild=RESTART_SEARCH)
+ORACLE_STATE = _tuner_state("oracle.json", what="KerasTuner's oracle state (resume)")
+TUNER_STATE = _tuner_state("{tuner_id}.json", what="KerasTuner's tuner state, one per process (resume)")
+TRIAL_DIR = _tuner_state("trial_{trial_id}", what="KerasTuner's trial.json of one trial", folder=True)
 
 TUNING_FILES = (TRIALS, BEST, PARETO, SEARCH_SETTINGS, ORACLE_STATE, TUNER_STATE, TRIAL_DIR)
+# Inside trial_{trial_id}/: KerasTuner's own name.
+TRIAL_STATE = _tuner_state("trial.json", what="one trial's hyperparameters, metrics and status")
 
 # ---------------------------------------------------------------- study folder (--out of study)
 
-STUDY_SETTINGS = Entry("study.json", STUDY, "the study's settings: seeds, and each variant's flags and TrainConfig")
-STUDY_CSV = Entry("study.csv", STUDY, "one row per finished run: variant, seed, test accuracy, reconstruction MSE, "
-                  "seconds, per-class accuracy")
-STUDY_SUMMARY = Entry("summary.json", STUDY, "per variant mean, sd and 95% CI of test accuracy; per pair of variants "
-                      "the paired difference, its 95% CI and paired t-test p-value; the same per class; conclusions")
-ACCURACY_BY_EPOCH = Entry("accuracy_by_epoch.png", STUDY, "test accuracy against epochs per variant: mean, 95% band")
-PER_CLASS = Entry("per_class.png", STUDY, "per-class paired difference between variants with 95% intervals")
-STUDY_REPORT = Entry("report.html", STUDY, "the study as one self-contained HTML page, linking each run's report")
-STUDY_RUNS = Entry("runs", STUDY, "the study's run folders, runs/<variant>/seed-<n>/", folder=True)
+_study_file = functools.partial(Entry, written_by=STUDY, rebuild=RESTUDY)
+STUDY_SETTINGS = _study_file("study.json", what="the study's settings: seeds, and each variant's flags and TrainConfig")
+STUDY_CSV = _study_file("study.csv", what="one row per finished run: variant, seed, test accuracy, reconstruction MSE, "
+                                          "seconds, per-class accuracy")
+STUDY_SUMMARY = _study_file("summary.json", what="per variant mean, sd and 95% CI of test accuracy; per pair of "
+                                                 "variants the paired difference, its 95% CI and paired t-test "
+                                                 "p-value; the same per class; conclusions")
+ACCURACY_BY_EPOCH = _study_file("accuracy_by_epoch.png",
+                                what="test accuracy against epochs per variant: mean, 95% band")
+PER_CLASS = _study_file("per_class.png", what="per-class paired difference between variants with 95% intervals")
+STUDY_REPORT = _study_file("report.html", what="the study as one self-contained HTML page, linking each run's report")
+STUDY_RUNS = _study_file("runs", what="the study's run folders, runs/<variant>/seed-<n>/", folder=True)
 
 STUDY_FILES = (STUDY_SETTINGS, STUDY_CSV, STUDY_SUMMARY, ACCURACY_BY_EPOCH, PER_CLASS, STUDY_REPORT, STUDY_RUNS)
 
 # Inside runs/: one folder per variant, holding one ordinary run folder (RUN_FILES) per seed.
-VARIANT_DIR = Entry("{variant}", STUDY, "the runs of one variant", folder=True)
-STUDY_RUN = Entry("seed-{seed}", STUDY, "an ordinary run folder (RUN_FILES), trained with that seed", folder=True)
+VARIANT_DIR = _study_file("{variant}", what="the runs of one variant", folder=True)
+STUDY_RUN = _study_file("seed-{seed}", what="an ordinary run folder (RUN_FILES), trained with that seed", folder=True)
 
 
 def study_run_dir(study_dir: str, variant: str, seed: int) -> str:
@@ -192,3 +220,17 @@ def analysis_file(run_dir: str, entry: Entry, **fields) -> str:
 def analysis_relative(entry: Entry, **fields) -> str:
     """A file of analysis/ as analysis.json lists it: relative to the run folder, with '/'."""
     return f"{ANALYSIS_DIR.name}/{entry.name.format(**fields)}"
+
+
+def rebuild_command(entry: Entry, path: str) -> str:
+    """`entry.rebuild` for the file (or folder) `path`, with RUN or DIR replaced by the folder it belongs to."""
+    folder = os.path.dirname(os.path.normpath(path))
+    if entry in ANALYSIS_FILES or entry in BACKUP_FILES or entry is TRIAL_STATE:  # one folder deeper
+        folder = os.path.dirname(folder)
+    quoted = shlex.quote(folder or ".")
+    return re.sub(r"\b(RUN|DIR)\b", lambda _: quoted, entry.rebuild)
+
+
+def damaged(entry: Entry, path: str, problem: str) -> str:
+    """One line for a missing or damaged file: `PATH PROBLEM; rebuild it with: COMMAND`."""
+    return f"{path} {problem}; rebuild it with: {rebuild_command(entry, path)}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -20,12 +19,24 @@ from keras_latent.config import TrainConfig, differences, to_json_dict
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_path, recover_directory, remove_stale_temps
 from keras_latent.runs import layout
-from keras_latent.runs.records import read_backup_epoch
+from keras_latent.runs.records import check_file, load_config, read_backup_epoch, read_history
 
 _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
+def _missing_folders(path: str) -> list[str]:
+    """`path` and its parents that do not exist yet, deepest first."""
+    missing, path = [], os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing
+
+
 def _check_writable(run_dir: str) -> None:
+    """Write and delete a probe file in `run_dir`; folders made for the probe are removed again, so a run
+    refused later (bad data, say) leaves nothing behind."""
+    made = _missing_folders(run_dir)
     try:
         os.makedirs(run_dir, exist_ok=True)
         with atomic_path(os.path.join(run_dir, ".write_test")) as tmp, open(tmp, "wb") as f:
@@ -34,6 +45,30 @@ def _check_writable(run_dir: str) -> None:
     except OSError as err:
         raise UsageError(f"--out {run_dir!r} is not writable: {err.strerror or err}; "
                          "choose a folder you can write to") from None
+    finally:
+        for folder in made:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+
+
+def finished_run_files(run_dir: str, config: TrainConfig) -> list[tuple[layout.Entry, str]]:
+    """(entry, path) of every file a finished training run holds (its own outputs and the SavedModel)."""
+    entries = (layout.CONFIG, layout.MODEL, layout.HISTORY, layout.METRICS, layout.CLASSIFICATION_REPORT,
+               layout.CONFUSION_MATRIX, layout.CURVES, layout.SAVED_MODEL)
+    files = [(entry, entry.path(run_dir)) for entry in entries]
+    if config.model.decoder:
+        files += [(layout.SNAPSHOT, layout.SNAPSHOT.path(run_dir, epoch=e))
+                  for e in sorted(set(config.snapshot_epochs)) if e <= config.epochs]
+    return files
+
+
+def check_finished_run(run_dir: str) -> None:
+    """Every file of the finished run in `run_dir` is there and readable; else one line naming the first that
+    is not, and the command that rebuilds it."""
+    for entry, path in finished_run_files(run_dir, load_config(run_dir)):
+        if not os.path.exists(path):
+            raise UsageError(layout.damaged(entry, path, "is missing from the finished run"))
+        check_file(entry, path)
 
 
 def inspect_run_dir(run_dir: str, overwrite: bool) -> int:
@@ -45,12 +80,22 @@ def inspect_run_dir(run_dir: str, overwrite: bool) -> int:
     remove_stale_temps(run_dir)
     for folder in (layout.BACKUP, layout.SAVED_MODEL):
         recover_directory(folder.path(run_dir))
-    if os.path.exists(layout.MODEL.path(run_dir)) and not overwrite:
-        raise UsageError(f"{run_dir!r} already holds a finished run ({layout.MODEL.name}); "
-                         "pass --overwrite to retrain into it or choose another --out")
     if overwrite:
         return 0
-    return read_backup_epoch(layout.BACKUP.path(run_dir)) or 0
+    if os.path.exists(layout.MODEL.path(run_dir)):
+        check_finished_run(run_dir)  # a damaged file of it is named first: --overwrite is what rebuilds it
+        raise UsageError(f"{run_dir!r} already holds a finished run ({layout.MODEL.name}); "
+                         "pass --overwrite to retrain into it or choose another --out")
+    epoch = read_backup_epoch(layout.BACKUP.path(run_dir))  # a damaged backup is one line
+    if epoch is None and os.path.exists(layout.METRICS.path(run_dir)):  # written after training, before the model
+        raise UsageError(layout.damaged(layout.MODEL, layout.MODEL.path(run_dir),
+                                        f"is missing from a finished run (it has {layout.METRICS.name})"))
+    if epoch is None and os.path.isfile(layout.HISTORY.path(run_dir)):  # epochs finished, their resume point gone
+        raise UsageError(layout.damaged(layout.BACKUP, layout.BACKUP.path(run_dir), f"is missing, but "
+                                        f"{layout.HISTORY.name} records finished epochs of an interrupted run"))
+    if epoch:
+        _check_resume_files(run_dir, epoch)
+    return epoch or 0
 
 
 def config_differences(saved: dict, config: TrainConfig) -> list[str]:
@@ -58,15 +103,23 @@ def config_differences(saved: dict, config: TrainConfig) -> list[str]:
     return [f"{k}: {old!r} -> {new!r}" for k, old, new in differences(saved, to_json_dict(config))]
 
 
+def _check_resume_files(run_dir: str, resume_epoch: int) -> None:
+    """An interrupted run resumes only with its config.json and history.csv intact (one line naming the file)."""
+    for entry in (layout.CONFIG, layout.HISTORY):
+        path = entry.path(run_dir)
+        if not os.path.isfile(path):
+            raise UsageError(layout.damaged(entry, path, f"is missing from the interrupted run (stopped after epoch "
+                                            f"{resume_epoch})"))
+    load_config(run_dir)
+    finished = len((read_history(run_dir) or {}).get("loss", []))
+    if finished < resume_epoch:  # history.csv is written before the backup: it may be one epoch ahead, never behind
+        raise UsageError(layout.damaged(layout.HISTORY, layout.HISTORY.path(run_dir), f"has {finished} epochs but "
+                                        f"{layout.BACKUP.name}/ says {resume_epoch} finished"))
+
+
 def check_resume_config(run_dir: str, config: TrainConfig, resume_epoch: int) -> None:
     """An interrupted run resumes only under the config it started with (one line naming the differences)."""
-    path = layout.CONFIG.path(run_dir)
-    try:
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
-        differences = config_differences(saved, config)
-    except (OSError, ValueError, AttributeError) as err:
-        differences = [f"its {layout.CONFIG.name} is unreadable ({type(err).__name__})"]
+    differences = config_differences(to_json_dict(load_config(run_dir)), config)
     if differences:
         shown = "; ".join(differences[:4]) + ("; ..." if len(differences) > 4 else "")
         raise UsageError(f"{run_dir!r} holds an interrupted run (stopped after epoch {resume_epoch}) with a "
@@ -84,7 +137,10 @@ def estimate_run_bytes(n_params: int, config: TrainConfig) -> int:
 
 
 def check_free_space(run_dir: str, needed: int) -> None:
-    free = shutil.disk_usage(run_dir).free
+    existing = os.path.abspath(run_dir)
+    while not os.path.exists(existing):  # --out is made when its first file is written
+        existing = os.path.dirname(existing)
+    free = shutil.disk_usage(existing).free
     if free < needed:
         raise UsageError(f"--out {run_dir!r} has {free / 1e6:.1f} MB free but this run needs about "
                          f"{needed / 1e6:.1f} MB (model, backup, SavedModel, reports); free some space "

@@ -2,40 +2,49 @@
 and JSON/CSV/.npz files in general.
 
 Every reader returns None for a file that is not there (callers decide whether that is fine) and
-raises UsageError for a file that is there but unreadable: one line naming the file. Writers are
-atomic (`keras_latent.files`). No TensorFlow import.
+raises UsageError for a file that is there but unreadable or does not follow its schema
+(`keras_latent.runs.schemas`): one line naming the file, the field, what is allowed and what was
+found, and the command that rebuilds it. Writers are atomic (`keras_latent.files`). No TensorFlow import.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import math
 import os
 import zipfile
 
-from keras_latent.config import TrainConfig, from_dict, to_dict
+from keras_latent.config import TrainConfig, from_dict, to_dict, validate
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_write_bytes, atomic_write_text, recover_directory
-from keras_latent.runs import layout
+from keras_latent.runs import layout, schemas
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def read_json(path: str) -> dict | None:
-    """A JSON object from `path`; None when the file does not exist."""
+def _load_json(path: str, entry: layout.Entry):
+    try:
+        if os.path.getsize(path) == 0:
+            raise UsageError(layout.damaged(entry, path, "is empty (0 bytes)"))
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UsageError(layout.damaged(entry, path, f"is not valid JSON ({type(err).__name__}: {err})")) from None
+
+
+def read_json(path: str, entry: layout.Entry) -> dict | None:
+    """The JSON object in `path`, a file of `entry`, checked against its schema; None when it does not exist."""
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(f"{path} is not valid JSON: {err}") from None
-    if not isinstance(value, dict):
-        raise UsageError(f"{path} must hold a JSON object, got {type(value).__name__}")
+    value = _load_json(path, entry)
+    schemas.check_json(path, value, entry)
     return value
 
 
-def read_csv(path: str, required: tuple[str, ...] = ()) -> list[dict] | None:
-    """Rows of a CSV file as dicts; `required` columns must be in its header. None when absent."""
+def read_csv(path: str, entry: layout.Entry) -> list[dict] | None:
+    """Rows of the CSV file `path`, a file of `entry`, as dicts of strings, checked against its schema;
+    None when it does not exist."""
     if not os.path.isfile(path):
         return None
     try:
@@ -44,11 +53,9 @@ def read_csv(path: str, required: tuple[str, ...] = ()) -> list[dict] | None:
             rows = list(reader)
             header = reader.fieldnames or []
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise UsageError(f"{path} is not a readable CSV file: {err}") from None
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise UsageError(f"{path} lacks the columns {', '.join(missing)}; expected at least {', '.join(required)}, "
-                         f"got {', '.join(header) or 'no header'}")
+        raise UsageError(layout.damaged(entry, path, f"is not a readable CSV file ({type(err).__name__}: {err})")
+                         ) from None
+    schemas.check_csv(path, list(header), rows, entry)
     return rows
 
 
@@ -80,6 +87,54 @@ def write_arrays(path: str, arrays: dict) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def read_text(path: str, entry: layout.Entry) -> str | None:
+    """The UTF-8 text file `path` (a file of `entry`); None when it does not exist."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(layout.damaged(entry, path, f"is not UTF-8 text ({type(err).__name__}: {err})")) from None
+
+
+def read_png(path: str, entry: layout.Entry) -> bytes | None:
+    """The bytes of the PNG figure `path` (a file of `entry`), checked to decode; None when it does not exist."""
+    from PIL import Image
+
+    if not os.path.isfile(path):
+        return None
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data.startswith(PNG_SIGNATURE):
+        raise UsageError(layout.damaged(entry, path, "is not a PNG image"))
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()  # every chunk's checksum, up to IEND: a truncated or edited file fails
+    except Exception as err:  # Pillow raises SyntaxError, OSError, ValueError, struct.error, ...
+        raise UsageError(layout.damaged(entry, path, f"is a damaged PNG image ({type(err).__name__}: {err})")) from None
+    return data
+
+
+def check_file(entry: layout.Entry, path: str) -> None:
+    """Check the existing file (or folder) `path` of `entry` by its kind: JSON and CSV against their schemas,
+    PNG and .keras files by their content, text as UTF-8; one line naming it when it is damaged."""
+    name = entry.name
+    if entry.folder:
+        if not os.path.isdir(path):
+            raise UsageError(layout.damaged(entry, path, "is not a folder"))
+    elif name.endswith(".json"):
+        read_json(path, entry)
+    elif name.endswith(".csv"):
+        read_csv(path, entry)
+    elif name.endswith(".png"):
+        read_png(path, entry)
+    elif name.endswith(".txt"):
+        read_text(path, entry)
+    elif name.endswith(".keras") and not zipfile.is_zipfile(path):
+        raise UsageError(layout.damaged(entry, path, "is damaged (not a .keras zip archive)"))
+
+
 def csv_text(header: list[str], rows: list[list]) -> str:
     """A CSV document: the header, then the rows; floats with 6 significant digits."""
     out = io.StringIO()
@@ -104,39 +159,40 @@ def save_config(config: TrainConfig, run_dir: str) -> str:
 
 
 def load_config(run_dir: str) -> TrainConfig:
-    """Read a run folder's config.json; a folder that is not a run is a UsageError."""
+    """Read a run folder's config.json, every field checked; a folder that is not a run is a UsageError."""
     path = layout.CONFIG.path(run_dir)
     if not os.path.isfile(path):
+        if any(os.path.exists(e.path(run_dir)) for e in (layout.MODEL, layout.HISTORY, layout.METRICS, layout.BACKUP)):
+            raise UsageError(layout.damaged(layout.CONFIG, path, "is missing (the other files of a run are there)"))
         raise UsageError(f"{run_dir!r} is not a run folder: it has no {layout.CONFIG.name} "
                          f"(made by {layout.TRAIN})")
+    values = read_json(path, layout.CONFIG)
     try:
-        with open(path, encoding="utf-8") as f:
-            return from_dict(json.load(f))
-    except (json.JSONDecodeError, TypeError, AttributeError) as err:
-        raise UsageError(f"{path} is not a valid run config: {err}") from None
+        return validate(from_dict(values))
+    except UsageError as err:
+        raise UsageError(layout.damaged(layout.CONFIG, path, f"is not a valid run config: {err}")) from None
 
 
 # ---------------------------------------------------------------- history.csv
 
 
+def _number(cell: str) -> float:
+    return float(cell) if cell != "" else float("nan")
+
+
 def read_history_csv(path: str) -> dict[str, list[float]]:
-    """history.csv -> {column: values}, without the epoch column."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    keys = [k for k in (rows[0].keys() if rows else []) if k != "epoch"]
-    return {k: [float(r[k]) for r in rows] for k in keys}
+    """history.csv -> {column: values}, without the epoch column (checked; empty cells are NaN)."""
+    rows = read_csv(path, layout.HISTORY) or []
+    keys = [k for k in (rows[0] if rows else {}) if k != "epoch"]
+    return {k: [_number(r[k]) for r in rows] for k in keys}
 
 
 def read_history(run_dir: str) -> dict[str, list[float]] | None:
-    """A run's history.csv as {column: values}; None when it has no rows yet."""
+    """A run's history.csv as {column: values}; None when it is absent or has no rows yet."""
     path = layout.HISTORY.path(run_dir)
-    rows = read_csv(path, required=("epoch",))
-    if not rows:
+    if not os.path.isfile(path):
         return None
-    try:
-        return read_history_csv(path)
-    except ValueError as err:
-        raise UsageError(f"{path} holds a non-number: {err}") from None
+    return read_history_csv(path) or None
 
 
 def history_csv_text(rows: list[dict]) -> str:
@@ -153,13 +209,20 @@ def history_csv_text(rows: list[dict]) -> str:
 
 
 def read_backup_epoch(backup_dir: str) -> int | None:
-    """Finished epochs recorded in a BackupAndRestore folder, or None when there is no usable backup."""
+    """Finished epochs recorded in a BackupAndRestore folder; None when there is no backup. A backup that is
+    there but damaged (epoch count or weights missing or unreadable) is a one-line UsageError."""
     recover_directory(backup_dir)
-    try:
-        with open(layout.BACKUP_METADATA.path(backup_dir), encoding="utf-8") as f:
-            return int(json.load(f)["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
+    if not os.path.isdir(backup_dir):
         return None
+    metadata, weights = layout.BACKUP_METADATA.path(backup_dir), layout.BACKUP_WEIGHTS.path(backup_dir)
+    for entry, path in ((layout.BACKUP_METADATA, metadata), (layout.BACKUP_WEIGHTS, weights)):
+        if not os.path.isfile(path):
+            raise UsageError(layout.damaged(entry, path, f"is missing from the resume point {backup_dir}"))
+    epoch = read_json(metadata, layout.BACKUP_METADATA)["epoch"]
+    with open(weights, "rb") as f:
+        if f.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+            raise UsageError(layout.damaged(layout.BACKUP_WEIGHTS, weights, "is not an HDF5 weights file"))
+    return epoch
 
 
 # ---------------------------------------------------------------- best.json of a loss-weight search
@@ -172,15 +235,5 @@ def read_best_weights(path: str) -> tuple[float, float]:
     if not os.path.isfile(path):
         raise UsageError(f"--weights-from {path!r}: no such file; expected the {layout.BEST.name} written by "
                          f"{layout.SEARCH} (e.g. tuning/results/loss_weights_grid/best.json)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            best = json.load(f)
-        weights = (best["ce_weight"], best["recon_weight"])
-    except (OSError, ValueError, KeyError, TypeError) as err:  # JSONDecodeError and UnicodeDecodeError: ValueError
-        raise UsageError(f"--weights-from {path!r} is not a valid {layout.BEST.name} ({type(err).__name__}: {err}); "
-                         "expected JSON with numeric ce_weight and recon_weight") from None
-    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0
-               for w in weights):
-        raise UsageError(f"--weights-from {path!r}: ce_weight and recon_weight must be numbers >= 0, "
-                         f"got {weights[0]!r} and {weights[1]!r}")
-    return float(weights[0]), float(weights[1])
+    best = read_json(path, layout.BEST)  # checked: ce_weight and recon_weight are numbers >= 0
+    return float(best["ce_weight"]), float(best["recon_weight"])

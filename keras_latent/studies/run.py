@@ -69,7 +69,7 @@ def check_existing_runs(study: StudyConfig, study_dir: str) -> None:
     for variant in study.variants:
         for seed in study.seeds:
             run_dir = layout.study_run_dir(study_dir, variant.name, seed)
-            saved = read_json(layout.CONFIG.path(run_dir))
+            saved = read_json(layout.CONFIG.path(run_dir), layout.CONFIG)
             if saved is None:
                 continue
             changed = [d for d in config_differences(saved, run_config(variant, seed))
@@ -86,7 +86,7 @@ def run_row(study_dir: str, variant: Variant, seed: int) -> dict | None:
     run_dir = layout.study_run_dir(study_dir, variant.name, seed)
     if not os.path.isfile(layout.MODEL.path(run_dir)):
         return None
-    metrics = read_json(layout.METRICS.path(run_dir))
+    metrics = read_json(layout.METRICS.path(run_dir), layout.METRICS)
     if metrics is None or "test_accuracy" not in metrics:
         raise UsageError(f"{run_dir} has {layout.MODEL.name} but no usable {layout.METRICS.name}; delete the run "
                          "folder and rerun the study to train it again")

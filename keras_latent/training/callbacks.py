@@ -1,7 +1,6 @@
 """Training callbacks that write into the run folder (atomically); names from `keras_latent.runs.layout`."""
 from __future__ import annotations
 
-import csv
 import math
 import os
 
@@ -10,9 +9,10 @@ import numpy as np
 
 from keras_latent import patches
 from keras_latent.data.pipeline import denormalize
+from keras_latent.errors import UsageError
 from keras_latent.files import atomic_write_text, recover_directory, save_figure
 from keras_latent.runs import layout
-from keras_latent.runs.records import history_csv_text
+from keras_latent.runs.records import history_csv_text, read_csv
 from keras_latent.training.plots import plot_reconstructions
 
 
@@ -46,7 +46,7 @@ class ReconstructionSnapshots(keras.callbacks.Callback):
             self._snapshot(0)
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 in self.epochs and not nonfinite_losses(logs):
+        if epoch + 1 in self.epochs and not nonfinite_losses(logs) and not nonfinite_weights(self.model):
             self._snapshot(epoch + 1)
 
 
@@ -62,9 +62,7 @@ class HistoryCsv(keras.callbacks.Callback):
         self.rows: list[dict] = []
 
     def on_train_begin(self, logs=None):
-        if os.path.isfile(self.path):
-            with open(self.path, newline="", encoding="utf-8") as f:
-                self.rows = list(csv.DictReader(f))
+        self.rows = read_csv(self.path, layout.HISTORY) or []  # checked: a resumed run's earlier epochs
 
     def on_epoch_end(self, epoch, logs=None):
         self.rows = [r for r in self.rows if int(r["epoch"]) < epoch + 1]
@@ -77,12 +75,24 @@ def nonfinite_losses(logs: dict | None) -> list[str]:
     return [k for k, v in (logs or {}).items() if k.endswith("loss") and not math.isfinite(float(v))]
 
 
+def nonfinite_weights(model: keras.Model) -> list[str]:
+    """Paths of the model's variables that hold a NaN or infinity, e.g. ["trunk/conv1/kernel"].
+
+    Losses alone can miss a divergence: whether a NaN weight reaches a loss depends on the CPU kernels.
+    TensorFlow's graph fuses Conv2D + ReLU, and the fused oneDNN kernel (x86) turns a NaN into 0, so a
+    trunk full of NaNs can still give a finite cross-entropy (ln 10), where unfused ReLU keeps the NaN.
+    """
+    return [v.path for v in model.weights if not np.isfinite(np.asarray(v)).all()]
+
+
 class StopOnNaN(keras.callbacks.Callback):
-    """Stop training at the first NaN or infinite loss and remember the last good weights.
+    """Stop training at the first NaN or infinite loss (or, at an epoch's end, weight) and remember the last
+    good weights.
 
     Unlike `keras.callbacks.TerminateOnNaN` it records which epoch (1-based) and which output's
     loss went bad (`diverged`), and keeps the weights from the start of that epoch
-    (`good_weights`, after `good_epochs` finished epochs) so the caller can save them.
+    (`good_weights`, after `good_epochs` finished epochs) so the caller can save them. Which losses are
+    already NaN when it looks varies with the machine (see `nonfinite_weights`); the epoch does not.
     """
 
     def __init__(self):
@@ -109,9 +119,15 @@ class StopOnNaN(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._check(logs)
+        if self.diverged is None:
+            weights = nonfinite_weights(self.model)
+            if weights:
+                shown = ", ".join(weights[:3]) + (", ..." if len(weights) > 3 else "")
+                self.diverged = (self.good_epochs + 1, {f"the weights {shown}": "not finite (NaN or inf)"})
+                self.model.stop_training = True
 
     def describe(self) -> str:
-        """One line: the epoch and which output's loss went NaN or infinite."""
+        """One line: the epoch and which output's loss (or which weights) went NaN or infinite."""
         epoch, losses = self.diverged
         return f"training diverged in epoch {epoch}: " + ", ".join(f"{k} is {v}" for k, v in losses.items())
 
@@ -127,9 +143,14 @@ class AtomicBackupAndRestore(patches.AtomicBackupSave, keras.callbacks.BackupAnd
 
     def on_train_begin(self, logs=None):
         recover_directory(self.backup_dir)
-        super().on_train_begin(logs)
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError, KeyError, TypeError) as err:  # h5py and Keras' weight-loading errors
+            path = layout.BACKUP_WEIGHTS.path(self.backup_dir)
+            raise UsageError(layout.damaged(layout.BACKUP_WEIGHTS, path, f"cannot be restored ({type(err).__name__}: "
+                                            f"{(str(err).splitlines() or [''])[0]})")) from None
 
     def on_epoch_end(self, epoch, logs=None):
-        if nonfinite_losses(logs):
+        if nonfinite_losses(logs) or nonfinite_weights(self.model):
             return
         super().on_epoch_end(epoch, logs)

@@ -32,7 +32,7 @@ def psnr(mse: float) -> float:
 
 
 def _figures(mse: float) -> dict:
-    return {"mse": round(float(mse), 6), "psnr": round(psnr(mse), 3)}
+    return {"mse": round(float(mse), 6), "psnr": round(psnr(max(float(mse), 1e-12)), 3)}  # finite: JSON has no inf
 
 
 def mean_image(images: np.ndarray) -> np.ndarray:

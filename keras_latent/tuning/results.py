@@ -14,18 +14,17 @@ import os
 
 import numpy as np
 
-from keras_latent.config import differences
+from keras_latent.config import differences, from_dict
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_write_text, save_figure
 from keras_latent.runs import layout
-from keras_latent.runs.records import read_best_weights  # noqa: F401 (also keras_latent.tuning.read_best_weights)
+from keras_latent.runs.records import read_best_weights, read_json  # noqa: F401 (also tuning.read_best_weights)
+from keras_latent.runs.schemas import TRIAL_COLUMNS
 from keras_latent.stats import mean_interval, paired_difference, significant
+from keras_latent.tuning.config import SearchConfig
 
 OBJECTIVE = "val_classifier_accuracy"  # what Keras logs for the "classifier" output's accuracy on validation data
 MSE_METRIC = "val_reconstruction_loss"  # the "reconstruction" output's (unweighted) MSE on validation data
-TRIAL_COLUMNS = ("trial_id", "ce_weight", "recon_weight", "executions", "val_accuracy", "val_accuracy_sd",
-                 "val_accuracy_se", "val_recon_mse", "val_recon_mse_sd", "val_recon_mse_se", "p_vs_best",
-                 "within_noise", "epochs", "seconds", "status")
 NOISE_RULE = ("within noise of the best: a two-sided paired t-test (scipy.stats.ttest_rel) of the pair's validation "
               "accuracy against the best's over the executions of each trial (execution k of every pair trains from "
               "seed + k) gives p >= 0.05, i.e. the 95% interval of the difference includes 0")
@@ -41,16 +40,29 @@ def check_settings(results_dir: str, settings: dict) -> None:
                              f"made by {layout.SEARCH}); pass --overwrite to replace it or choose another "
                              "--project-name")
         return
+    saved = read_json(path, layout.SEARCH_SETTINGS)
     try:
-        with open(path, encoding="utf-8") as f:
-            saved = json.load(f)
-        diffs = differences(saved, settings)  # a file that is not a JSON object fails here (AttributeError)
-    except (OSError, ValueError, AttributeError) as err:
-        raise UsageError(f"cannot resume: {path} is unreadable ({err}); pass --overwrite to start over") from None
+        from_dict(saved, SearchConfig, optional={"max_trials": None})
+    except UsageError as err:
+        raise UsageError(layout.damaged(layout.SEARCH_SETTINGS, path, f"is not a valid search settings file: {err}")
+                         ) from None
+    diffs = differences(saved, settings)
     changed = [f"{key} {old!r} -> {new!r}" for key, old, new in diffs]
     if changed:
         raise UsageError(f"{results_dir} was started with other settings ({'; '.join(changed)}); rerun with the "
                          "same flags to resume, or pass --overwrite, or choose another --project-name")
+
+
+def check_tuner_state(results_dir: str) -> None:
+    """Check KerasTuner's state files in `results_dir` (oracle.json, each tuner's and each trial's file) against
+    their schemas before KerasTuner reloads them: a damaged one is one line naming it."""
+    read_json(layout.ORACLE_STATE.path(results_dir), layout.ORACLE_STATE)
+    ours = {e.name for e in (layout.TRIALS, layout.BEST, layout.SEARCH_SETTINGS, layout.ORACLE_STATE)}
+    for path in layout.TUNER_STATE.glob(results_dir):
+        if os.path.basename(path) not in ours:
+            read_json(path, layout.TUNER_STATE)
+    for trial_dir in layout.TRIAL_DIR.glob(results_dir):
+        read_json(layout.TRIAL_STATE.path(trial_dir), layout.TRIAL_STATE)
 
 
 def write_settings(results_dir: str, settings: dict) -> None:

@@ -32,6 +32,7 @@ from keras_latent.tuning.results import (
     MSE_METRIC,
     OBJECTIVE,
     check_settings,
+    check_tuner_state,
     execution_metric,
     write_results,
     write_settings,
@@ -192,6 +193,8 @@ def make_tuner(search: SearchConfig, directory: str, project_name: str, overwrit
     oracle = oracle_class(objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
                           max_trials=max_trials(search), seed=search.train.seed + 1)
     project_dir = os.path.join(directory, project_name)
+    if not overwrite:
+        check_tuner_state(project_dir)
     oracle.results_hook = lambda o: write_results(o.trials.values(), project_dir, **results_labels(search))
     try:
         return WeightTuner(oracle, LossWeightHyperModel(search), trial_seed=search.train.seed, directory=directory,

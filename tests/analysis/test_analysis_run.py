@@ -141,10 +141,12 @@ def test_a_missing_or_corrupt_model_gets_one_clear_line(copy_run, capsys):
     with open(model_path, "wb") as f:
         f.write(b"not a zip file")
     code, _, err = run_main(analyze.main, [run_dir], capsys)
-    assert code == 2 and err.startswith(f"error: cannot load {model_path}") and err.count("\n") == 1
+    assert code == 2 and err.startswith(f"error: {model_path} is damaged (not a .keras zip archive); rebuild it with: "
+                                        f"python -m keras_latent.train --out {run_dir} --overwrite")
+    assert err.count("\n") == 1
     os.remove(model_path)
     code, _, err = run_main(analyze.main, [run_dir], capsys)
-    assert code == 2 and "has no model.keras" in err
+    assert code == 2 and f"{model_path} is missing; rebuild it with: " in err
 
 
 def test_a_dataset_with_other_classes_is_refused(trained_run, tmp_path, capsys, sample_splits):

@@ -167,7 +167,7 @@ def test_masked_models_save_and_reload_with_the_same_outputs(trained_model, test
                           (latent.ablation_model(trained_model, "conv2"), test_images[0][:4])):
         path = str(tmp_path / f"{model.name}.keras")
         model.save(path)
-        reloaded = keras.saving.load_model(path)  # safe_mode: no Lambda layers inside
+        reloaded = keras.saving.load_model(path, safe_mode=True)  # no Lambda layers inside
         np.testing.assert_allclose(latent.predict_masked(reloaded, inputs, masks),
                                    latent.predict_masked(model, inputs, masks), atol=1e-6)
 

@@ -1,7 +1,5 @@
 """data.py: every --dataset source on small real data, the auto decision, and bad input."""
 import socket
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -114,19 +112,28 @@ def test_auto_falls_back_to_sample_with_a_notice(monkeypatch, caplog):
     assert "bundled" in notices[0].getMessage() and "--dataset cifar10" in notices[0].getMessage()
 
 
-def test_download_probe_gives_up_within_its_timeout():
-    """A server that accepts but never answers: the probe must return False near its timeout."""
+def test_download_probe_gives_up_after_one_timed_out_try():
+    """A server that never answers (the kernel completes the handshake, nobody reads): the probe returns False
+    with 'timed out' after one connection, instead of retrying for minutes as tensorflow-datasets does. No
+    clock and no thread: what is checked is the number of connections the server's queue received."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    port = server.getsockname()[1]
-    accepted = []  # hold the connection open without answering
-    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
-    start = time.perf_counter()
-    ok, why = data.download_reachable(f"http://127.0.0.1:{port}/cifar.tar.gz", timeout_s=0.5)
+    server.listen(8)
+    connections = []
+    try:
+        ok, why = data.download_reachable(f"http://127.0.0.1:{server.getsockname()[1]}/cifar.tar.gz", timeout_s=0.5)
+        server.setblocking(False)
+        while True:
+            try:
+                connections.append(server.accept()[0])
+            except BlockingIOError:
+                break
+    finally:
+        for connection in connections:
+            connection.close()
+        server.close()
     assert not ok and "timed out" in why.lower()
-    assert time.perf_counter() - start < 3
-    server.close()
+    assert len(connections) == 1
 
 
 @pytest.mark.parametrize("setup,message", [
@@ -138,10 +145,3 @@ def test_download_probe_gives_up_within_its_timeout():
 def test_bad_dataset_gets_one_clear_error(tmp_path, setup, message):
     with pytest.raises(UsageError, match=message):
         load_dataset(setup(tmp_path))
-
-
-def test_corrupt_batch_file(tmp_path, sample_splits):
-    folder = write_cifar_folder(tmp_path / "c", sample_splits)
-    (folder / "data_batch_2").write_bytes(b"not a pickle")
-    with pytest.raises(UsageError, match="cannot read CIFAR batch file .*data_batch_2"):
-        load_dataset(str(folder))

@@ -245,8 +245,8 @@ def test_model_without_decoder_exports_classifier_and_encode(tmp_path, sample_sp
 
 @pytest.mark.parametrize("setup,message", [
     ("empty", "is not a run folder: it has no config.json"),
-    ("no_model", "has no model.keras: its training has not finished"),
-    ("corrupt_model", "cannot load"),
+    ("no_model", "model.keras is missing; rebuild it with: python -m keras_latent.train --out"),
+    ("corrupt_model", "model.keras is damaged (not a .keras zip archive); rebuild it with"),
     ("bad_flag", "unrecognized arguments: --onnx"),
 ])
 def test_export_cli_bad_input_gets_one_line(setup, message, trained_run, tmp_path, capsys):

@@ -264,7 +264,7 @@ def test_tables_equal_metrics_json(built):
 def test_model_summary_counts_the_model_parameters(built):
     import keras
 
-    model = keras.saving.load_model(layout.MODEL.path(built["run"]), compile=False)
+    model = keras.saving.load_model(layout.MODEL.path(built["run"]), compile=False, safe_mode=True)
     parser = built["parser"]
     assert parser.cell(data_key="total_params") == f"{model.count_params():,}"
     summary_text = " ".join(r["text"] for r in parser.records if r["tag"] == "table"
@@ -438,9 +438,11 @@ def test_bad_input_gets_one_line_and_exit_2(copy_run, tmp_path, capsys):
              ([run_dir, "--tuning", str(tmp_path / "missing")], None, "is not a folder"),
              ([run_dir, "--tuning", str(tmp_path / "empty")], None, "has no trials.csv"),
              ([run_dir, "--colour"], None, "unrecognized arguments: --colour"),
-             ([run_dir, "--tuning", broken_tuning], None, "does not follow the tuning results layout"),
-             ([run_dir], "{not json", "is not valid JSON"),
-             ([run_dir], '{"layers": 3}', "does not follow the analysis layout")]
+             ([run_dir, "--tuning", broken_tuning], None,
+              "best.json field 'val_accuracy' must be a number from 0 to 1, got 'high'; rebuild it with: "),
+             ([run_dir], "{not json", "analysis.json is not valid JSON"),
+             ([run_dir], '{"layers": 3}', "analysis.json lacks the field 'mode' (one of keep, drop); rebuild it with: "
+                                          f"python -m keras_latent.analyze {run_dir}")]
     for argv, analysis_json, expected in cases:
         if analysis_json is not None:
             open(layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY), "w").write(analysis_json)

@@ -67,10 +67,15 @@ def test_a_run_knows_its_study_from_the_layout_alone(tmp_path):
     assert layout.study_of_run(str(tmp_path / "study" / "runs" / "two-output" / "best")) is None
 
 
-def test_every_entry_says_who_writes_it_and_what_it_holds():
-    for entry in layout.RUN_FILES + layout.ANALYSIS_FILES + layout.TUNING_FILES + layout.STUDY_FILES + (
-            layout.VARIANT_DIR, layout.STUDY_RUN):
+def test_every_entry_says_who_writes_it_what_it_holds_and_what_rebuilds_it():
+    for entry in layout.RUN_FILES + layout.ANALYSIS_FILES + layout.TUNING_FILES + layout.BACKUP_FILES:
+        assert entry.written_by and entry.what and entry.rebuild.startswith("python "), entry.name
+    for entry in layout.STUDY_FILES + (layout.VARIANT_DIR, layout.STUDY_RUN):
         assert entry.written_by and entry.what, entry.name
+    assert layout.rebuild_command(layout.ABLATION, "runs/my run/analysis/ablation.csv") == \
+        "python -m keras_latent.analyze 'runs/my run'"
+    assert layout.damaged(layout.TFLITE, "r/model.tflite", "is missing") == \
+        "r/model.tflite is missing; rebuild it with: python -m keras_latent.export r --tflite"
     for files in (layout.RUN_FILES, layout.STUDY_FILES):
         names = [e.name for e in files]
         assert len(names) == len(set(names))

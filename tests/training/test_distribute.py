@@ -179,7 +179,8 @@ def test_two_workers_on_localhost_train_one_model(tmp_path):
     # each worker's last line names the folder it wrote (worker 1 was started first)
     assert outputs[0][0].strip().splitlines()[-1].endswith(f"run folder: {out / 'worker-1'}")
     assert outputs[1][0].strip().splitlines()[-1].endswith(f"run folder: {out}")
-    chief, worker = (keras.saving.load_model(layout.MODEL.path(str(path))) for path in (out, out / "worker-1"))
+    chief, worker = (keras.saving.load_model(layout.MODEL.path(str(path)), safe_mode=True)
+                     for path in (out, out / "worker-1"))
     for a, b in zip(chief.get_weights(), worker.get_weights()):
         np.testing.assert_array_equal(a, b)
     metrics = json.loads((out / layout.METRICS.name).read_text())

@@ -7,13 +7,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
-from helpers import REPO, run_main, tiny_config
+from helpers import REPO, TINY_ARGS, run_main, tiny_config
 
 from keras_latent import files
 from keras_latent.data.pipeline import normalize
@@ -21,9 +20,6 @@ from keras_latent.errors import UsageError
 from keras_latent.runs import layout
 from keras_latent.train import main
 from keras_latent.training import fit as training
-
-# The CLI spelling of conftest.tiny_config() (1 epoch on 256 sample images).
-TINY_ARGS = ["--dataset", "sample", "--max-train-samples", "256", "--epochs", "1", "--snapshot-epochs", "0,1"]
 
 
 def history_rows(run_dir) -> list[dict]:
@@ -40,22 +36,45 @@ def visible_files(run_dir) -> list[str]:
     return sorted(os.listdir(run_dir))
 
 
+# The train command's own config and library call, with a callback that holds the process inside epoch 2, after
+# its steps ran and before the epoch is recorded (history.csv, backup/): the worst moment for a kill. The test
+# kills it there, so where the kill lands depends on no clock and no scheduler.
+PAUSED_IN_EPOCH_2 = """
+import sys, time, keras
+from keras_latent import train as command
+from keras_latent.training.fit import train
+
+class PauseInEpoch2(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1:
+            print("inside epoch 2", flush=True)
+            time.sleep(600)
+
+args = command.build_parser().parse_args(sys.argv[1:])
+train(command.config_from_args(args), args.out, verbose=0, callbacks=[PauseInEpoch2()])
+"""
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_the_same_command_resumes(tmp_path, sample_splits):
     out = str(tmp_path / "run")
-    cmd = [sys.executable, "-m", "keras_latent.train", "--dataset", "sample", "--max-train-samples", "512",
-           "--epochs", "3", "--snapshot-epochs", "0,1,2,3", "--out", out]
+    flags = ["--dataset", "sample", "--max-train-samples", "512", "--epochs", "3", "--snapshot-epochs", "0,1,2,3",
+             "--out", out]
+    cmd = [sys.executable, "-m", "keras_latent.train", *flags]
     env = {**os.environ, "PYTHONPATH": REPO}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not os.path.exists(layout.BACKUP_METADATA.path(layout.BACKUP.path(out))):  # epoch 1 is backed up
-        assert proc.poll() is None, proc.stderr.read()[-2000:]
-        assert time.monotonic() < deadline, "epoch 1 never finished"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
+    proc = subprocess.Popen([sys.executable, "-c", PAUSED_IN_EPOCH_2, *flags], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert line == "inside epoch 2", proc.stderr.read()[-2000:]
     killed_at = backup_epoch(out)
-    assert proc.returncode == -signal.SIGKILL and 1 <= killed_at < 3
+    assert proc.returncode == -signal.SIGKILL and killed_at == 1
     assert not os.path.exists(layout.MODEL.path(out))
     before = history_rows(out)[:killed_at]
 
@@ -106,9 +125,11 @@ def test_overwrite_starts_over_and_clears_the_old_run(copy_run, capsys):
 def interrupted_copy(copy_run) -> str:
     """A finished run turned into one killed after its last epoch's backup: no model.keras."""
     run = copy_run()
+    backup = layout.BACKUP.path(run)
+    os.makedirs(backup)
+    keras.saving.load_model(layout.MODEL.path(run), safe_mode=True).save_weights(layout.BACKUP_WEIGHTS.path(backup))
     os.remove(layout.MODEL.path(run))
-    os.makedirs(layout.BACKUP.path(run))
-    with open(layout.BACKUP_METADATA.path(layout.BACKUP.path(run)), "w") as f:
+    with open(layout.BACKUP_METADATA.path(backup), "w") as f:
         json.dump({"epoch": 1, "batch": 0}, f)
     return run
 
@@ -186,8 +207,12 @@ def test_a_nan_loss_stops_with_one_line_and_keeps_the_last_good_model(tmp_path, 
     with pytest.raises(UsageError) as error:
         training.train(config, run, verbose=0)
     message = str(error.value)
-    assert message.startswith("training diverged in epoch 2: ") and "reconstruction_loss is nan" in message, message
-    assert "\n" not in message
+    # What holds on every machine: the epoch, and the reconstruction's loss (the poisoned decoder feeds it
+    # directly). Whether the classifier's loss is NaN too depends on the CPU kernels: the NaN gradient reaches
+    # the trunk, and a fused Conv2D + ReLU (oneDNN, x86) turns NaN into 0 where plain ReLU keeps it (see
+    # callbacks.nonfinite_weights). So it is neither required nor ruled out.
+    assert message.startswith("training diverged in epoch 2: ") and "\n" not in message, message
+    assert "reconstruction_loss is nan" in message.split(";")[0]
     assert f"the model after epoch 1 is kept in {os.path.join(run, 'last_good.keras')}" in message
     assert not os.path.exists(layout.MODEL.path(run)) and backup_epoch(run) == 1
     good = keras.saving.load_model(layout.LAST_GOOD.path(run), safe_mode=True)
@@ -230,7 +255,7 @@ def test_too_little_free_space_is_one_line_before_training(tmp_path, capsys, mon
     err = err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert "has 1.0 MB free but this run needs about" in err[0] and "choose another --out" in err[0]
-    assert os.listdir(run) == []  # nothing written
+    assert not os.path.exists(run)  # nothing written
 
 
 def test_nan_stop_names_the_only_output_of_a_classifier_only_model():
@@ -246,3 +271,30 @@ def test_nan_stop_names_the_only_output_of_a_classifier_only_model():
     assert stopper.describe() in ("training diverged in epoch 1: loss of the classifier output is nan",
                                   "training diverged in epoch 1: loss of the classifier output is inf")
     assert stopper.good_epochs == 0  # nothing good to keep
+
+
+class PoisonTrunk(keras.callbacks.Callback):
+    """At the start of epoch 2, put a NaN into conv1: every output is NaN from then on."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            kernel = self.model.get_layer("trunk").get_layer("conv1").get_layer("conv1_conv").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+
+
+def test_nan_weights_stop_training_even_when_the_losses_hide_them():
+    """NaN trunk weights: where the fused Conv2D + ReLU turns NaN into 0 (oneDNN on x86), the classifier sees
+    zeros and its loss stays finite (ln 10); elsewhere it is NaN. StopOnNaN stops in epoch 2 either way."""
+    from keras_latent.config import ModelConfig, TrainConfig
+    from keras_latent.model.builders import build_model
+    from keras_latent.training.callbacks import StopOnNaN
+
+    config = TrainConfig(model=ModelConfig(decoder=False))
+    model = training.compile_model(build_model(config.model), config)
+    stopper = StopOnNaN()
+    images = np.random.default_rng(0).uniform(-1, 1, (64, 32, 32, 3)).astype(np.float32)
+    history = model.fit(images, {"classifier": np.arange(64) % 10}, epochs=4, verbose=0,
+                        callbacks=[stopper, PoisonTrunk()])
+    assert stopper.describe().startswith("training diverged in epoch 2: "), stopper.describe()
+    assert len(history.history["loss"]) == 2 and stopper.good_epochs == 1
+    assert all(np.isfinite(w).all() for w in stopper.good_weights)

@@ -4,10 +4,10 @@ import csv
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import keras_tuner
 import numpy as np
@@ -188,13 +188,32 @@ def test_train_takes_the_weights_from_best_json(grid_search, tmp_path, capsys):
         assert (config.ce_weight, config.recon_weight) == (best["ce_weight"], best["recon_weight"])
     corrupt = tmp_path / "best.json"
     corrupt.write_text('{"ce_weight": 1.0, "recon_')
-    cases = [(["--weights-from", str(corrupt)], "is not a valid best.json"),
+    cases = [(["--weights-from", str(corrupt)], f"{corrupt} is not valid JSON"),
              (["--weights-from", str(tmp_path / "missing.json")], "no such file"),
              (["--weights-from", grid_search, "--recon-weight", "3"], "drop --recon-weight or --weights-from")]
     for argv, message in cases:
         code, _, err = run_main(train.main, argv + ["--out", str(tmp_path / "run")], capsys)
         assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and message in err
     assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize("name,text,message", [
+    ("oracle.json", '{"ongoing_trials": {', "oracle.json is not valid JSON"),
+    ("trial_0/trial.json", None, "trial.json field 'status' must be one of RUNNING, IDLE, INVALID, STOPPED, COMPLETED, "
+                                 "FAILED, got 'DONE'"),
+])
+def test_resuming_with_a_damaged_kerastuner_state_file_is_one_line(grid_search, tmp_path, capsys, name, text, message):
+    directory = tmp_path / "results"
+    shutil.copytree(grid_search, directory / PROJECT)
+    path = directory / PROJECT / name
+    if text is None:
+        state = json.loads(path.read_text())
+        text = json.dumps({**state, "status": "DONE"})
+    path.write_text(text)
+    code, _, err = run_main(load_cli().main, GRID_2X2 + ["--directory", str(directory)], capsys)
+    assert code == 2 and err.count("\n") == 1 and f"error: {path} " in err and message in err, err
+    assert "rebuild it with: python tuning/search_weights.py with the same flags and --overwrite" in err
+    assert path.read_text() == text
 
 
 def test_bayesian_and_random_search_stay_in_their_log_ranges(tmp_path, capsys):
@@ -259,14 +278,6 @@ def test_cli_bad_input_from_a_shell_is_one_line_without_traceback():
 # ---------------------------------------------------------------- interruption and distribution
 
 
-def wait_for(predicate, timeout: float, what: str, processes=()):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        assert all(p.poll() is None for p in processes), f"a process exited while waiting for {what}"
-        time.sleep(0.1)
-
-
 def completed(results_dir: str) -> list[dict]:
     try:
         return [r for r in read_trials(results_dir) if r["status"] == "COMPLETED"]
@@ -274,20 +285,44 @@ def completed(results_dir: str) -> list[dict]:
         return []
 
 
+# The search command, holding its process right after the first trial has ended (results and oracle state
+# written): the test kills it there, so where the kill lands depends on no clock and no scheduler.
+PAUSED_AFTER_FIRST_TRIAL = """
+import sys, time
+from keras_latent.tuning import tuner
+
+end_trial = tuner._ResultsOracle.end_trial
+
+def end_trial_and_pause(self, trial):
+    end_trial(self, trial)
+    print("first trial ended", flush=True)
+    time.sleep(600)
+
+tuner._ResultsOracle.end_trial = end_trial_and_pause
+from keras_latent.search_weights import main
+main(sys.argv[1:])
+"""
+
+
 @pytest.mark.slow
 def test_search_killed_after_its_first_trial_resumes_without_rerunning_it(tmp_path, capsys):
     results_dir = os.path.join(tmp_path, PROJECT)
     argv = GRID_2X2 + ["--directory", str(tmp_path)]
-    with open(tmp_path / "first.log", "w") as log:
-        process = subprocess.Popen([sys.executable, SCRIPT, *argv], cwd=REPO, env=subprocess_env(), stdout=log,
-                                   stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "-c", PAUSED_AFTER_FIRST_TRIAL, *argv], cwd=REPO,
+                               env=subprocess_env(PYTHONPATH=REPO), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
     try:
-        wait_for(lambda: completed(results_dir), 180, "the first trial", [process])
+        output = []
+        for line in process.stdout:  # ends at the pause, or when the process exits
+            output.append(line)
+            if line.strip() == "first trial ended":
+                break
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
+    assert output and output[-1].strip() == "first trial ended", "".join(output)[-2000:]
     before = completed(results_dir)
-    assert 1 <= len(before) < 4, "the kill should land before the search ends"
+    assert len(before) == 1
     code, _, _ = run_main(load_cli().main, argv, capsys)
     after = read_trials(results_dir)
     assert code == 0 and [r["status"] for r in after] == ["COMPLETED"] * 4
@@ -317,7 +352,8 @@ def test_chief_and_two_workers_run_each_grid_trial_once(grid_search, tmp_path):
     assert codes == {"chief": 0, "tuner0": 0, "tuner1": 0}, {n: logs[n].read_text()[-2000:] for n in logs}
     ran = {name: [line.split(":")[1].split()[-1] for line in logs[name].read_text().splitlines()
                   if line.startswith(f"{name}: trial ")] for name in ("tuner0", "tuner1")}
-    assert sorted(ran["tuner0"] + ran["tuner1"]) == ["0", "1", "2", "3"] and all(ran.values()), ran
+    # each trial ran once, on one worker or the other: how they shared the four depends on the scheduler
+    assert sorted(ran["tuner0"] + ran["tuner1"]) == ["0", "1", "2", "3"], ran
     results_dir = os.path.join(tmp_path, PROJECT)
     rows = read_trials(results_dir)
     assert [r["status"] for r in rows] == ["COMPLETED"] * 4
