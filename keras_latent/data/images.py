@@ -134,13 +134,21 @@ def _to_rgb(image):
 def read_image(path: str, size: int) -> np.ndarray:
     """One image file -> (size, size, 3) uint8, converted and resized (bilinear, antialiased); a file that
     is not an image, is damaged or is too large is one line naming it."""
+    return decode_image(path, size, path)
+
+
+def decode_image(source, size: int | None, name: str) -> np.ndarray:
+    """An image (a path or a binary file object) -> (size, size, 3) uint8 as an image folder's files are read
+    (converted, EXIF-rotated, resized bilinear with antialiasing), or (H, W, 3) at its own size when `size`
+    is None; a source that is not an image, is damaged or is too large is one line naming it (`name`)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    path = name
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit follows
-            with Image.open(path) as image:
-                if image.format in ("JPEG", "MPO"):
+            with Image.open(source) as image:
+                if image.format in ("JPEG", "MPO") and size is not None:
                     image.draft(None, (size, size))  # libjpeg decodes at 1/2, 1/4 or 1/8 scale, still >= size
                 width, height = image.size
                 if width * height > MAX_IMAGE_PIXELS:
@@ -155,20 +163,27 @@ def read_image(path: str, size: int) -> np.ndarray:
         pixels = re.search(r"\((\d+) pixels\)", str(err))
         raise UsageError(_too_large(path, int(pixels.group(1)) if pixels else None)) from None
     except UnidentifiedImageError:
-        if _has_image_signature(path):
+        if _has_image_signature(source):
             raise UsageError(f"{path} is a damaged image (it starts like one, but Pillow cannot open it); "
                              "remove or replace it") from None
         raise UsageError(f"{path} is not an image Pillow can read; an image folder may hold only images "
                          f"({', '.join(IMAGE_EXTENSIONS)}): remove or replace it") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, MemoryError) as err:  # Pillow's decoders
         raise UsageError(f"{path} is a damaged image ({type(err).__name__}: {err}); remove or replace it") from None
+    if size is None:
+        return np.asarray(rgb, dtype=np.uint8)
     return np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
-def _has_image_signature(path: str) -> bool:
-    """Does the file start like a PNG, JPEG, GIF or BMP (so a failure to open it means it is damaged)?"""
-    with open(path, "rb") as f:
-        head = f.read(8)
+def _has_image_signature(source) -> bool:
+    """Does the file (a path or a binary file object) start like a PNG, JPEG, GIF or BMP (so a failure to open
+    it means it is damaged)?"""
+    if hasattr(source, "read"):
+        source.seek(0)
+        head = source.read(8)
+    else:
+        with open(source, "rb") as f:
+            head = f.read(8)
     return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM"))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import io
 import logging
 import os
 import urllib.request
@@ -27,7 +28,6 @@ CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"  # what 
 DATASET_NAMES = ("auto", "cifar10", "sample")  # the --dataset values that are not paths
 DATASET_CHOICES = "auto, cifar10, sample, or a path to a cifar-10-batches-py folder or an image folder"
 SAMPLE_DESCRIPTION = "CIFAR-10 sample (bundled, 4,068 images)"  # how load_dataset describes the bundled sample
-FOLDER_INTERPOLATION = "bilinear"  # how an image folder's images are resized as they are read (Keras's default)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,16 +148,16 @@ def resize_images(images: np.ndarray, image_size: int) -> np.ndarray:
     return to_uint8(resized)
 
 
-def resize_like_dataset(images: np.ndarray, image_size: int, dataset: str) -> np.ndarray:
-    """uint8 images (N, H, W, 3) of any size resized exactly as load_dataset resized `dataset`'s (a resolved name
-    or path): an image folder's as Keras reads them (FOLDER_INTERPOLATION, no antialiasing), others with
-    resize_images. For images from outside the data set, such as an upload to the explorer."""
-    if dataset in DATASET_NAMES or not os.path.isdir(dataset) or _is_cifar_folder(dataset):
-        return resize_images(images, image_size)
-    import tensorflow as tf
+def outside_image(data: bytes, image_size: int, dataset: str, name: str = "the upload") -> np.ndarray:
+    """An image from outside the data set (the bytes of a PNG or JPEG, e.g. an explorer upload) as load_dataset
+    reads `dataset`'s (a resolved name or path): uint8 (image_size, image_size, 3). An image folder's files are
+    read by `images.decode_image` (converted, resized bilinear with antialiasing), so the image is too; for
+    CIFAR-10 it is converted the same way and resized as resize_images resizes CIFAR-10."""
+    from keras_latent.data import images
 
-    resized = tf.image.resize(images, (image_size, image_size), method=FOLDER_INTERPOLATION).numpy()
-    return to_uint8(resized)
+    if dataset not in DATASET_NAMES and os.path.isdir(dataset) and not _is_cifar_folder(dataset):
+        return images.decode_image(io.BytesIO(data), image_size, name)
+    return resize_images(images.decode_image(io.BytesIO(data), None, name)[None], image_size)[0]
 
 
 def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,9 +1,9 @@
 """Uploaded pictures in, PNG pictures out.
 
 An upload is data from a stranger: it is checked with Pillow (format PNG or JPEG, size within limits, the
-whole file decodes) before anything else reads it, then decoded as training decodes an image folder
-(`tf.io.decode_image`, RGB) and resized exactly as the run's training resized its images
-(`keras_latent.data.sources.resize_like_dataset`). EXIF orientation is not applied, as in training.
+whole file decodes) before anything else reads it, then decoded and resized exactly as the run's training
+read its images (`keras_latent.data.sources.outside_image`: converted to RGB and EXIF-rotated as an image
+folder's files are, resized as the run's data set was).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from keras_latent.data.sources import resize_like_dataset
+from keras_latent.data.sources import outside_image
 from keras_latent.errors import UsageError
 
 UPLOAD_FORMATS = ("PNG", "JPEG")
@@ -52,17 +52,10 @@ def check_upload(data: bytes, max_bytes: int, max_pixels: int) -> tuple[str, tup
 
 
 def read_upload(data: bytes, image_size: int, dataset: str, max_bytes: int, max_pixels: int) -> np.ndarray:
-    """A checked PNG or JPEG upload as the model's input: uint8 (image_size, image_size, 3), resized as training
-    resized `dataset`'s images."""
-    import tensorflow as tf
-
+    """A checked PNG or JPEG upload as the model's input: uint8 (image_size, image_size, 3), read as training
+    read `dataset`'s images."""
     check_upload(data, max_bytes, max_pixels)
-    try:
-        pixels = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()  # (H, W, 3) uint8
-    except (tf.errors.InvalidArgumentError, ValueError) as err:
-        raise UsageError(f"the upload could not be decoded as an image ({str(err).splitlines()[0]}); "
-                         f"expected a whole {' or '.join(UPLOAD_FORMATS)} file") from None
-    return resize_like_dataset(pixels[None], image_size, dataset)[0]
+    return outside_image(data, image_size, dataset)
 
 
 def png_bytes(image: np.ndarray) -> bytes:

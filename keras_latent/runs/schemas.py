@@ -166,6 +166,8 @@ class _Invalid(Exception):
 def _check(field: Field, value: Any, where: str) -> None:
     if not field.test(value):
         raise _Invalid(where, field, value)
+    if value is None:  # null, where the field allows it: nothing inside to check
+        return
     if field.items is not None:
         for i, item in enumerate(value):
             _check(field.items, item, f"{where}[{i}]")

@@ -3,12 +3,12 @@ import socket
 
 import numpy as np
 import pytest
-from helpers import write_cifar_folder
+from helpers import image_file_bytes, write_cifar_folder
 from PIL import Image
 
 from keras_latent.data import load_dataset
 from keras_latent.data import sources as data
-from keras_latent.data.sources import resize_images, resize_like_dataset
+from keras_latent.data.sources import outside_image, resize_images
 from keras_latent.errors import UsageError
 
 
@@ -76,19 +76,21 @@ def test_image_folder_with_train_and_test(tmp_path):
     assert sorted(s.y_train.tolist()) == [0, 0, 0, 1, 1, 1]
 
 
-def test_resize_like_dataset_repeats_how_each_source_was_resized(tmp_path, sample_splits):
-    """An outside image (an explorer upload) resized as load_dataset resized the run's images, pixel for pixel."""
+def test_an_outside_image_is_read_as_the_data_set_read_its_own(tmp_path, sample_splits):
+    """An outside image (an explorer upload) read and resized as load_dataset read the run's images, pixel for
+    pixel: an image folder's reader for an image-folder run, CIFAR-10's resize for a CIFAR-10 run."""
     rng = np.random.default_rng(1)
     for split in ("train", "test"):
-        write_image(tmp_path / split / "cls" / "0.png", rng, 45, "RGB")
-    folder_images = load_dataset(str(tmp_path), image_size=16).x_test  # Keras's folder reader resized it
-    original = np.asarray(Image.open(tmp_path / "test" / "cls" / "0.png"))[None]  # (1, 45, 45, 3)
-    np.testing.assert_array_equal(resize_like_dataset(original, 16, str(tmp_path)), folder_images)
-    antialiased = resize_images(original, 16)
-    assert not np.array_equal(antialiased, folder_images)  # the two rules differ, so the choice is tested
-    np.testing.assert_array_equal(resize_like_dataset(original, 16, "sample"), antialiased)
-    cifar_24 = load_dataset("sample", image_size=24).x_test[:3]
-    np.testing.assert_array_equal(resize_like_dataset(sample_splits.x_test[:3], 24, "sample"), cifar_24)
+        for name in ("a", "b"):  # a classifier needs two classes
+            write_image(tmp_path / split / name / "0.png", rng, 45, "RGB")
+    folder_images = load_dataset(str(tmp_path), image_size=16).x_test  # the image folder's reader resized it
+    data = (tmp_path / "test" / "a" / "0.png").read_bytes()
+    np.testing.assert_array_equal(outside_image(data, 16, str(tmp_path)), folder_images[0])
+    antialiased = resize_images(np.asarray(Image.open(tmp_path / "test" / "a" / "0.png"))[None], 16)[0]
+    assert not np.array_equal(antialiased, folder_images[0])  # the two rules differ, so the choice is tested
+    np.testing.assert_array_equal(outside_image(data, 16, "sample"), antialiased)
+    cifar_24 = load_dataset("sample", image_size=24).x_test[:1]
+    np.testing.assert_array_equal(outside_image(image_file_bytes(sample_splits.x_test[0]), 24, "sample"), cifar_24[0])
 
 
 def test_flat_image_folder_uses_seeded_test_fraction(tmp_path):

@@ -6,12 +6,11 @@ import threading
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from helpers import image_file_bytes
 from PIL import Image
 
 from keras_latent.data.pipeline import denormalize, normalize
-from keras_latent.data.sources import resize_like_dataset
+from keras_latent.data.sources import outside_image, resize_images
 from keras_latent.explorer.app import create_app
 from keras_latent.explorer.config import ExploreConfig
 from keras_latent.explorer.session import Explorer
@@ -136,13 +135,12 @@ def test_uploads_are_checked_resized_as_in_training_and_classified(client, explo
         assert raw.status_code == form.status_code == 201 and raw.get_json() == form.get_json()
         upload_id = raw.get_json()["id"]
         shown = np.asarray(Image.open(io.BytesIO(client.get(f"/api/images/{upload_id}/image.png").data)))
-        decoded = tf.io.decode_image(data, channels=3).numpy()[None]  # as Keras decodes an image folder's files
-        np.testing.assert_array_equal(shown, resize_like_dataset(decoded, 32, "sample")[0])
+        np.testing.assert_array_equal(shown, outside_image(data, 32, "sample"))  # read as training read the sample
         view = client.get(f"/api/images/{upload_id}").get_json()
         assert view["source"] == "upload" and view["label"] is None
         assert sum(view["probabilities"]) == pytest.approx(1, abs=1e-4)
         if data.startswith(b"\x89PNG"):
-            np.testing.assert_array_equal(shown, resize_like_dataset(picture[None], 32, "sample")[0])
+            np.testing.assert_array_equal(shown, resize_images(picture[None], 32)[0])  # lossless: the pixels sent
 
 
 def test_bad_uploads_are_refused_with_a_message_and_the_app_keeps_serving(client):
