@@ -29,8 +29,9 @@ REFUSED = {
     **{(entry, "deleted"): {T} for entry in (layout.HISTORY, layout.METRICS, layout.CLASSIFICATION_REPORT,
                                              layout.CONFUSION_MATRIX, layout.CURVES, layout.SNAPSHOT,
                                              layout.SAVED_MODEL)},
-    **{(entry, "corrupted"): {R, T} for entry in (layout.HISTORY, layout.METRICS, layout.CLASSIFICATION_REPORT,
+    **{(entry, "corrupted"): {R, T} for entry in (layout.HISTORY, layout.CLASSIFICATION_REPORT,
                                                   layout.CONFUSION_MATRIX, layout.CURVES, layout.SNAPSHOT)},
+    (layout.METRICS, "corrupted"): {R, E, T},  # export reads the decode paths training measured
     (layout.ANALYSIS_DIR, "corrupted"): {R},
 }
 # Deleted, these leave their part out of the report with one notice each (the report is still written).

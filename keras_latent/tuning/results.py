@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from keras_latent.config import differences, from_dict
+from keras_latent.config import FIELDS_ADDED_LATER, differences, from_dict
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_write_text, save_figure
 from keras_latent.runs import layout
@@ -42,7 +42,9 @@ def check_settings(results_dir: str, settings: dict) -> None:
         return
     saved = read_json(path, layout.SEARCH_SETTINGS)
     try:
-        from_dict(saved, SearchConfig, optional={"max_trials": None})
+        # search_spec leaves out max_trials and a single execution; the trials' TrainConfig as config.json's
+        from_dict(saved, SearchConfig, optional={"max_trials": None, "executions_per_trial": 1,
+                                                 **{f"train.{k}": v for k, v in FIELDS_ADDED_LATER.items()}})
     except UsageError as err:
         raise UsageError(layout.damaged(layout.SEARCH_SETTINGS, path, f"is not a valid search settings file: {err}")
                          ) from None

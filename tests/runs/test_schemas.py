@@ -79,7 +79,7 @@ def test_an_edited_json_file_is_one_line(tmp_path, entry, value, message):
 
 @pytest.mark.parametrize("entry,value", [(layout.METRICS, METRICS), (layout.ANALYSIS_SUMMARY, ANALYSIS),
                                          (layout.BEST, BEST), (layout.TRIAL_STATE, TRIAL),
-                                         (layout.ANALYSIS_SUMMARY, edited(ANALYSIS, added_by_a_newer_writer={"conv1": 0.9}))])
+                                         (layout.ANALYSIS_SUMMARY, edited(ANALYSIS, newer_key={"conv1": 0.9}))])
 def test_a_file_that_follows_its_schema_reads_back_as_written(tmp_path, entry, value):
     """Keys a schema does not name are allowed: a newer writer may add some."""
     path = str(tmp_path / entry.name)

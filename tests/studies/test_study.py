@@ -54,7 +54,8 @@ def test_the_study_trains_the_baseline_the_two_output_model_and_each_variant_on_
 
 def test_weights_from_sets_the_models_with_a_decoder_and_leaves_the_baseline_plain(tmp_path):
     best = tmp_path / "best.json"
-    best.write_text(json.dumps({"ce_weight": 2.0, "recon_weight": 4.0}))
+    best.write_text(json.dumps({"ce_weight": 2.0, "recon_weight": 4.0, "val_accuracy": 0.4, "val_recon_mse": 0.09,
+                                "trial_id": "3"}))  # what a search's best.json holds (checked when read)
     study = config_of("--weights-from", str(best), "--variant", "big=--head-units 64")
     weights = {v.name: (v.train.ce_weight, v.train.recon_weight) for v in study.variants}
     assert weights[TWO_OUTPUT] == weights["big"] == (2.0, 4.0) and weights[BASELINE][0] == 1.0

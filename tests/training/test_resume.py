@@ -43,6 +43,7 @@ PAUSED_IN_EPOCH_2 = """
 import sys, time, keras
 from keras_latent import train as command
 from keras_latent.training.fit import train
+from keras_latent.training.options import config_from_flags
 
 class PauseInEpoch2(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
@@ -54,7 +55,7 @@ class PauseInEpoch2(keras.callbacks.Callback):
             time.sleep(600)
 
 args = command.build_parser().parse_args(sys.argv[1:])
-train(command.config_from_args(args), args.out, verbose=0, callbacks=[PauseInEpoch2()])
+train(config_from_flags(args), args.out, verbose=0, callbacks=[PauseInEpoch2()])
 """
 
 
