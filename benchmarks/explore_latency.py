@@ -29,27 +29,9 @@ from urllib.parse import urlparse
 
 from keras_latent.cli import int_list, run_cli
 from keras_latent.errors import UsageError
+from keras_latent.machine import describe_cpu
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-
-
-def cpu_description() -> str:
-    """`model name` and the vector ISA flags of /proc/cpuinfo (Linux), with the core count."""
-    name, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    name = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores, ISA {' '.join(f for f in ISA_FLAGS if f in flags) or 'unknown'}"
-
-
 def load_average() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
 
@@ -152,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         proc.terminate()
         proc.wait(30)
     summary = {"benchmark": "explore_latency", "run": os.path.basename(os.path.normpath(args.run_dir)),
-               "layer": args.layer, "cpu": cpu_description(), "load_before": load_before, "load_after": load_average(),
+               "layer": args.layer, "cpu": describe_cpu().describe(), "load_before": load_before,
+               "load_after": load_average(),
                "toggle": {str(n): r for n, r in results.items()}, "pick_1_client": percentiles(picks)}
     print(f"explorer click-to-image latency ({args.layer} toggle = decode + classify at once), {summary['cpu']}")
     print(f"load average (1/5/15 min) before {load_before}, after {summary['load_after']}")

@@ -4,6 +4,9 @@ Model: trunk conv(3->6,5) relu pool2, conv(6->16,5) relu pool2 -> latent 16x5x5;
 head flatten 400 -> 120 relu -> 84 relu -> 10 (logits); decoder
 ConvTranspose(16->6, k6, s2) relu [5->14], ConvTranspose(6->3, k6, s2) tanh [14->32].
 Loss = 1.0 * cross-entropy + 2.0 * MSE(recon, input); SGD momentum 0.9 (lr 0.01 by default);
+with --layer-decoder (what `python -m keras_latent.train` trains by default: its `reconstruction_conv1` output)
+also + W * MSE(tanh(dec2(conv1 block's activations)), input), dec2 shared (keras_latent's deconv1), W =
+--layer-recon-weight (1.0, keras_latent's default);
 inputs scaled to [-1, 1] ((x/255 - 0.5) / 0.5), as in the PyTorch CIFAR-10 tutorial.
 Data: a folder in the CIFAR-10 python layout (data_batch_* for training, test_batch for test);
 by default the CIFAR-10 sample bundled with keras_latent (keras_latent/data/sample_data/).
@@ -38,16 +41,18 @@ from keras_latent.data.cifar import read_batch  # noqa: E402 (numpy and the stan
 
 
 class Net(nn.Module):
-    def __init__(self):
+    def __init__(self, layer_decoder=False):
         super().__init__()
+        self.layer_decoder = layer_decoder  # forward also returns dec2's image of the conv1 block (else None)
         self.conv1, self.conv2 = nn.Conv2d(3, 6, 5), nn.Conv2d(6, 16, 5)
         self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
         self.dec1 = nn.ConvTranspose2d(16, 6, 6, stride=2)  # 5x5 -> 14x14
         self.dec2 = nn.ConvTranspose2d(6, 3, 6, stride=2)   # 14x14 -> 32x32
 
-    def encode(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        return F.max_pool2d(F.relu(self.conv2(x)), 2)
+    def encode(self, x, with_first=False):
+        h1 = F.max_pool2d(F.relu(self.conv1(x)), 2)  # (B, 6, 14, 14): the conv1 block's activations
+        z = F.max_pool2d(F.relu(self.conv2(h1)), 2)
+        return (z, h1) if with_first else z
 
     def classify(self, z):
         h = F.relu(self.fc1(torch.flatten(z, 1)))
@@ -57,8 +62,9 @@ class Net(nn.Module):
         return torch.tanh(self.dec2(F.relu(self.dec1(z))))
 
     def forward(self, x):
-        z = self.encode(x)
-        return self.classify(z), self.decode(z)
+        z, h1 = self.encode(x, with_first=True)
+        layer_rec = torch.tanh(self.dec2(h1)) if self.layer_decoder else None  # keras_latent's reconstruction_conv1
+        return self.classify(z), self.decode(z), layer_rec
 
 
 def read_batches(paths):
@@ -118,12 +124,18 @@ def masked_decode_bench(model, x1, reps):
         return {"batched_ms": time_ms(batched, reps), "loop16_ms": time_ms(looped, reps)}
 
 
-def train_flops_per_image(model, x, y):
+def loss_of(outputs, x, y, layer_recon_weight):
+    """1 x cross-entropy + 2 x MSE(recon, x) (+ layer_recon_weight x MSE(layer recon, x) with the layer decoder)."""
+    logits, rec, layer_rec = outputs
+    loss = F.cross_entropy(logits, y) + 2.0 * F.mse_loss(rec, x)
+    return loss if layer_rec is None else loss + layer_recon_weight * F.mse_loss(layer_rec, x)
+
+
+def train_flops_per_image(model, x, y, layer_recon_weight):
     """Forward+backward FLOPs (conv/linear/matmul only) of one training step, per image."""
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as fc:
-        logits, rec = model(x)
-        (F.cross_entropy(logits, y) + 2.0 * F.mse_loss(rec, x)).backward()
+        loss_of(model(x), x, y, layer_recon_weight).backward()
     model.zero_grad(set_to_none=True)
     return fc.get_total_flops() / len(x)
 
@@ -138,6 +150,9 @@ def main():
     p.add_argument("--loader", choices=["dataloader", "tensors"], default="dataloader")
     p.add_argument("--compile", action="store_true", help="train torch.compile(model)")
     p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--layer-decoder", action="store_true",
+                   help="also train dec2 on the conv1 block's activations, as keras_latent's default model does")
+    p.add_argument("--layer-recon-weight", type=float, default=1.0, help="its loss weight (keras_latent's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--masked-reps", type=int, default=100)
     p.add_argument("--out", help="append the JSON line to this file")
@@ -145,13 +160,12 @@ def main():
 
     torch.manual_seed(a.seed)
     x_tr, y_tr, x_te, y_te = load(a.data)
-    model = Net()
-    flops = train_flops_per_image(model, x_tr[:a.batch_size], y_tr[:a.batch_size])
+    model = Net(layer_decoder=a.layer_decoder)
+    flops = train_flops_per_image(model, x_tr[:a.batch_size], y_tr[:a.batch_size], a.layer_recon_weight)
     net = model
     if a.compile:
         net = torch.compile(model)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9)
-    ce, mse = nn.CrossEntropyLoss(), nn.MSELoss()
     gen = torch.Generator().manual_seed(a.seed)
 
     epoch_s, losses = [], []
@@ -160,8 +174,7 @@ def main():
         t0, running, steps = time.perf_counter(), 0.0, 0
         for xb, yb in batches(x_tr, y_tr, a.batch_size, a.loader, gen):
             opt.zero_grad()
-            logits, rec = net(xb)
-            loss = ce(logits, yb) + 2.0 * mse(rec, xb)
+            loss = loss_of(net(xb), xb, yb, a.layer_recon_weight)
             loss.backward()
             opt.step()
             running += loss.item()
@@ -174,7 +187,7 @@ def main():
 
     model.eval()
     with torch.no_grad():
-        logits, rec = model(x_te)
+        logits, rec, _ = model(x_te)
         acc = (logits.argmax(1) == y_te).float().mean().item()
         rec_mse = F.mse_loss(rec, x_te).item()
 
@@ -182,7 +195,9 @@ def main():
     ips = len(x_tr) * len(timed) / sum(timed)
     res = {
         "framework": "torch", "version": torch.__version__, "threads": torch.get_num_threads(),
-        "config": f"torch {'compile' if a.compile else 'eager'} {a.loader} b{a.batch_size} lr{a.lr}",
+        "config": f"torch {'compile' if a.compile else 'eager'} {a.loader} b{a.batch_size} lr{a.lr}"
+                  + (f" layer-decoder w{a.layer_recon_weight:g}" if a.layer_decoder else ""),
+        "layer_decoder": a.layer_decoder, "capability": torch.backends.cpu.get_cpu_capability(),
         "batch_size": a.batch_size, "epochs": a.epochs, "steps_per_epoch": steps,
         "images_per_s": round(ips, 1), "ms_per_step": round(1e3 * sum(timed) / len(timed) / steps, 3),
         "cores_busy": cores_busy and round(cores_busy, 2),

@@ -1,14 +1,21 @@
 """Benchmark: training images/s of `python -m keras_latent.train` against the PyTorch eager reference.
 
     python benchmarks/train_throughput.py --torch-python /root/torchvenv/bin/python \\
-        [--repeats 3] [--epochs 10] [--batch-sizes 128,32] [--out results.json] [--ablations]
+        [--repeats 3] [--epochs 10] [--batch-sizes 128,32] [--emulate avx2] [--out results.json] [--ablations]
 
-Every run is a fresh process. Ours trains the default model exactly as the training CLI does (the
-CLI's flag parser, thread settings and `keras_latent.training.train`: same tf.data pipeline,
-compile, `fit` with validation and every run callback, then reports, SavedModel and model.keras)
-on the bundled sample, with a timer callback added. The reference is `torch_ref.py` (same model,
-loss and SGD in plain PyTorch eager) on the same images, batch size, learning rate and epochs.
-Runs alternate ours / reference (the order flips every repeat), so both meet the same load.
+Every run is a fresh process. Ours trains exactly as the training CLI does (the CLI's flag parser and
+`keras_latent.training.train`: the formulation chosen for this machine, tf.data pipeline, compile,
+`fit` with validation and every run callback, then reports, SavedModel and model.keras) on the
+bundled sample, with a timer callback added. The reference is `torch_ref.py` (the same model, loss
+and SGD in plain PyTorch eager) on the same images, batch size, learning rate and epochs. Like is
+compared with like: our default model (which also trains the layer decoder, output
+`reconstruction_conv1`) against `torch_ref.py --layer-decoder`, and `--no-layer-decoders` (the
+tutorial's model) against plain `torch_ref.py` (`--models` picks). Runs alternate ours / reference
+(the order flips every repeat), so both meet the same load.
+
+The first lines name the machine: CPU model, cores, ISA, and the ISA each library really runs (oneDNN's
+and MKL's own reports, PyTorch's dispatch level); `--emulate avx2` caps TensorFlow (oneDNN, XLA's code
+generator) and PyTorch (ATen, oneDNN, MKL) to AVX2 on a newer CPU, and checks that each cap took effect.
 
 Per run: `images/s` = training images x (epochs - 1) / seconds of the training steps of epochs
 2..E (epoch 1, with tracing, is excluded; for ours an epoch's training steps run from its start to
@@ -17,19 +24,19 @@ reconstruction snapshots are not in it; `fit img/s` is whole epochs, with all of
 `cores` = process CPU seconds / wall seconds over the same steps; `RSS MB` = peak resident memory
 of the process; `test acc` = test-split accuracy after the last epoch; `others` = the most cores
 other processes used during a run (0 on a quiet machine). The table shows min and median over the
-repeats; the last line is the ratio of median images/s, ours / reference, per batch size.
+repeats; the last lines are the ratios of median images/s, ours / reference, per model and batch size,
+with the machine named again.
 
 `--variant NAME=FLAGS` adds one of our configurations (training-CLI flags, led by optional
 environment variables: `--variant spe1=--steps-per-execution=1`, `--variant
 no-onednn=TF_ENABLE_ONEDNN_OPTS=0`), run in the same alternation; `--ablations` adds one variant
-per performance choice switched the other way. The ratio line always uses our defaults.
+per performance choice switched the other way. The ratio lines always use our defaults.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import shlex
@@ -41,17 +48,26 @@ import time
 
 from keras_latent.cli import run_cli
 from keras_latent.errors import UsageError
+from keras_latent.machine import EMULATIONS, OtherLoad, wait_until_quiet
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DEFAULT_TORCH_REF = os.path.join(REPO, "benchmarks", "torch_ref.py")  # the project's own PyTorch reference
 RESULT_PREFIX = "THROUGHPUT_RESULT "
 ABLATIONS = {  # each performance choice of keras_latent.train switched the other way
+    "static": "--no-calibrate",  # the static formulation: graph, no batch split, TensorFlow's threads
+    "graph": "--no-jit-compile",  # the calibration's choice without XLA
+    "xla": "--jit-compile",  # ... with XLA
+    "no-split": "--batch-split=1",  # ... without the batch split
+    "one-thread": "--intra-op-threads=1 --inter-op-threads=1 --batch-split=1",
     "spe1": "--steps-per-execution=1",
-    "xla": "--jit-compile",
     "bf16": "--mixed-precision",
     "no-onednn": "TF_ENABLE_ONEDNN_OPTS=0",
     "no-sub-pixel": "--no-sub-pixel-decoder",
+}
+MODELS = {  # our flags and the reference's for each model compared like with like
+    "default": ("", ["--layer-decoder"]),  # ours trains reconstruction_conv1 by default
+    "plain": ("--no-layer-decoders", []),  # the tutorial's model
 }
 FIGURES = ("images_per_s", "fit_images_per_s", "cores_busy", "peak_rss_mb", "test_accuracy", "other_processes_cores")
 
@@ -95,22 +111,20 @@ def make_epoch_timer():
 
 def run_ours(cli_flags: list[str]) -> dict:
     """Train as `python -m keras_latent.train` does (see its main), with a timer; return the figures."""
+    from keras_latent.runs.records import load_config
     from keras_latent.train import build_parser
-    from keras_latent.training import distribute
     from keras_latent.training.options import config_from_flags
 
     with tempfile.TemporaryDirectory(prefix="throughput_") as tmp:
         args = build_parser().parse_args(cli_flags + ["--out", os.path.join(tmp, "run"), "--overwrite"])
-        config = config_from_flags(args)
-        distribute.configure_threads(args.intra_op_threads, args.inter_op_threads)
         import keras
         import tensorflow as tf
 
         from keras_latent.training import fit as training
 
-        keras.utils.set_random_seed(config.seed)
         timer = make_epoch_timer()
-        metrics = training.train(config, args.out, overwrite=True, verbose=0, callbacks=[timer])
+        metrics = training.train(config_from_flags(args), args.out, overwrite=True, verbose=0, callbacks=[timer])
+        config = load_config(args.out)  # with the formulation train() chose
     n, timed = metrics["train_images"] * (config.epochs - 1), slice(1, None)
     train_s, epoch_s = sum(timer.train_s[timed]), sum(timer.epoch_s[timed])
     threads = (tf.config.threading.get_intra_op_parallelism_threads(),
@@ -124,6 +138,7 @@ def run_ours(cli_flags: list[str]) -> dict:
             "first_epoch_s": round(timer.epoch_s[0], 2), "train_s": [round(t, 3) for t in timer.train_s],
             "epoch_s": [round(t, 3) for t in timer.epoch_s], "threads": threads,
             "steps_per_execution": config.steps_per_execution, "jit_compile": config.jit_compile,
+            "batch_split": config.batch_split, "formulation_source": config.formulation_source,
             "mixed_precision": config.mixed_precision, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}
 
@@ -131,65 +146,37 @@ def run_ours(cli_flags: list[str]) -> dict:
 # ---------------------------------------------------------------- launching runs
 
 
-def cpu_stat() -> tuple[int, int] | None:
-    """(idle, total) CPU ticks of the whole machine from /proc/stat; None where there is none."""
-    try:
-        with open("/proc/stat") as f:
-            values = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return values[3] + values[4], sum(values)
-
-
-def wait_until_quiet(max_wait_s: float, busy_below: float = 0.3) -> None:
-    """Wait (at most `max_wait_s`) until other processes use under `busy_below` cores for a second."""
-    deadline = time.monotonic() + max_wait_s
-    while time.monotonic() < deadline:
-        stat0 = cpu_stat()
-        time.sleep(1.0)
-        stat1 = cpu_stat()
-        if not stat0 or not stat1:
-            return
-        busy = (1 - (stat1[0] - stat0[0]) / max(stat1[1] - stat0[1], 1)) * (os.cpu_count() or 1)
-        if busy < busy_below:
-            return
-
-
 def launch(command: list[str], timeout_s: float, env: dict) -> tuple[dict, float, float | None]:
     """Run one benchmark process; return its JSON result, wall seconds and the cores other processes used."""
-    start, stat0, child0 = time.perf_counter(), cpu_stat(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    env = {**os.environ, **env}
+    start, env = time.perf_counter(), {**os.environ, **env}
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO, env=env)
+        with OtherLoad() as others:
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=REPO, env=env)
     except subprocess.TimeoutExpired:
         raise UsageError(f"benchmark run timed out after {timeout_s:.0f} s: {shlex.join(command)}") from None
-    wall, stat1, child1 = time.perf_counter() - start, cpu_stat(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter() - start
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX) or line.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise UsageError(f"benchmark run failed (exit {proc.returncode}): {shlex.join(command)}: {tail[0]}")
-    others = None
-    if stat0 and stat1:
-        own_s = (child1.ru_utime + child1.ru_stime) - (child0.ru_utime + child0.ru_stime)
-        busy_s = ((stat1[1] - stat1[0]) - (stat0[1] - stat0[0])) / os.sysconf("SC_CLK_TCK")
-        others = round(max(0.0, (busy_s - own_s) / wall), 2)
-    return json.loads(lines[-1].removeprefix(RESULT_PREFIX)), wall, others
+    return json.loads(lines[-1].removeprefix(RESULT_PREFIX)), wall, others.cores
 
 
-def reference_run(args, batch_size: int, data_dir: str, lr: float) -> tuple[dict, float, float | None]:
+def reference_run(args, batch_size: int, data_dir: str, lr: float, flags: list[str],
+                  env: dict) -> tuple[dict, float, float | None]:
     command = [args.torch_python, args.torch_ref, "--data", data_dir, "--batch-size", str(batch_size),
-               "--epochs", str(args.epochs), "--lr", str(lr), "--seed", "0", "--masked-reps", "10"]
-    r, wall, others = launch(command, args.timeout, {})
+               "--epochs", str(args.epochs), "--lr", str(lr), "--seed", "0", "--masked-reps", "10", *flags]
+    r, wall, others = launch(command, args.timeout, env)
     return ({"framework": "torch", "batch_size": r["batch_size"], "epochs": r["epochs"],
              "images_per_s": r["images_per_s"], "cores_busy": r["cores_busy"], "peak_rss_mb": r["peak_rss_mb"],
              "test_accuracy": r["test_acc"], "test_reconstruction_mse": r["test_recon_mse"],
-             "first_epoch_s": r["first_epoch_s"], "threads": r["threads"], "versions": {"torch": r["version"]}},
-            wall, others)
+             "first_epoch_s": r["first_epoch_s"], "threads": r["threads"], "config": r["config"],
+             "versions": {"torch": r["version"]}}, wall, others)
 
 
-def ours_run(args, batch_size: int, flags: str) -> tuple[dict, float, float | None]:
+def ours_run(args, batch_size: int, flags: str, env: dict) -> tuple[dict, float, float | None]:
     """One run of ours; leading NAME=VALUE words of `flags` are environment variables."""
-    words, env = shlex.split(flags), {}
+    words, env = shlex.split(flags), dict(env)
     while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
         name, _, value = words.pop(0).partition("=")
         env[name] = value
@@ -200,23 +187,85 @@ def ours_run(args, batch_size: int, flags: str) -> tuple[dict, float, float | No
                   args.timeout, env)
 
 
-def run_all(args, systems: list[str], variants: dict, batch_sizes: list[int], data_dir: str, lr: float) -> list:
-    """Every repeat x batch size x system, alternating systems (order reversed every other repeat)."""
-    runs = []
+def run_all(args, systems: dict[str, tuple[str, object]], batch_sizes: list[int], data_dir: str, lr: float,
+            env: dict) -> list:
+    """Every repeat x batch size x system, alternating systems (order reversed every other repeat).
+
+    `systems`: name -> ("ours", training-CLI flags) or ("torch", torch_ref.py flags)."""
+    runs, names = [], list(systems)
     for repeat in range(args.repeats):
         for batch_size in batch_sizes:
-            for system in systems if repeat % 2 == 0 else systems[::-1]:
-                wait_until_quiet(args.quiet_wait)
-                if system == "torch":
-                    result, wall, others = reference_run(args, batch_size, data_dir, lr)
-                else:
-                    result, wall, others = ours_run(args, batch_size, variants[system])
-                result.update(system=system, repeat=repeat, wall_s=round(wall, 1), other_processes_cores=others)
+            for system in names if repeat % 2 == 0 else names[::-1]:
+                kind, flags = systems[system]
+                for attempt in range(1 + args.retries):
+                    wait_until_quiet(args.quiet_wait)
+                    if kind == "torch":
+                        result, wall, others = reference_run(args, batch_size, data_dir, lr, flags, env)
+                    else:
+                        result, wall, others = ours_run(args, batch_size, flags, env)
+                    if others is None or others <= args.max_others or attempt == args.retries:
+                        break
+                    print(f"  repeat {repeat + 1}/{args.repeats} batch {batch_size:4d} {system:12s} disturbed "
+                          f"(other processes used {others} cores): again", flush=True)
+                result.update(system=system, repeat=repeat, wall_s=round(wall, 1), other_processes_cores=others,
+                              attempts=attempt + 1)
                 runs.append(result)
                 print(f"  repeat {repeat + 1}/{args.repeats} batch {batch_size:4d} {system:12s} "
                       f"{result['images_per_s']:8.0f} images/s  cores {result['cores_busy']}  acc "
                       f"{result['test_accuracy']:.4f}  ({wall:.0f} s, others {others} cores)", flush=True)
     return runs
+
+
+# ---------------------------------------------------------------- the machine
+
+TF_ISA_PROBE = """import tensorflow as tf
+x = tf.random.normal([2, 8, 8, 3]); w = tf.random.normal([3, 3, 3, 4])
+tf.nn.conv2d(x, w, 1, "SAME")
+tf.function(lambda x: tf.nn.relu(x) * 2.0, jit_compile=True)(x)  # XLA accepts XLA_FLAGS (it fails on a bad one)
+"""
+TORCH_ISA_PROBE = """import torch
+torch.nn.functional.conv2d(torch.randn(2, 3, 8, 8), torch.randn(4, 3, 3, 3))
+torch.nn.functional.linear(torch.randn(64, 64), torch.randn(64, 64))
+print("capability", torch.backends.cpu.get_cpu_capability())
+"""
+
+
+def library_isa(python: str, probe: str, env: dict) -> str:
+    """What ISA the libraries of `python` really run (oneDNN's and MKL's own reports, PyTorch's dispatch)."""
+    env = {**os.environ, **env, "ONEDNN_VERBOSE": "1", "MKL_VERBOSE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    try:
+        done = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=300, env=env)
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"unknown ({err})"
+    if done.returncode != 0:
+        return f"probe failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}"
+    text = done.stdout + done.stderr
+    found = []
+    onednn = re.search(r"onednn_verbose,(?:v1,)?info,cpu,isa:([^,\n]+)", text)
+    found.append(f"oneDNN {onednn.group(1).strip() if onednn else 'not used'}")
+    mkl = re.search(r"MKL_VERBOSE .*? for Intel\(R\) 64 architecture (.*?), Lnx", text)
+    if mkl:  # "... Intel(R) Advanced Vector Extensions 2 (Intel(R) AVX2) enabled processors" -> AVX2
+        found.append("MKL " + " ".join(re.findall(r"\(Intel\(R\) ([^)]*)\)", mkl.group(1))))
+    capability = re.search(r"^capability (\S+)", text, re.MULTILINE)
+    if capability:
+        found.append(f"ATen {capability.group(1)}")
+    return ", ".join(found)
+
+
+def describe_machine(args, env: dict) -> list[str]:
+    """Lines naming the CPU, whether its ISA is real or emulated, and what each library runs."""
+    from keras_latent import machine
+
+    cpu = machine.describe_cpu(environ={**os.environ, **env})
+    how = f"emulated {args.emulate.upper()} ({', '.join(f'{k}={v}' for k, v in env.items())})" if args.emulate \
+        else "real ISA"
+    lines = [f"CPU: {cpu.model}, {cpu.cores} cores, ISA {' '.join(cpu.isa) or 'unknown'}; {how}",
+             f"  TensorFlow runs: {library_isa(sys.executable, TF_ISA_PROBE, env)}"
+             + (f"; XLA --xla_cpu_max_isa={dict(cpu.isa_caps)['--xla_cpu_max_isa']}"
+                if "--xla_cpu_max_isa" in dict(cpu.isa_caps) else "")]
+    if args.torch_python:
+        lines.append(f"  PyTorch runs: {library_isa(args.torch_python, TORCH_ISA_PROBE, env)}")
+    return lines
 
 
 # ---------------------------------------------------------------- results
@@ -255,20 +304,29 @@ def parse_args(argv):
     p.add_argument("--repeats", type=int, default=3, help="runs of each system and batch size (>= 3 for min/median)")
     p.add_argument("--epochs", type=int, default=10, help="epochs per run (the first is excluded from images/s)")
     p.add_argument("--batch-sizes", default="128,32", help="comma-separated batch sizes")
+    p.add_argument("--models", default="default,plain",
+                   help="comma-separated: default (ours vs torch_ref.py --layer-decoder), plain (ours "
+                        "--no-layer-decoders vs torch_ref.py)")
     p.add_argument("--lr", type=float, default=None, help="learning rate of both (default: keras_latent.train's)")
     p.add_argument("--dataset", default="sample", help="sample (bundled) or a cifar-10-batches-py folder")
+    p.add_argument("--emulate", choices=sorted(EMULATIONS), default=None,
+                   help="cap both systems' libraries to this ISA (a newer CPU emulating an older one)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
-                   help="also run ours with these training-CLI flags (repeatable)")
+                   help="also run ours (default model) with these training-CLI flags (repeatable)")
     p.add_argument("--ablations", action="store_true", help="add a variant per performance choice switched")
     p.add_argument("--quiet-wait", type=float, default=0, metavar="SECONDS",
                    help="before each run wait up to this long for other processes to use < 0.3 cores")
+    p.add_argument("--max-others", type=float, default=float("inf"), metavar="CORES",
+                   help="rerun a run during which other processes used more cores than this (e.g. 0.2)")
+    p.add_argument("--retries", type=int, default=5, help="reruns allowed per run with --max-others")
     p.add_argument("--timeout", type=float, default=1200, help="seconds allowed per run")
     p.add_argument("--out", help="write every run and the summary as JSON here")
     p.add_argument("--run-ours", help=argparse.SUPPRESS)  # internal: one run of ours with these CLI flags
     return p.parse_args(argv)
 
 
-def check_args(args) -> tuple[list[int], dict[str, str], str]:
+def check_args(args) -> tuple[list[int], dict[str, tuple[str, object]], list[tuple[str, str, int]], str]:
+    """(batch sizes, systems, comparisons (ours, reference, model), data folder) from the flags, checked."""
     from keras_latent.data.sources import bundled_sample_dir
 
     try:
@@ -279,6 +337,9 @@ def check_args(args) -> tuple[list[int], dict[str, str], str]:
     if not batch_sizes or min(batch_sizes) < 1 or args.repeats < 1 or args.epochs < 2:
         raise UsageError(f"need batch sizes >= 1, --repeats >= 1 and --epochs >= 2, got {args.batch_sizes!r}, "
                          f"{args.repeats} and {args.epochs}")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models or any(m not in MODELS for m in models):
+        raise UsageError(f"--models must be comma-separated names from {', '.join(MODELS)}, got {args.models!r}")
     data_dir = bundled_sample_dir() if args.dataset == "sample" else args.dataset
     if not os.path.isfile(os.path.join(data_dir, "test_batch")):
         raise UsageError(f"--dataset must be sample or a cifar-10-batches-py folder with test_batch, "
@@ -287,13 +348,20 @@ def check_args(args) -> tuple[list[int], dict[str, str], str]:
         raise UsageError(f"--torch-python {args.torch_python!r} is not an executable python")
     if args.torch_python and not os.path.isfile(args.torch_ref):
         raise UsageError(f"--torch-ref {args.torch_ref!r} does not exist (the PyTorch reference script)")
-    variants = {"keras": ""}
+    systems, comparisons = {}, []
+    for model in models:
+        ours_flags, torch_flags = MODELS[model]
+        ours, reference = ("keras", "torch") if model == "default" else (f"keras-{model}", f"torch-{model}")
+        systems[ours] = ("ours", ours_flags)
+        if args.torch_python:
+            systems[reference] = ("torch", torch_flags)
+            comparisons.append((ours, reference, model))
     for text in args.variant + ([f"{k}={v}" for k, v in ABLATIONS.items()] if args.ablations else []):
         name, sep, flags = text.partition("=")
-        if not sep or not name or name in variants or name == "torch":
+        if not sep or not name or name in systems:
             raise UsageError(f"--variant must be NAME=FLAGS with a new name, got {text!r}")
-        variants[name] = flags
-    return batch_sizes, variants, data_dir
+        systems[name] = ("ours", flags)
+    return batch_sizes, systems, comparisons, data_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,28 +369,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.run_ours is not None:
         print(RESULT_PREFIX + json.dumps(run_ours(shlex.split(args.run_ours))))
         return 0
-    batch_sizes, variants, data_dir = check_args(args)
+    batch_sizes, systems, comparisons, data_dir = check_args(args)
     from keras_latent.config import TrainConfig
     from keras_latent.files import atomic_write_text
+    from keras_latent.machine import emulation_environment
 
+    env = emulation_environment(args.emulate) if args.emulate else {}
+    machine_lines = describe_machine(args, env)
+    print("\n".join(machine_lines), flush=True)
     lr = args.lr if args.lr is not None else TrainConfig().lr
-    systems = list(variants) + (["torch"] if args.torch_python else [])
-    runs = run_all(args, systems, variants, batch_sizes, data_dir, lr)
+    runs = run_all(args, systems, batch_sizes, data_dir, lr, env)
     summary = {s: {str(b): summarize([r for r in runs if r["system"] == s and r["batch_size"] == b])
                    for b in batch_sizes} for s in systems}
-    ratios = {str(b): round(summary["keras"][str(b)]["images_per_s"]["median"]
-                            / summary["torch"][str(b)]["images_per_s"]["median"], 3)
-              for b in batch_sizes} if args.torch_python else {}
+    ratios = {model: {str(b): round(summary[ours][str(b)]["images_per_s"]["median"]
+                                    / summary[reference][str(b)]["images_per_s"]["median"], 3)
+                      for b in batch_sizes} for ours, reference, model in comparisons}
     if args.out:
-        results = {"epochs": args.epochs, "lr": lr, "repeats": args.repeats, "variants": variants,
-                   "cpus": os.cpu_count(), "runs": runs, "summary": summary, "ratio_ours_over_reference": ratios}
+        results = {"epochs": args.epochs, "lr": lr, "repeats": args.repeats, "systems": systems,
+                   "machine": machine_lines, "emulate": args.emulate, "environment": env, "cpus": os.cpu_count(),
+                   "runs": runs, "summary": summary, "ratio_ours_over_reference": ratios}
         atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
-    print(f"\n{args.epochs} epochs, lr {lr}, {args.repeats} repeats, {os.cpu_count()} CPUs "
-          f"({platform.processor() or platform.machine()}); figures: see the docstring")
+    print(f"\n{args.epochs} epochs, lr {lr}, {args.repeats} repeats; figures: see the docstring")
     print_table(summary, batch_sizes)
-    print("ratio ours/reference (median images/s): "
-          + (", ".join(f"batch {b} {ratios[str(b)]:.2f}x" for b in batch_sizes) if ratios else "no reference run "
-             "(pass --torch-python)"))
+    print(machine_lines[0])
+    if not ratios:
+        print("ratio ours/reference (median images/s): no reference run (pass --torch-python)")
+    for ours, reference, model in comparisons:
+        print(f"ratio ours/reference (median images/s), {model} model ({ours} / {reference}): "
+              + ", ".join(f"batch {b} {ratios[model][str(b)]:.2f}x" for b in batch_sizes))
     return 0
 
 

@@ -22,8 +22,11 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 # `propagate` runs them through the rest of the trunk, then the whole decoder (keras_latent.training.faithfulness).
 DECODE_PATHS = ("tail", "propagate")
 DEFAULT_LAYER_RECON_WEIGHT = 1.0  # measured: see docs/analysis.md, Faithful decoding
-DEFAULT_INTRA_OP_THREADS = 0  # TensorFlow thread pools: 0 = its own choice, one thread per core
-DEFAULT_INTER_OP_THREADS = 0
+# The training formulation: how a step is computed (the same function, to float round-off), not what is trained.
+# A field left None is chosen per machine by measuring (keras_latent.training.calibration, cached), or, without
+# calibration, takes its STATIC_FORMULATION value; train() records the values it ran with in config.json.
+FORMULATION_FIELDS = ("jit_compile", "batch_split", "intra_op_threads", "inter_op_threads")
+STATIC_FORMULATION = {"jit_compile": False, "batch_split": 1, "intra_op_threads": 0, "inter_op_threads": 0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +70,15 @@ class TrainConfig:
     snapshot_epochs: tuple[int, ...] = (0, 10, 20)  # epochs whose reconstructions are saved
     num_snapshot_images: int = 8  # test images shown in each reconstruction snapshot
     steps_per_execution: int = 32  # train steps per call into the compiled graph (1 under mirrored/multiworker)
-    jit_compile: bool = False  # XLA-compile the train step (off: halves CPU training speed, slow XLA convs)
     mixed_precision: bool = False  # mixed_bfloat16 compute, float32 weights/outputs (off: no clear CPU gain)
     strategy: str = "default"  # default | mirrored | multiworker (tf.distribute, see keras_latent.distribute)
+    # The formulation (FORMULATION_FIELDS); None: chosen by calibration, see STATIC_FORMULATION.
+    jit_compile: bool | None = None  # XLA-compile the train step
+    batch_split: int | None = None  # each step runs its batch as this many equal parts side by side (same gradient)
+    intra_op_threads: int | None = None  # threads one TensorFlow op may use (0: one per core)
+    inter_op_threads: int | None = None  # TensorFlow ops run at once (0: one per core)
+    calibrate: bool = True  # choose the None formulation fields by measuring this machine (cached per CPU)
+    formulation_source: str = ""  # how train() chose the formulation: calibration, its cache, flags, defaults, ...
 
 
 def block_sizes(image_size: int, n_blocks: int, kernel_size: int, padding: str) -> list[tuple[int, int]]:
@@ -106,6 +115,16 @@ def resolve_defaults(config: TrainConfig) -> TrainConfig:
     return dataclasses.replace(config, layer_recon_weights=weights)
 
 
+def unresolved_formulation(config: TrainConfig) -> tuple[str, ...]:
+    """The formulation fields left to be chosen (None)."""
+    return tuple(name for name in FORMULATION_FIELDS if getattr(config, name) is None)
+
+
+def with_static_formulation(config: TrainConfig) -> TrainConfig:
+    """`config` with every unresolved formulation field at its STATIC_FORMULATION value (no measuring)."""
+    return dataclasses.replace(config, **{name: STATIC_FORMULATION[name] for name in unresolved_formulation(config)})
+
+
 def validate(config: TrainConfig) -> TrainConfig:
     """Raise UsageError naming the bad field, its allowed values and what was received."""
     m, d = config.model, config.data
@@ -116,6 +135,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise UsageError(f"--kernel-size must be >= 1 and --image-size >= 8, got {m.kernel_size} and {m.image_size}")
     check_choice("--optimizer", config.optimizer, OPTIMIZERS)
     check_choice("--strategy", config.strategy, STRATEGIES)
+    split, intra, inter = config.batch_split, config.intra_op_threads, config.inter_op_threads
     checks = [
         ("--epochs", config.epochs, config.epochs >= 1, ">= 1"),
         ("--batch-size", config.batch_size, config.batch_size >= 1, ">= 1"),
@@ -127,6 +147,10 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("--max-train-samples", d.max_train_samples, d.max_train_samples is None or d.max_train_samples >= 1, ">= 1"),
         ("--seed", config.seed, config.seed >= 0, ">= 0"),
         ("--split-seed", d.split_seed, d.split_seed is None or d.split_seed >= 0, ">= 0"),
+        ("--batch-split", split, split is None or 1 <= split <= config.batch_size,
+         f"between 1 and --batch-size ({config.batch_size})"),
+        ("--intra-op-threads", intra, intra is None or intra >= 0, ">= 0"),
+        ("--inter-op-threads", inter, inter is None or inter >= 0, ">= 0"),
     ]
     for flag, value, ok, allowed in checks:
         if not ok:
@@ -142,6 +166,12 @@ def validate(config: TrainConfig) -> TrainConfig:
     if d.class_names and len(d.class_names) != m.num_classes:
         raise UsageError(f"data.class_names names {len(d.class_names)} classes but model.num_classes is "
                          f"{m.num_classes}; they must agree")
+    if config.batch_split not in (None, 1) and config.jit_compile:
+        raise UsageError(f"--batch-split must be 1 with --jit-compile (XLA compiles the split step into one that is "
+                         f"slower than either alone, measured in docs/performance.md), got {config.batch_split}")
+    if config.batch_split not in (None, 1) and config.strategy != "default":
+        raise UsageError(f"--batch-split must be 1 under --strategy {config.strategy} (the strategy splits each batch "
+                         f"across its replicas itself), got {config.batch_split}")
     if config.ce_weight == 0 and (config.recon_weight == 0 or not m.decoder):
         raise UsageError("at least one loss weight must be > 0, got --ce-weight 0 and no reconstruction loss")
     return config
@@ -177,7 +207,8 @@ def differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
 # that reproduces the runs from before the field). Every other field must be in the file (a missing one is an error
 # naming it).
 FIELDS_ADDED_LATER: dict[str, Any] = {"model.layer_decoders": False, "layer_recon_weights": (),
-                                      "data.split_seed": None}
+                                      "data.split_seed": None, "batch_split": 1, "intra_op_threads": 0,
+                                      "inter_op_threads": 0, "calibrate": False, "formulation_source": ""}
 
 
 def _words(hint: Any) -> str:

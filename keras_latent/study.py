@@ -48,9 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.quiet, args.verbose)
     study = study_config_from_flags(args, args.variant)
     check_dataset_argument(args.dataset)  # before TensorFlow loads: a bad path is one clean line
-    from keras_latent.training import distribute
-
-    distribute.configure_threads(args.intra_op_threads, args.inter_op_threads)
     from keras_latent.studies.run import run_study
 
     summary = run_study(study, args.out or default_study_dir(args.dataset), overwrite=args.overwrite)

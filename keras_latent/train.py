@@ -43,10 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.quiet, args.verbose)
     config = config_from_flags(args)
     check_dataset_argument(config.data.dataset)  # before TensorFlow loads: a bad path is one clean line
-    from keras_latent.training import distribute
-
-    if not distribute.configure_threads(args.intra_op_threads, args.inter_op_threads):
-        log.warning("TensorFlow was already running; --intra-op-threads/--inter-op-threads left as they were")
     from keras_latent.training.fit import train
 
     run_dir = args.out or default_run_dir(config)

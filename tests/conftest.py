@@ -10,6 +10,21 @@ from helpers import copy_folder, tiny_study_config, train_tiny
 
 from keras_latent.config import DataConfig, ModelConfig
 from keras_latent.runs import layout
+from keras_latent.training.calibration import ENV_SWITCH
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_calibration(tmp_path_factory):
+    """No training in the suite (nor in the commands it starts) measures formulations, and none touches the
+    user's cache folder: calibration's own tests switch it on with a cache of their own."""
+    saved = {name: os.environ.get(name) for name in (ENV_SWITCH, "XDG_CACHE_HOME")}
+    os.environ[ENV_SWITCH], os.environ["XDG_CACHE_HOME"] = "0", str(tmp_path_factory.mktemp("cache"))
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(autouse=True)

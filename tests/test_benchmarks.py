@@ -11,18 +11,23 @@ from helpers import REPO
 @pytest.mark.slow
 def test_train_throughput_runs_ours_and_a_variant(tmp_path):
     out = tmp_path / "throughput.json"
-    args = [sys.executable, "benchmarks/train_throughput.py", "--repeats", "1", "--epochs", "2",
-            "--batch-sizes", "64", "--variant", "plain=--no-sub-pixel-decoder", "--out", str(out)]
+    args = [sys.executable, "benchmarks/train_throughput.py", "--repeats", "1", "--epochs", "2", "--models", "default",
+            "--batch-sizes", "64", "--variant", "plain=--no-sub-pixel-decoder", "--emulate", "avx2", "--out", str(out)]
     done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert lines[-1] == "ratio ours/reference (median images/s): no reference run (pass --torch-python)"
+    # the machine, named first and again next to the ratio, with the ISA emulated and what TensorFlow really runs
+    assert lines[0].startswith("CPU: ") and "emulated AVX2 (ONEDNN_MAX_CPU_ISA=AVX2" in lines[0]
+    assert lines[-2] == lines[0]
+    assert lines[1].startswith("  TensorFlow runs: oneDNN") and "XLA --xla_cpu_max_isa=AVX2" in lines[1]
     table = [line.split() for line in lines if line.split()[:2] in (["keras", "64"], ["plain", "64"])]
     assert [row[0] for row in table] == ["keras", "plain"]
     result = json.loads(out.read_text())
     assert {r["system"] for r in result["runs"]} == {"keras", "plain"}
+    assert result["environment"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     for run in result["runs"]:
-        assert run["images_per_s"] > 0 and 0 < run["test_accuracy"] <= 1
+        assert run["images_per_s"] > 0 and 0 < run["test_accuracy"] <= 1 and run["formulation_source"] == "defaults"
 
 
 def test_train_throughput_rejects_a_bad_torch_python(tmp_path):

@@ -6,13 +6,17 @@ import pytest
 
 from keras_latent.config import (
     DEFAULT_LAYER_RECON_WEIGHT,
+    FORMULATION_FIELDS,
+    STATIC_FORMULATION,
     DataConfig,
     ModelConfig,
     TrainConfig,
     from_dict,
     resolve_defaults,
     to_dict,
+    unresolved_formulation,
     validate,
+    with_static_formulation,
 )
 from keras_latent.errors import UsageError
 from keras_latent.runs import layout
@@ -44,6 +48,10 @@ def test_round_trip_through_json(tmp_path):
     (dict(seed=-1), "--seed must be >= 0, got -1"),
     (dict(data=DataConfig(split_seed=-2)), "--split-seed must be >= 0, got -2"),
     (dict(data=DataConfig(class_names=("a", "b"))), "data.class_names names 2 classes but model.num_classes is 10"),
+    (dict(batch_split=33), "--batch-split must be between 1 and --batch-size (32), got 33"),
+    (dict(batch_split=2, strategy="mirrored"), "--batch-split must be 1 under --strategy mirrored"),
+    (dict(inter_op_threads=-2), "--inter-op-threads must be >= 0, got -2"),
+    (dict(batch_split=2, jit_compile=True), "--batch-split must be 1 with --jit-compile"),
 ])
 def test_validate_names_field_allowed_values_and_received(change, message):
     with pytest.raises(UsageError) as err:
@@ -71,10 +79,14 @@ def test_defaults_are_made_explicit_before_a_run_saves_them():
 
 
 def test_a_config_json_from_before_layer_decoders_reads_as_the_run_it_was():
-    saved = to_dict(TrainConfig())
+    saved = to_dict(TrainConfig(jit_compile=False))
     del saved["model"]["layer_decoders"], saved["layer_recon_weights"]
+    for name in ("batch_split", "intra_op_threads", "inter_op_threads", "calibrate", "formulation_source"):
+        del saved[name]  # nor the formulation's fields (issue 17): it trained with TensorFlow's threads, unsplit
     old = from_dict(json.loads(json.dumps(saved)))
     assert old.model.layer_decoders is False and old.layer_recon_weights == ()
+    assert (old.jit_compile, old.batch_split, old.intra_op_threads, old.inter_op_threads, old.calibrate) == \
+        (False, 1, 0, 0, False)
     validate(old)
 
 
@@ -95,7 +107,7 @@ def _edited(**changes):
 @pytest.mark.parametrize("values,message", [
     (_edited(lr="fast"), "field 'lr' must be a number, got 'fast'"),
     (_edited(epochs=2.5), "field 'epochs' must be an integer, got 2.5"),
-    (_edited(jit_compile="yes"), "field 'jit_compile' must be true or false, got 'yes'"),
+    (_edited(jit_compile="yes"), "field 'jit_compile' must be true or false or null, got 'yes'"),
     (_edited(model__filters=[6, "16"]), "field 'model.filters' must be a list of integers, got [6, '16']"),
     (_edited(data__max_train_samples="all"), "field 'data.max_train_samples' must be an integer or null, got 'all'"),
     (_edited(model="tiny"), "field 'model' must be an object with the fields image_size, num_classes"),
@@ -122,3 +134,9 @@ def test_a_config_field_added_later_may_be_missing(monkeypatch, tmp_path):
     monkeypatch.setattr(config, "FIELDS_ADDED_LATER", {"model.sub_pixel_decoder": False})
     values = _edited(model__sub_pixel_decoder=KeyError)
     assert config.from_dict(values, optional=config.FIELDS_ADDED_LATER).model.sub_pixel_decoder is False
+def test_formulation_fields_left_open_take_the_static_values_without_calibration():
+    assert unresolved_formulation(TrainConfig()) == FORMULATION_FIELDS
+    static = with_static_formulation(TrainConfig(batch_split=2))
+    assert (static.jit_compile, static.batch_split, static.intra_op_threads, static.inter_op_threads) == \
+        (STATIC_FORMULATION["jit_compile"], 2, 0, 0)
+    assert unresolved_formulation(static) == ()

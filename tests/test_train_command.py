@@ -51,11 +51,15 @@ def test_loss_weights_reach_compile_and_the_loss(sample_splits):
 def test_cli_run_writes_every_file(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "keras_latent.train", "--dataset", "sample", "--max-train-samples",
-                           "300", "--epochs", "1", "--snapshot-epochs", "0,1", "--out", str(out)],
+                           "300", "--epochs", "1", "--snapshot-epochs", "0,1", "--out", str(out),
+                           "--batch-split", "2", "--intra-op-threads", "1", "--inter-op-threads", "2",
+                           "--no-jit-compile"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(RUN_FILES) == sorted(f for f in os.listdir(out) if not f.startswith("."))
     assert "test accuracy" in proc.stdout and str(out) in proc.stdout
+    # explicit formulation flags: printed in one line, applied to this fresh process, recorded
+    assert "formulation: graph (oneDNN), batch split 2, threads 1/2 (from flags)" in proc.stdout.splitlines()
     metrics = json.loads((out / layout.METRICS.name).read_text())
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["train_images"] == 300 and metrics["epochs"] == 1
     assert set(metrics["per_class_accuracy"]) >= {"airplane", "truck"}
@@ -65,6 +69,8 @@ def test_cli_run_writes_every_file(tmp_path):
     assert "precision" in report and "per-class accuracy" in report
     config = json.loads((out / layout.CONFIG.name).read_text())
     assert config["data"]["dataset"] == "sample" and len(config["data"]["class_names"]) == 10
+    assert (config["batch_split"], config["intra_op_threads"], config["inter_op_threads"], config["jit_compile"],
+            config["formulation_source"]) == (2, 1, 2, False, "flags")
 
 
 def test_model_keras_is_the_trained_model(trained_run, sample_splits):

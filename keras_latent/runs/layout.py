@@ -4,13 +4,14 @@ This module is the one owner of the on-disk formats' *names*. Writers, readers, 
 cleanup, the report and the tests all take names from here, so adding an output file is one line
 here plus its writer. No TensorFlow import: the commands check paths before TensorFlow loads.
 
-Four folders:
+Five folders:
 
     run folder (--out of train)            RUN_FILES
       analysis/                            ANALYSIS_FILES
     tuning results folder                  TUNING_FILES
     study folder (--out of study)          STUDY_FILES
       runs/<variant>/seed-<n>/             one run folder per variant and seed (STUDY_RUN)
+    user cache folder                      CACHE_FILES  ($XDG_CACHE_HOME/keras_latent, never a run folder)
 
 A name with `{fields}` is a family of files (`reconstructions_epoch_{epoch:03d}.png`); `Entry.path`
 fills the fields, `Entry.glob` finds the members and `Entry.match` reads the fields back. Each entry
@@ -205,6 +206,14 @@ def study_of_run(run_dir: str) -> str | None:
             or not os.path.isfile(STUDY_SETTINGS.path(study_dir))):
         return None
     return study_dir
+
+# ---------------------------------------------------------------- user cache folder ($XDG_CACHE_HOME/keras_latent)
+
+CALIBRATION_CACHE = Entry("calibration.json", TRAIN, "images/s of each training formulation, measured once per "
+                          "machine (CPU, ISA, cores, versions) and workload; train() runs the fastest",
+                          rebuild=f"{TRAIN} (any run: a missing or unreadable cache is measured again)")
+
+CACHE_FILES = (CALIBRATION_CACHE,)
 
 
 def analysis_dir(run_dir: str) -> str:

@@ -98,6 +98,20 @@ def inspect_run_dir(run_dir: str, overwrite: bool) -> int:
     return epoch or 0
 
 
+def interrupted_run_config(run_dir: str) -> TrainConfig | None:
+    """The config of the interrupted run in `run_dir` that training there would resume; None when there is
+    none (no backup, a finished run) or its config.json is unreadable (check_resume_config says so later)."""
+    backup = layout.BACKUP.path(run_dir)
+    if os.path.exists(layout.MODEL.path(run_dir)):
+        return None
+    if not (read_backup_epoch(backup) or read_backup_epoch(backup + ".old")):  # .old: a half-swapped backup
+        return None
+    try:
+        return load_config(run_dir)
+    except UsageError:
+        return None
+
+
 def config_differences(saved: dict, config: TrainConfig) -> list[str]:
     """`field: saved -> now` for every config field that differs (JSON-normalized)."""
     return [f"{k}: {old!r} -> {new!r}" for k, old, new in differences(saved, to_json_dict(config))]

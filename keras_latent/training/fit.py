@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -11,7 +12,7 @@ import time
 import keras
 import numpy as np
 
-from keras_latent.config import TrainConfig, resolve_defaults, validate
+from keras_latent.config import TrainConfig, resolve_defaults, validate, with_static_formulation
 from keras_latent.data import Splits, load_splits
 from keras_latent.data.pipeline import make_dataset, normalize
 from keras_latent.errors import UsageError
@@ -29,10 +30,11 @@ from keras_latent.runs.lifecycle import (
     estimate_run_bytes,
     finish_run,
     inspect_run_dir,
+    interrupted_run_config,
     keep_last_good,
 )
 from keras_latent.runs.records import read_history_csv, save_config, write_json
-from keras_latent.training import distribute, evaluation, faithfulness, plots
+from keras_latent.training import calibration, distribute, evaluation, faithfulness, formulation, plots
 from keras_latent.training.callbacks import AtomicBackupAndRestore, HistoryCsv, ReconstructionSnapshots, StopOnNaN
 
 log = logging.getLogger("keras_latent")
@@ -46,7 +48,13 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
 
 def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
     """Cross-entropy + MSE, keyed by output name, weighted by `ce_weight` and `recon_weight`; each
-    "reconstruction_conv{k}" output (layer decoders) by its `layer_recon_weights` entry."""
+    "reconstruction_conv{k}" output (layer decoders) by its `layer_recon_weights` entry.
+
+    Returns the compiled model `fit` trains: `model`, or with `config.batch_split` > 1 a
+    `formulation.BatchSplitTrainer` around it (`formulation.unwrap` gives `model` back). Formulation
+    fields left None take their static values (`train` chooses them per machine first).
+    """
+    config = with_static_formulation(config)
     loss = {"classifier": keras.losses.SparseCategoricalCrossentropy()}
     loss_weights = {"classifier": config.ce_weight}
     two_outputs = has_decoder(model)
@@ -64,10 +72,11 @@ def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
                              f"({', '.join(layer_outputs) or 'none'}) but layer_recon_weights has {len(weights)}")
         loss.update(dict.fromkeys(layer_outputs, image_mse))
         loss_weights.update(zip(layer_outputs, weights))
-    model.compile(optimizer=make_optimizer(config), loss=loss, loss_weights=loss_weights, metrics=metrics,
-                  steps_per_execution=distribute.steps_per_execution(config.steps_per_execution, config.strategy),
-                  jit_compile=config.jit_compile)
-    return model
+    trainer = formulation.for_training(model, config)
+    trainer.compile(optimizer=make_optimizer(config), loss=loss, loss_weights=loss_weights, metrics=metrics,
+                    steps_per_execution=distribute.steps_per_execution(config.steps_per_execution, config.strategy),
+                    jit_compile=config.jit_compile)
+    return trainer
 
 
 def make_callbacks(config: TrainConfig, splits: Splits, run_dir: str) -> list[keras.callbacks.Callback]:
@@ -122,8 +131,11 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
     epoch; every check that can fail runs before anything in `run_dir` is deleted. `callbacks`
     are added to the run's own (e.g. a benchmark's timer). Under `--strategy multiworker` the
     non-chief workers write `run_dir/worker-<index>` instead.
+
+    Formulation fields left None (`jit_compile`, `batch_split`, the threads) are chosen for this
+    machine first (`choose_and_apply_formulation`): config.json records the values the run used.
     """
-    config = validate(resolve_defaults(config))
+    config = choose_and_apply_formulation(validate(resolve_defaults(config)), run_dir, overwrite)
     keras.utils.set_random_seed(config.seed)
     strategy = distribute.make_strategy(config.strategy)
     run_dir = distribute.worker_run_dir(strategy, run_dir)
@@ -136,7 +148,7 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
         model = compile_model(build_model(config.model), config)
     if resume_epoch:
         check_resume_config(run_dir, config, resume_epoch)
-    check_free_space(run_dir, estimate_run_bytes(model.count_params(), config))
+    check_free_space(run_dir, estimate_run_bytes(formulation.unwrap(model).count_params(), config))
     if resume_epoch:
         log.info(f"resuming the interrupted run in {run_dir} after epoch {resume_epoch} of {config.epochs}")
     else:
@@ -147,9 +159,30 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
     return {**metrics, "run_dir": run_dir}
 
 
+def choose_and_apply_formulation(config: TrainConfig, run_dir: str, overwrite: bool) -> TrainConfig:
+    """`config` with its formulation chosen (`calibration.choose_formulation`: flags, the interrupted run's,
+    the calibration's or the static one) and TensorFlow's threads set to it; logs what was chosen.
+
+    Runs before anything starts TensorFlow's runtime. Where it already runs (an earlier training in this
+    process), its threads cannot change: only candidates with those threads compete, and thread flags that
+    ask for others get a notice; config.json records the threads the run really had.
+    """
+    running = None if formulation.threads_settable() else formulation.current_threads()
+    saved = interrupted_run_config(run_dir) if not overwrite else None
+    config, line = calibration.choose_formulation(config, saved=saved, running_threads=running)
+    if not formulation.apply_threads(config):
+        actual = formulation.current_threads()
+        log.warning(f"TensorFlow already runs with intra-op/inter-op threads {actual[0]}/{actual[1]} in this "
+                    f"process; asked for {config.intra_op_threads}/{config.inter_op_threads}, kept those")
+        config = dataclasses.replace(config, intra_op_threads=actual[0], inter_op_threads=actual[1])
+    log.info(line)
+    return config
+
+
 def _fit_and_write(model: keras.Model, config: TrainConfig, splits: Splits, run_dir: str,
                    verbose: int | str, strategy, extra_callbacks: list) -> dict:
-    """Fit (resuming from the backup if any), then reports, SavedModel and, last, model.keras."""
+    """Fit `model` (from compile_model: maybe a BatchSplitTrainer), resuming from the backup if any, then
+    reports, SavedModel and, last, model.keras (of the model itself)."""
     targets = reconstruction_outputs(config.model)
     train_ds = make_dataset(splits.x_train, splits.y_train, config.batch_size, training=True, seed=config.seed,
                             augment=config.data.augment, reconstruction_outputs=targets)
@@ -161,6 +194,7 @@ def _fit_and_write(model: keras.Model, config: TrainConfig, splits: Splits, run_
                     verbose=verbose)
     seconds = time.perf_counter() - start
     stopper = next(c for c in callbacks if isinstance(c, StopOnNaN))
+    model = formulation.unwrap(model)  # the model itself, not a BatchSplitTrainer around it
     if stopper.diverged:
         kept = keep_last_good(model, stopper.good_weights, stopper.good_epochs, run_dir)
         raise UsageError(f"{stopper.describe()}; {kept}; lower --lr "

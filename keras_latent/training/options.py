@@ -62,23 +62,31 @@ def add_training_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_performance_flags(p: argparse.ArgumentParser, t: cfg.TrainConfig, m: cfg.ModelConfig) -> None:
-    """Speed and devices; every default is measured (see docs/performance.md) and can be switched off."""
+    """Speed and devices; every default is measured (docs/performance.md) and can be switched off. The
+    formulation flags default to "chosen for this machine" (calibration); giving one fixes it."""
     perf = p.add_argument_group("performance and devices")
     perf.add_argument("--strategy", default=t.strategy, help="default (one device) | mirrored (every local GPU) | "
                       "multiworker (several machines; needs TF_CONFIG)")
     perf.add_argument("--steps-per-execution", type=int, default=t.steps_per_execution,
                       help="train steps per call into the compiled graph (1 = a Python round trip per step; "
                            "always 1 under mirrored/multiworker)")
-    perf.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=t.jit_compile,
-                      help="XLA-compile the train step")
+    perf.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=t.calibrate,
+                      help="choose the formulation flags below that are not given by measuring this machine "
+                           "(once, cached per CPU and versions); --no-calibrate: their static defaults")
+    perf.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
+                      help="XLA-compile the train step (default: calibrated; static default off)")
+    perf.add_argument("--batch-split", type=int, default=None, metavar="N",
+                      help="compute each batch as N equal parts side by side, the same gradient (default: "
+                           "calibrated; static default 1)")
+    perf.add_argument("--intra-op-threads", type=int, default=None,
+                      help="threads one TensorFlow op may use, 0 = one per core (default: calibrated; static "
+                           "default 0)")
+    perf.add_argument("--inter-op-threads", type=int, default=None,
+                      help="TensorFlow ops run at once, 0 = one per core (default: calibrated; static default 0)")
     perf.add_argument("--sub-pixel-decoder", action=argparse.BooleanOptionalAction, default=m.sub_pixel_decoder,
                       help="compute the decoder's transposed convs as conv + depth_to_space (the same function)")
     perf.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=t.mixed_precision,
                       help="mixed_bfloat16: bfloat16 compute, float32 weights and outputs")
-    perf.add_argument("--intra-op-threads", type=int, default=cfg.DEFAULT_INTRA_OP_THREADS,
-                      help="threads one TensorFlow op may use (0 = one per core, TensorFlow's default)")
-    perf.add_argument("--inter-op-threads", type=int, default=cfg.DEFAULT_INTER_OP_THREADS,
-                      help="TensorFlow ops run at once (0 = one per core, TensorFlow's default)")
 
 
 def loss_weights_from_flags(args: argparse.Namespace) -> tuple[float, float]:
@@ -110,4 +118,6 @@ def config_from_flags(args: argparse.Namespace) -> cfg.TrainConfig:
         layer_recon_weights=args.layer_recon_weights, optimizer=args.optimizer,
         lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         snapshot_epochs=args.snapshot_epochs, steps_per_execution=args.steps_per_execution,
-        jit_compile=args.jit_compile, mixed_precision=args.mixed_precision, strategy=args.strategy)))
+        mixed_precision=args.mixed_precision, strategy=args.strategy, jit_compile=args.jit_compile,
+        batch_split=args.batch_split, intra_op_threads=args.intra_op_threads, inter_op_threads=args.inter_op_threads,
+        calibrate=args.calibrate)))

@@ -31,12 +31,17 @@ def _run(args, timeout=240, env=None):
 
 def test_performance_defaults_and_flags_reach_the_config():
     default = _config()
-    assert (default.steps_per_execution, default.jit_compile, default.mixed_precision, default.strategy) == \
-        (32, False, False, "default")
+    assert (default.steps_per_execution, default.mixed_precision, default.strategy, default.calibrate) == \
+        (32, False, "default", True)
+    # the formulation is left to the calibration (training.calibration), unless a flag gives it
+    assert (default.jit_compile, default.batch_split, default.intra_op_threads, default.inter_op_threads) == \
+        (None, None, None, None)
     on = _config("--strategy", "mirrored", "--steps-per-execution", "4", "--jit-compile", "--mixed-precision")
     assert (on.strategy, on.steps_per_execution, on.jit_compile, on.mixed_precision) == ("mirrored", 4, True, True)
-    off = _config("--steps-per-execution", "1", "--no-jit-compile", "--no-mixed-precision", "--no-sub-pixel-decoder")
-    assert (off.steps_per_execution, off.jit_compile, off.mixed_precision) == (1, False, False)
+    off = _config("--steps-per-execution", "1", "--no-jit-compile", "--no-mixed-precision", "--no-sub-pixel-decoder",
+                  "--batch-split", "2", "--intra-op-threads", "1", "--inter-op-threads", "2", "--no-calibrate")
+    assert (off.steps_per_execution, off.jit_compile, off.mixed_precision, off.calibrate) == (1, False, False, False)
+    assert (off.batch_split, off.intra_op_threads, off.inter_op_threads) == (2, 1, 2)
     assert default.model.sub_pixel_decoder and not off.model.sub_pixel_decoder
 
 
@@ -44,6 +49,9 @@ def test_performance_defaults_and_flags_reach_the_config():
     (["--strategy", "horovod"], "--strategy must be one of default, mirrored, multiworker, got 'horovod'"),
     (["--steps-per-execution", "0"], "--steps-per-execution must be >= 1, got 0"),
     (["--jit-compile=yes"], "ignored explicit argument"),
+    (["--batch-split", "0"], "--batch-split must be between 1 and --batch-size .32., got 0"),
+    (["--batch-split", "2", "--strategy", "mirrored"], "--batch-split must be 1 under --strategy mirrored"),
+    (["--intra-op-threads", "-1"], "--intra-op-threads must be >= 0, got -1"),
 ])
 def test_bad_performance_flags_are_one_line_errors(argv, message):
     with pytest.raises(UsageError, match=message):

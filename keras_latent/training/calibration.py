@@ -1,0 +1,305 @@
+"""Choose the training formulation per machine by measuring it; cache the measurement per CPU and version.
+
+What is fastest depends on the CPU: on one 2-core AVX-512 machine oneDNN's kernels make the plain graph
+fastest and XLA costs half, on a 2-core AVX2 machine XLA gains 22% and threads handing work to each other
+cost most of a core. So on first use for a workload (model, batch size, precision) on a machine (CPU
+model, ISA and any ISA cap, cores, TensorFlow and Keras versions), `choose_formulation` measures a few
+CANDIDATES for a few seconds each, caches the images/s it measured (CALIBRATION_CACHE, in the user's
+cache folder, never in a run folder) and picks the fastest; later runs read the cache, so the same seed
+on the same machine keeps giving the same numbers. Formulation fields set explicitly (flags, or a
+TrainConfig field that is not None) are kept, and only candidates that agree with them compete.
+
+Thread settings belong to a process and are fixed once TensorFlow's runtime starts, so each group of
+candidates with the same threads is measured in a fresh child process (`python -m
+keras_latent.training.timing REQUEST`), on random images of the run's shape, through the same
+`compile_model` and tf.data pipeline as training. The child reads no data set and writes nothing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+
+from keras_latent import __version__, machine
+from keras_latent.config import (
+    FORMULATION_FIELDS,
+    TrainConfig,
+    to_json_dict,
+    unresolved_formulation,
+    with_static_formulation,
+)
+from keras_latent.files import atomic_write_text
+from keras_latent.runs import layout
+
+log = logging.getLogger("keras_latent")
+
+CACHE_VERSION = 1
+ENV_SWITCH = "KERAS_LATENT_CALIBRATE"  # "0": never calibrate (the static formulation), e.g. on CI
+# How train() chose a formulation (TrainConfig.formulation_source).
+SOURCES = ("calibration", "flags", "defaults")
+RESULT_PREFIX = "CALIBRATION_RESULT "  # the line of keras_latent.training.timing's output that holds its result
+MARGIN = 0.03  # a later candidate must beat an earlier one by 3% to be chosen: noise does not flip the choice
+CHILD_TIMEOUT_S = 300
+MEASURED_STEPS = 8  # steps per call into the compiled step while measuring (fewer than training's 32: quicker)
+DISTURBED_CORES = 0.5  # other processes this busy while measuring: a notice that the choice may be off
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One formulation: values for every config.FORMULATION_FIELDS field."""
+
+    name: str
+    jit_compile: bool
+    batch_split: int
+    intra_op_threads: int
+    inter_op_threads: int
+
+    @property
+    def threads(self) -> tuple[int, int]:
+        return self.intra_op_threads, self.inter_op_threads
+
+    def fields(self) -> dict:
+        return {name: getattr(self, name) for name in FORMULATION_FIELDS}
+
+
+def candidates(cores: int) -> list[Candidate]:
+    """The formulations calibration compares on a machine with `cores` cores, simplest first.
+
+    The plain graph with TensorFlow's thread pools (STATIC_FORMULATION) and XLA; on several cores, the
+    graph with one thread per op and one op per core (no hand-over of an op's work between threads),
+    and the batch split into one part per core (up to 4), each part's ops on one thread.
+    """
+    found = [Candidate("graph", False, 1, 0, 0), Candidate("xla", True, 1, 0, 0)]
+    if cores >= 2:
+        parts = min(cores, 4)
+        intra = max(1, cores // parts)
+        found += [Candidate(f"threads{intra}x{parts}", False, 1, intra, parts),
+                  Candidate(f"split{parts}", False, parts, intra, parts)]
+    return found
+
+
+def describe(config: TrainConfig) -> str:
+    """The formulation of a resolved config in words: `XLA, batch split 2, threads 1/2`."""
+    threads = ("TensorFlow's threads" if (config.intra_op_threads, config.inter_op_threads) == (0, 0)
+               else f"threads {config.intra_op_threads or 'auto'}/{config.inter_op_threads or 'auto'}")
+    return (f"{'XLA' if config.jit_compile else 'graph (oneDNN)'}, "
+            f"{'no batch split' if config.batch_split == 1 else f'batch split {config.batch_split}'}, {threads}")
+
+
+# ---------------------------------------------------------------- the cache
+
+
+def cache_path() -> str:
+    """$XDG_CACHE_HOME/keras_latent/calibration.json (default ~/.cache/keras_latent/)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return layout.CALIBRATION_CACHE.path(os.path.join(base, "keras_latent"))
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def workload(config: TrainConfig) -> dict:
+    """What the speed of a step depends on besides the machine and the formulation."""
+    return {"model": to_json_dict(config.model), "batch_size": config.batch_size,
+            "steps_per_execution": config.steps_per_execution, "mixed_precision": config.mixed_precision,
+            "optimizer": config.optimizer, "layer_recon_weights": list(config.layer_recon_weights or ())}
+
+
+def machine_identity() -> dict:
+    """The machine and software a measurement holds for (part of the cache key)."""
+    cpu = machine.describe_cpu()
+    return {"cpu": cpu.model, "isa": list(cpu.isa), "isa_caps": [list(c) for c in cpu.isa_caps], "cores": cpu.cores,
+            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"), "tensorflow": _version("tensorflow"),
+            "keras": _version("keras"), "keras_latent": __version__}
+
+
+def cache_key(identity: dict, work: dict) -> str:
+    text = json.dumps({"machine": identity, "workload": work}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_cache(path: str) -> dict:
+    """{key: entry} from the cache file; an absent, unreadable or foreign file reads as empty (with a notice)."""
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        entries = data["entries"] if data.get("version") == CACHE_VERSION else {}
+        if not isinstance(entries, dict):
+            raise TypeError("entries is not an object")
+        return {key: entry for key, entry in entries.items() if _valid_entry(entry)}
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as err:
+        log.warning(f"calibration cache {path} is unreadable ({type(err).__name__}: {err}); measuring again")
+        return {}
+
+
+def _valid_entry(entry) -> bool:
+    timings = entry.get("images_per_s") if isinstance(entry, dict) else None
+    return isinstance(timings, dict) and all(
+        isinstance(name, str) and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        for name, value in timings.items())
+
+
+def write_cache_entry(path: str, key: str, entry: dict) -> None:
+    """Add `entry` under `key` (atomically: a reader sees the old file or the new one)."""
+    entries = read_cache(path)
+    entries[key] = entry
+    atomic_write_text(path, json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------- the choice
+
+
+def compatible(candidate: Candidate, fixed: dict) -> bool:
+    """Whether `candidate` agrees with every explicitly set formulation field in `fixed`."""
+    return all(getattr(candidate, name) == value for name, value in fixed.items())
+
+
+def choose(timings: dict[str, float], pool: list[Candidate], fixed: dict) -> Candidate | None:
+    """The fastest measured candidate of `pool` that agrees with `fixed`; a later one (in `pool`'s order,
+    simplest first) must be MARGIN faster than the best earlier one to win. None if none was measured."""
+    best = None
+    for candidate in pool:
+        speed = timings.get(candidate.name)
+        if speed is None or not compatible(candidate, fixed):
+            continue
+        if best is None or speed > timings[best.name] * (1 + MARGIN):
+            best = candidate
+    return best
+
+
+# ---------------------------------------------------------------- measuring (in child processes)
+
+
+def measure(config: TrainConfig, pool: list[Candidate], steps: int | None = None, executions: int = 3,
+            repeats: int = 3) -> dict:
+    """images/s of every candidate of `pool` for `config`'s workload; one child process per thread setting
+    (`keras_latent.training.timing`: rounds of `executions` calls of `steps` steps, the first call untimed).
+
+    A child that fails costs its candidates (left out, with a notice), never the run.
+    """
+    steps = steps or min(config.steps_per_execution, MEASURED_STEPS)
+    timings = {}
+    for threads in dict.fromkeys(c.threads for c in pool):
+        group = [c for c in pool if c.threads == threads]
+        request = {"config": to_json_dict(config), "candidates": [dataclasses.asdict(c) for c in group],
+                   "steps": steps, "executions": executions, "repeats": repeats}
+        try:
+            timings.update(_run_child(request))
+        except (OSError, subprocess.SubprocessError, ValueError) as err:
+            log.warning(f"calibration of {', '.join(c.name for c in group)} failed ({err}); left out")
+    return timings
+
+
+def _run_child(request: dict) -> dict:
+    command = [sys.executable, "-m", "keras_latent.training.timing", json.dumps(request)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)  # this checkout's package
+    done = subprocess.run(command, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, env=env)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ValueError(f"exit {done.returncode}: {tail}")
+    return json.loads(lines[-1].removeprefix(RESULT_PREFIX))
+
+
+# ---------------------------------------------------------------- the entry point of train()
+
+
+def switched_off() -> bool:
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off")
+
+
+def choose_formulation(config: TrainConfig, saved: TrainConfig | None = None,
+                       running_threads: tuple[int, int] | None = None) -> tuple[TrainConfig, str]:
+    """`config` with every formulation field resolved, and one line saying what was chosen and how.
+
+    `saved`: the config of the interrupted run being resumed (its formulation is kept). `running_threads`:
+    TensorFlow's threads when its runtime already runs in this process (they cannot change; only candidates
+    with those threads compete), else None. Measures only on a cache miss.
+    """
+    auto = unresolved_formulation(config)
+    fixed = {name: getattr(config, name) for name in FORMULATION_FIELDS if name not in auto}
+    if not auto:
+        return _resolved(config, "flags")
+    if saved is not None:  # the run's formulation, and how it was chosen, as config.json recorded them
+        kept = dataclasses.replace(config, **{name: getattr(saved, name) for name in auto}, calibrate=saved.calibrate)
+        line = _resolved(kept, "resumed", "the interrupted run's, kept")[1]
+        return dataclasses.replace(kept, formulation_source=saved.formulation_source), line
+    why_not = _why_not_calibrate(config)
+    if why_not:
+        return _resolved(with_static_formulation(config), "defaults", why_not)
+    pool = candidates(machine.usable_cores())
+    if running_threads is not None:
+        pool = [c for c in pool if c.threads == running_threads] or pool
+        fixed.update(intra_op_threads=running_threads[0], inter_op_threads=running_threads[1])
+    timings, where = _cached_or_measured(config, [c for c in pool if compatible(c, fixed)])
+    best = choose(timings, pool, fixed)
+    if best is None:
+        return _resolved(with_static_formulation(config), "defaults", "no candidate could be measured")
+    chosen = dataclasses.replace(config, **{name: getattr(best, name) for name in auto})
+    ranked = sorted(((c.name, timings[c.name]) for c in pool if c.name in timings), key=lambda item: -item[1])
+    shown = ", ".join(f"{name} {speed:,.0f}" for name, speed in ranked)
+    return _resolved(chosen, "calibration", f"{best.name}; images/s {shown}; {where}")
+
+
+def _why_not_calibrate(config: TrainConfig) -> str:
+    if not config.calibrate:
+        return "--no-calibrate"
+    if switched_off():
+        return f"{ENV_SWITCH}=0"
+    if config.strategy != "default":
+        return f"--strategy {config.strategy}: calibration is for one device"
+    return ""
+
+
+def _cached_or_measured(config: TrainConfig, pool: list[Candidate]) -> tuple[dict, str]:
+    """(images/s per candidate name, where they come from): the cache's figures, plus measurements of the
+    candidates it lacks (then cached)."""
+    path = cache_path()
+    identity, work = machine_identity(), workload(config)
+    key = cache_key(identity, work)
+    entry = read_cache(path).get(key, {"images_per_s": {}})
+    timings = dict(entry["images_per_s"])
+    missing = [c for c in pool if c.name not in timings]
+    if not missing:
+        return timings, f"cached in {path}"
+    names = ", ".join(c.name for c in missing)
+    log.info(f"calibrating the training formulation on {machine.describe_cpu().describe()} "
+             f"(once per machine and workload; candidates {names})")
+    start = time.perf_counter()
+    with machine.OtherLoad() as others:
+        measured = measure(config, missing)
+    timings.update(measured)
+    if others.cores is not None and others.cores > DISTURBED_CORES:
+        log.warning(f"other processes kept {others.cores:g} cores busy while the calibration measured, so its "
+                    f"choice may not be this machine's best; delete {path} to measure again when it is quiet")
+    if measured:
+        entry = {"images_per_s": timings, "machine": identity, "workload": work,
+                 "measured": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                 "seconds": round(time.perf_counter() - start, 1), "other_processes_cores": others.cores}
+        try:
+            write_cache_entry(path, key, entry)
+        except OSError as err:
+            log.warning(f"could not write the calibration cache {path} ({err.strerror or err}); "
+                        "the next run measures again")
+    return timings, f"measured in {time.perf_counter() - start:.0f} s, cached in {path}"
+
+
+def _resolved(config: TrainConfig, source: str, detail: str = "") -> tuple[TrainConfig, str]:
+    """`config` recording `source` (SOURCES), and the line train() logs."""
+    config = dataclasses.replace(config, formulation_source=source)
+    return config, f"formulation: {describe(config)} (from {source}{': ' + detail if detail else ''})"

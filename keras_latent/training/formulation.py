@@ -1,0 +1,102 @@
+"""The training formulation: how a step is computed, not what it computes (config.FORMULATION_FIELDS).
+
+Four settings change the speed of a training step and nothing else (to float round-off): XLA
+(`jit_compile`), the batch split, and TensorFlow's two thread pools. Which combination is fastest
+depends on the CPU (oneDNN's kernels and XLA's code differ by ISA, and waking threads costs more on
+some virtual machines than others), so `keras_latent.training.calibration` measures them per machine.
+
+The batch split (`BatchSplitTrainer`) computes each batch as `parts` equal slices through the same
+model, side by side, and concatenates the outputs before the loss: the loss, the metrics and the
+gradient are those of the whole batch, summed in another order. With one thread per op
+(`intra_op_threads=1`) and one inter-op thread per part, each slice runs on its own core with no
+hand-over between threads inside an op: on a small network whose ops take tens of microseconds, that
+hand-over (thread wake-ups, futex calls, spinning) is what keeps two cores from being twice as fast
+as one (see docs/performance.md, Where the time goes).
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from keras_latent.config import TrainConfig
+from keras_latent.training import distribute
+
+
+class BatchSplitTrainer(keras.Model):
+    """Trains `model` (outputs a dict) on each batch as `parts` slices side by side; the same function.
+
+    Only for training: fit, evaluate and predict go through it, while the model that is saved,
+    exported and analysed is `model` itself (`unwrap`). Weights, the optimizer and BackupAndRestore
+    all see `model`'s variables, in `model`'s order.
+    """
+
+    def __init__(self, model: keras.Model, parts: int, **kwargs):
+        super().__init__(name=kwargs.pop("name", "batch_split_trainer"), **kwargs)
+        if parts < 1:
+            raise ValueError(f"parts must be >= 1, got {parts}")
+        self.model, self.parts = model, parts
+        self.built = model.built  # it has no weights of its own (BackupAndRestore wants a built model)
+
+    @property
+    def output(self):  # the wrapped model's symbolic outputs (callbacks look up output names here)
+        return self.model.output
+
+    def call(self, images, training=None):
+        if not training:  # evaluate and predict (snapshots, validation): the model itself, whole batches
+            return self.model(images, training=training)
+        # (B, H, W, C) -> `parts` slices (B/parts rounded up first). A batch smaller than `parts` (the last of
+        # an epoch, at worst) is padded with zero images whose outputs are cut off again, so that no slice is
+        # empty (oneDNN rejects empty batches); for other batches the pad and the cut pass their input through.
+        n = tf.shape(images)[0]
+        padded = tf.pad(images, [[0, tf.maximum(self.parts - n, 0)]] + [[0, 0]] * (len(images.shape) - 1))
+        m = tf.maximum(n, self.parts)  # from n alone: XLA needs the split sizes at compile time
+        sizes = tf.stack([(m + self.parts - 1 - i) // self.parts for i in range(self.parts)])
+        outputs = [self.model(piece, training=training) for piece in tf.split(padded, sizes, num=self.parts)]
+        return {name: _first_rows(tf.concat([out[name] for out in outputs], axis=0), n) for name in outputs[0]}
+
+
+def _first_rows(x, n):
+    """x[:n], whose gradient pads with zero rows: free when nothing was cut (TensorFlow's pad then passes its
+    input through), where the gradient of a slice (StridedSliceGrad) copies the whole tensor every step."""
+
+    @tf.custom_gradient
+    def cut(x):
+        def gradient(dy):
+            return tf.pad(dy, [[0, tf.shape(x)[0] - n]] + [[0, 0]] * (len(x.shape) - 1))
+
+        return x[:n], gradient
+
+    return cut(x)
+
+
+def for_training(model: keras.Model, config: TrainConfig) -> keras.Model:
+    """The model `fit` trains: `model` itself, or a BatchSplitTrainer around it (config.batch_split > 1)."""
+    parts = config.batch_split or 1
+    return BatchSplitTrainer(model, parts) if parts > 1 else model
+
+
+def unwrap(model: keras.Model) -> keras.Model:
+    """The model inside a BatchSplitTrainer (or `model` itself): what is saved, exported and evaluated."""
+    return model.model if isinstance(model, BatchSplitTrainer) else model
+
+
+def current_threads() -> tuple[int, int]:
+    """TensorFlow's (intra-op, inter-op) thread settings in this process (0: one per core)."""
+    return (tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads())
+
+
+def threads_settable() -> bool:
+    """Whether TensorFlow's thread pools can still be set: its runtime has not started in this process."""
+    intra, inter = current_threads()
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(inter + 1)  # refused once the runtime runs
+    except RuntimeError:
+        return False
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+    return True
+
+
+def apply_threads(config: TrainConfig) -> bool:
+    """Set TensorFlow's thread pools to the config's; False when TensorFlow already runs with others."""
+    return distribute.configure_threads(config.intra_op_threads or 0, config.inter_op_threads or 0)

@@ -1,0 +1,165 @@
+"""calibration.py: the choice from measured images/s (stubbed), the per-machine cache, explicit flags and
+--no-calibrate overriding it, a resumed run keeping its formulation; and one real measurement in a child."""
+import dataclasses
+import json
+import os
+
+import pytest
+from helpers import tiny_config
+
+from keras_latent.config import FORMULATION_FIELDS, STATIC_FORMULATION, ModelConfig, TrainConfig
+from keras_latent.runs import layout
+from keras_latent.training import calibration
+from keras_latent.training.calibration import Candidate, choose, choose_formulation
+
+POOL = calibration.candidates(2)  # graph, xla, threads1x2, split2
+
+
+def formulation(config) -> tuple:
+    """(jit_compile, batch_split, intra_op_threads, inter_op_threads) of a config."""
+    return tuple(getattr(config, name) for name in FORMULATION_FIELDS)
+FAST_SPLIT = {"graph": 3000.0, "xla": 1800.0, "threads1x2": 3600.0, "split2": 4500.0}
+
+
+@pytest.fixture
+def calibrating(monkeypatch, tmp_path):
+    """Calibration switched on (the suite switches it off), a cache of this test's own, two cores, and a stub
+    instead of the measuring child processes: calls[i] lists the candidates the i-th measurement was asked for."""
+    calls = []
+
+    def fake_measure(config, pool, steps=None, executions=3, repeats=3):
+        calls.append([c.name for c in pool])
+        return {c.name: FAST_SPLIT[c.name] for c in pool}
+
+    monkeypatch.setenv(calibration.ENV_SWITCH, "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(calibration.machine, "usable_cores", lambda: 2)
+    monkeypatch.setattr(calibration, "measure", fake_measure)
+    return calls
+
+
+def test_candidates_start_with_the_static_formulation():
+    assert [c.name for c in POOL] == ["graph", "xla", "threads1x2", "split2"]
+    assert POOL[0].fields() == STATIC_FORMULATION
+    assert POOL[2].fields() == {"jit_compile": False, "batch_split": 1, "intra_op_threads": 1, "inter_op_threads": 2}
+    assert POOL[3].fields() == {"jit_compile": False, "batch_split": 2, "intra_op_threads": 1, "inter_op_threads": 2}
+    assert [c.name for c in calibration.candidates(1)] == ["graph", "xla"]
+    assert calibration.candidates(16)[3].fields() == {"jit_compile": False, "batch_split": 4, "intra_op_threads": 4,
+                                                      "inter_op_threads": 4}
+
+
+def test_the_fastest_wins_but_only_by_a_margin_over_a_simpler_one():
+    assert choose(FAST_SPLIT, POOL, {}).name == "split2"
+    close = {"graph": 3000.0, "xla": 3050.0, "split2": 3080.0}  # within 3% of graph: noise, keep the simpler
+    assert choose(close, POOL, {}).name == "graph"
+    assert choose({"graph": 3000.0, "split2": 3200.0}, POOL, {}).name == "split2"
+    assert choose({}, POOL, {}) is None
+
+
+def test_explicitly_set_fields_limit_the_choice():
+    assert choose(FAST_SPLIT, POOL, {"jit_compile": True}).name == "xla"
+    assert choose(FAST_SPLIT, POOL, {"batch_split": 1}).name == "threads1x2"
+    assert choose(FAST_SPLIT, POOL, {"intra_op_threads": 0, "inter_op_threads": 0}).name == "graph"
+    assert choose(FAST_SPLIT, POOL, {"batch_split": 3}) is None
+
+
+def test_first_use_measures_then_the_cache_answers(calibrating):
+    config, line = choose_formulation(TrainConfig())
+    assert calibrating == [["graph", "xla", "threads1x2", "split2"]]
+    assert formulation(config) == (False, 2, 1, 2)
+    assert config.formulation_source == "calibration"
+    assert line.startswith("formulation: graph (oneDNN), batch split 2, threads 1/2 (from calibration: split2;")
+    assert "split2 4,500, threads1x2 3,600, graph 3,000" in line and "\n" not in line
+    again, line = choose_formulation(TrainConfig())
+    assert calibrating == [["graph", "xla", "threads1x2", "split2"]]  # no second measurement
+    assert again == config and line.startswith("formulation: graph (oneDNN), batch split 2, threads 1/2 (from "
+                                                "calibration: split2;") and "; cached in " in line
+    cached = json.loads(open(calibration.cache_path()).read())
+    assert cached["version"] == calibration.CACHE_VERSION and len(cached["entries"]) == 1
+    entry = next(iter(cached["entries"].values()))
+    assert entry["images_per_s"] == FAST_SPLIT and entry["workload"]["batch_size"] == 32
+    assert entry["machine"]["cores"] == 2 and entry["machine"]["tensorflow"]
+
+
+def test_the_cache_lives_in_the_user_cache_folder_and_is_keyed_by_machine_and_workload(calibrating, tmp_path,
+                                                                                      monkeypatch):
+    assert calibration.cache_path() == os.path.join(str(tmp_path), "keras_latent", layout.CALIBRATION_CACHE.name)
+    choose_formulation(TrainConfig())
+    choose_formulation(TrainConfig(batch_size=128))  # another workload
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # emulating another CPU: another machine
+    choose_formulation(TrainConfig())
+    assert len(calibrating) == 3
+    keys = json.loads(open(calibration.cache_path()).read())["entries"]
+    assert len(keys) == 3
+
+
+def test_explicit_flags_and_no_calibrate_never_measure(calibrating):
+    every = TrainConfig(jit_compile=True, batch_split=1, intra_op_threads=2, inter_op_threads=1)
+    config, line = choose_formulation(every)
+    assert formulation(config) == (True, 1, 2, 1)
+    assert config.formulation_source == "flags" and line.endswith("(from flags)")
+    static, line = choose_formulation(TrainConfig(calibrate=False))
+    assert static == dataclasses.replace(TrainConfig(calibrate=False), **STATIC_FORMULATION,
+                                         formulation_source="defaults")
+    assert line.endswith("(from defaults: --no-calibrate)")
+    assert calibrating == []
+
+
+def test_one_explicit_flag_keeps_its_value_and_the_rest_is_calibrated(calibrating):
+    config, _ = choose_formulation(TrainConfig(intra_op_threads=0))
+    assert (config.jit_compile, config.batch_split, config.inter_op_threads) == (False, 1, 0)  # graph beats xla
+    assert calibrating == [["graph", "xla"]]  # only the candidates that agree are measured
+    config, _ = choose_formulation(TrainConfig(batch_split=1))
+    assert (config.jit_compile, config.batch_split, config.intra_op_threads) == (False, 1, 1)  # threads1x2
+    assert calibrating[1:] == [["threads1x2"]]  # graph and xla came from the cache
+
+
+def test_the_environment_switch_and_other_strategies_use_the_static_formulation(calibrating, monkeypatch):
+    config, line = choose_formulation(TrainConfig(strategy="mirrored"))
+    assert config.batch_split == 1 and "calibration is for one device" in line
+    monkeypatch.setenv(calibration.ENV_SWITCH, "0")
+    config, line = choose_formulation(TrainConfig())
+    assert (config.batch_split, config.formulation_source) == (1, "defaults") and f"{calibration.ENV_SWITCH}=0" in line
+    assert calibrating == []
+
+
+def test_a_resumed_run_keeps_its_formulation(calibrating):
+    saved = dataclasses.replace(TrainConfig(), jit_compile=True, batch_split=1, intra_op_threads=0,
+                                inter_op_threads=0, formulation_source="calibration")
+    config, line = choose_formulation(TrainConfig(), saved=saved)
+    assert config == saved and "from resumed" in line and calibrating == []
+
+
+def test_threads_that_cannot_change_limit_the_candidates(calibrating):
+    config, _ = choose_formulation(TrainConfig(), running_threads=(0, 0))
+    assert (config.batch_split, config.intra_op_threads, config.inter_op_threads) == (1, 0, 0)
+    assert calibrating == [["graph", "xla"]]
+
+
+def test_an_unreadable_or_hostile_cache_is_measured_again_and_replaced(calibrating, caplog):
+    os.makedirs(os.path.dirname(calibration.cache_path()))
+    for text in ("{not json", '{"version": 1, "entries": []}',
+                 '{"version": 1, "entries": {"k": {"images_per_s": {"graph": "__import__(\'os\')"}}}}'):
+        with open(calibration.cache_path(), "w") as f:
+            f.write(text)
+        config, _ = choose_formulation(TrainConfig())
+        assert config.batch_split == 2
+    assert len(calibrating) == 3
+    assert "unreadable" in caplog.text
+    assert json.loads(open(calibration.cache_path()).read())["version"] == calibration.CACHE_VERSION
+
+
+def test_a_failed_measurement_falls_back_to_the_static_formulation(calibrating, monkeypatch):
+    monkeypatch.setattr(calibration, "measure", lambda config, pool: {})
+    config, line = choose_formulation(TrainConfig())
+    assert config.batch_split == 1 and "no candidate could be measured" in line
+    assert not os.path.exists(calibration.cache_path())
+
+
+@pytest.mark.slow
+def test_a_real_measurement_in_a_child_process(monkeypatch):
+    """The child protocol end to end, on a tiny model: two thread settings, two children, images/s back."""
+    config = tiny_config(model=ModelConfig(filters=(2, 4), head_units=(8,)), batch_size=8, steps_per_execution=2)
+    pool = [Candidate("graph", False, 1, 0, 0), Candidate("split2", False, 2, 1, 2)]
+    timings = calibration.measure(config, pool, steps=2, executions=2, repeats=1)
+    assert set(timings) == {"graph", "split2"} and all(v > 0 for v in timings.values())

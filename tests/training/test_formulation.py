@@ -1,0 +1,95 @@
+"""formulation.py: the batch split computes the same losses, metrics and outputs as the whole batch; a run
+trained with it saves the plain model and records its formulation; threads TensorFlow already runs with."""
+import dataclasses
+import json
+import logging
+
+import keras
+import numpy as np
+import pytest
+from helpers import tiny_config
+
+from keras_latent.config import DataConfig, TrainConfig
+from keras_latent.data import load_splits
+from keras_latent.data.pipeline import make_dataset, normalize
+from keras_latent.model import build_model
+from keras_latent.model.builders import reconstruction_outputs
+from keras_latent.runs import layout
+from keras_latent.training import formulation
+from keras_latent.training.fit import choose_and_apply_formulation, compile_model, train
+
+
+def _history(splits, config):
+    keras.utils.set_random_seed(0)
+    trainer = compile_model(build_model(config.model), config)
+    targets = reconstruction_outputs(config.model)
+    train_ds = make_dataset(splits.x_train, splits.y_train, 32, training=True, seed=0, reconstruction_outputs=targets)
+    test_ds = make_dataset(splits.x_test[:65], splits.y_test[:65], 32, training=False, reconstruction_outputs=targets)
+    return trainer, trainer.fit(train_ds, validation_data=test_ds, epochs=2, verbose=0).history
+
+
+def test_the_batch_split_trains_the_same_function():
+    """257 training and 65 test images: the last batch of each holds one image, fewer than the parts."""
+    splits, base = load_splits(TrainConfig(data=DataConfig(dataset="sample", max_train_samples=257),
+                                           steps_per_execution=4))
+    plain, whole = _history(splits, dataclasses.replace(base, batch_split=1))
+    split, parts = _history(splits, dataclasses.replace(base, batch_split=2))
+    assert isinstance(split, formulation.BatchSplitTrainer) and formulation.unwrap(plain) is plain
+    assert sorted(parts) == sorted(whole)  # the same history columns
+    for name in whole:
+        np.testing.assert_allclose(parts[name], whole[name], rtol=2e-5, atol=1e-6, err_msg=name)
+    for model in (plain, formulation.unwrap(split)):
+        assert type(model) is keras.Model or model.__class__.__name__ == "Functional"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_the_split_outputs_are_the_models_for_any_batch_size(n, sample_splits):
+    model = build_model(TrainConfig().model)
+    images = np.asarray(normalize(sample_splits.x_test[:n]))
+    expected = model(images)
+    split = formulation.BatchSplitTrainer(model, 3)
+    for got in (split(images, training=True), split(images)):  # the split (training), the model itself (inference)
+        assert sorted(got) == sorted(expected)
+        for name in expected:
+            assert got[name].shape[0] == n
+            np.testing.assert_allclose(got[name], expected[name], atol=1e-5)
+
+
+def test_a_run_with_the_batch_split_saves_the_plain_model_and_its_formulation(tmp_path):
+    run_dir = str(tmp_path / "run")
+    train(tiny_config(batch_split=2, snapshot_epochs=(1,)), run_dir, verbose=0)
+    saved = json.loads(open(layout.CONFIG.path(run_dir)).read())
+    assert (saved["batch_split"], saved["formulation_source"], saved["jit_compile"]) == (2, "defaults", False)
+    model = keras.saving.load_model(layout.MODEL.path(run_dir))
+    assert not isinstance(model, formulation.BatchSplitTrainer) and "reconstruction" in model.output
+
+
+def test_threads_tensorflow_already_runs_with_are_kept_and_recorded(tmp_path, caplog):
+    """In this process TensorFlow already runs (with its own 0/0 threads): flags asking for others get a notice."""
+    assert not formulation.threads_settable()
+    caplog.set_level(logging.INFO, logger="keras_latent")
+    config = choose_and_apply_formulation(tiny_config(intra_op_threads=1, inter_op_threads=2), str(tmp_path), False)
+    assert (config.intra_op_threads, config.inter_op_threads) == formulation.current_threads()
+    assert "already runs with intra-op/inter-op threads" in caplog.text and "formulation: " in caplog.text
+
+
+class CrashInEpoch2(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("killed in epoch 2")
+
+
+def test_an_interrupted_run_resumes_with_the_formulation_it_chose(tmp_path, monkeypatch):
+    """The rerun leaves the formulation to be chosen, and gets the saved run's: the backup of the split
+    trainer loads back into one, and the config matches."""
+    from keras_latent.training import fit as training
+
+    run = str(tmp_path / "run")
+    real_make_callbacks = training.make_callbacks
+    monkeypatch.setattr(training, "make_callbacks", lambda *a: real_make_callbacks(*a) + [CrashInEpoch2()])
+    with pytest.raises(RuntimeError, match="killed in epoch 2"):
+        train(tiny_config(epochs=2, snapshot_epochs=(0,), batch_split=2), run, verbose=0)
+    monkeypatch.undo()
+    metrics = train(tiny_config(epochs=2, snapshot_epochs=(0,)), run, verbose=0)
+    assert metrics["resumed_from_epoch"] == 1 and metrics["epochs"] == 2
+    assert json.loads(open(layout.CONFIG.path(run)).read())["batch_split"] == 2
