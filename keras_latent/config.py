@@ -27,6 +27,9 @@ DEFAULT_LAYER_RECON_WEIGHT = 1.0  # measured: see docs/analysis.md, Faithful dec
 # calibration, takes its STATIC_FORMULATION value; train() records the values it ran with in config.json.
 FORMULATION_FIELDS = ("jit_compile", "batch_split", "intra_op_threads", "inter_op_threads")
 STATIC_FORMULATION = {"jit_compile": False, "batch_split": 1, "intra_op_threads": 0, "inter_op_threads": 0}
+# How a run computed its steps (the formulation and how it was chosen), not what it trained: comparisons of settings
+# (a study's existing runs, a search's resume) leave these fields out.
+HOW_COMPUTED_FIELDS = (*FORMULATION_FIELDS, "calibrate", "formulation_source")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,6 +15,7 @@ import shutil
 import time
 from collections.abc import Iterator
 
+from keras_latent.config import HOW_COMPUTED_FIELDS
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_write_text, save_figure
 from keras_latent.runs import layout
@@ -73,7 +74,7 @@ def check_existing_runs(study: StudyConfig, study_dir: str) -> None:
             if saved is None:
                 continue
             changed = [d for d in config_differences(saved, run_config(variant, seed))
-                       if d.split(":")[0] not in DERIVED_KEYS]
+                       if d.split(":")[0] not in DERIVED_KEYS + HOW_COMPUTED_FIELDS]
             if changed:
                 shown = "; ".join(changed[:4]) + ("; ..." if len(changed) > 4 else "")
                 raise UsageError(f"{run_dir} was trained with other settings than this study's ({shown}); rerun "

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from keras_latent.config import FIELDS_ADDED_LATER, differences, from_dict
+from keras_latent.config import FIELDS_ADDED_LATER, HOW_COMPUTED_FIELDS, differences, from_dict
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_write_text, save_figure
 from keras_latent.runs import layout
@@ -48,7 +48,7 @@ def check_settings(results_dir: str, settings: dict) -> None:
     except UsageError as err:
         raise UsageError(layout.damaged(layout.SEARCH_SETTINGS, path, f"is not a valid search settings file: {err}")
                          ) from None
-    diffs = differences(saved, settings)
+    diffs = [d for d in differences(saved, settings) if d[0].removeprefix("train.") not in HOW_COMPUTED_FIELDS]
     changed = [f"{key} {old!r} -> {new!r}" for key, old, new in diffs]
     if changed:
         raise UsageError(f"{results_dir} was started with other settings ({'; '.join(changed)}); rerun with the "

@@ -12,7 +12,7 @@ import sys
 import keras_tuner
 import numpy as np
 import pytest
-from helpers import REPO, free_ports, run_main
+from helpers import REPO, copy_folder, free_ports, run_main
 
 from keras_latent.config import DEFAULT_LAYER_RECON_WEIGHT
 from keras_latent.errors import UsageError
@@ -175,6 +175,24 @@ def test_rerun_resumes_without_retraining_and_refuses_other_settings(grid_search
     assert run_times(grid_search) == {r["trial_id"]: 1 for r in before}
     code, _, err = run_main(load_cli().main, GRID_2X2[:-1] + ["0,4", "--directory", directory], capsys)
     assert code == 2 and err.count("\n") == 1 and "recon_weights [0.0, 2.0] -> [0.0, 4.0]" in err
+
+
+def test_a_search_json_from_before_the_formulation_fields_resumes(grid_search, tmp_path, capsys):
+    """search.json written before the per-machine formulation (issue 17) lacks its fields: how a step is computed
+    is not a setting of the search, so the rerun resumes instead of refusing."""
+    from keras_latent.config import HOW_COMPUTED_FIELDS
+
+    project = copy_folder(grid_search, tmp_path, os.path.basename(grid_search))
+    before = read_trials(project)
+    settings = json.loads(open(layout.SEARCH_SETTINGS.path(project)).read())
+    assert set(HOW_COMPUTED_FIELDS) <= set(settings["train"])
+    settings["train"] = {k: v for k, v in settings["train"].items() if k not in HOW_COMPUTED_FIELDS}
+    settings["train"]["jit_compile"] = False  # as the static default was written then
+    with open(layout.SEARCH_SETTINGS.path(project), "w") as f:
+        json.dump(settings, f)
+    code, _, err = run_main(load_cli().main, GRID_2X2 + ["--directory", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert read_trials(project) == before
 
 
 def test_train_takes_the_weights_from_best_json(grid_search, tmp_path, capsys):
