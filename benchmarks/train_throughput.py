@@ -120,6 +120,7 @@ def run_ours(cli_flags: list[str]) -> dict:
         import keras
         import tensorflow as tf
 
+        from keras_latent.training import distribute
         from keras_latent.training import fit as training
 
         timer = make_epoch_timer()
@@ -127,8 +128,7 @@ def run_ours(cli_flags: list[str]) -> dict:
         config = load_config(args.out)  # with the formulation train() chose
     n, timed = metrics["train_images"] * (config.epochs - 1), slice(1, None)
     train_s, epoch_s = sum(timer.train_s[timed]), sum(timer.epoch_s[timed])
-    threads = (tf.config.threading.get_intra_op_parallelism_threads(),
-               tf.config.threading.get_inter_op_parallelism_threads())
+    threads = distribute.current_threads()
     return {"framework": "keras", "batch_size": config.batch_size, "epochs": config.epochs,
             "images_per_s": round(n / train_s, 1), "fit_images_per_s": round(n / epoch_s, 1),
             "cores_busy": round(sum(timer.train_cpu_s[timed]) / train_s, 2),

@@ -116,9 +116,8 @@ def workload(config: TrainConfig) -> dict:
             "optimizer": config.optimizer, "layer_recon_weights": list(config.layer_recon_weights or ())}
 
 
-def machine_identity() -> dict:
+def machine_identity(cpu: machine.Cpu) -> dict:
     """The machine and software a measurement holds for (part of the cache key)."""
-    cpu = machine.describe_cpu()
     return {"cpu": cpu.model, "isa": list(cpu.isa), "isa_caps": [list(c) for c in cpu.isa_caps], "cores": cpu.cores,
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"), "tensorflow": _version("tensorflow"),
             "keras": _version("keras"), "keras_latent": __version__}
@@ -270,7 +269,8 @@ def _cached_or_measured(config: TrainConfig, pool: list[Candidate]) -> tuple[dic
     """(images/s per candidate name, where they come from): the cache's figures, plus measurements of the
     candidates it lacks (then cached)."""
     path = cache_path()
-    identity, work = machine_identity(), workload(config)
+    cpu = machine.describe_cpu()
+    identity, work = machine_identity(cpu), workload(config)
     key = cache_key(identity, work)
     entry = read_cache(path).get(key, {"images_per_s": {}})
     timings = dict(entry["images_per_s"])
@@ -278,7 +278,7 @@ def _cached_or_measured(config: TrainConfig, pool: list[Candidate]) -> tuple[dic
     if not missing:
         return timings, f"cached in {path}"
     names = ", ".join(c.name for c in missing)
-    log.info(f"calibrating the training formulation on {machine.describe_cpu().describe()} "
+    log.info(f"calibrating the training formulation on {cpu.describe()} "
              f"(once per machine and workload; candidates {names})")
     start = time.perf_counter()
     with machine.OtherLoad() as others:

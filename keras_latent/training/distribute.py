@@ -29,6 +29,23 @@ TF_CONFIG_HELP = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:123
                   '"task": {"type": "worker", "index": 0}}\'')
 
 
+def current_threads() -> tuple[int, int]:
+    """TensorFlow's (intra-op, inter-op) thread settings in this process (0: one per core)."""
+    return (tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads())
+
+
+def threads_settable() -> bool:
+    """Whether TensorFlow's thread pools can still be set: its runtime has not started in this process."""
+    intra, inter = current_threads()
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(inter + 1)  # refused once the runtime runs
+    except RuntimeError:
+        return False
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+    return True
+
+
 def configure_threads(intra_op: int, inter_op: int) -> bool:
     """Set TensorFlow's thread pools (0 = TensorFlow's own choice, one thread per core).
 
@@ -37,9 +54,7 @@ def configure_threads(intra_op: int, inter_op: int) -> bool:
     """
     if intra_op < 0 or inter_op < 0:
         raise UsageError(f"--intra-op-threads and --inter-op-threads must be >= 0, got {intra_op} and {inter_op}")
-    current = (tf.config.threading.get_intra_op_parallelism_threads(),
-               tf.config.threading.get_inter_op_parallelism_threads())
-    if current == (intra_op, inter_op):
+    if current_threads() == (intra_op, inter_op):
         return True
     try:
         tf.config.threading.set_intra_op_parallelism_threads(intra_op)

@@ -167,11 +167,11 @@ def choose_and_apply_formulation(config: TrainConfig, run_dir: str, overwrite: b
     process), its threads cannot change: only candidates with those threads compete, and thread flags that
     ask for others get a notice; config.json records the threads the run really had.
     """
-    running = None if formulation.threads_settable() else formulation.current_threads()
+    running = None if distribute.threads_settable() else distribute.current_threads()
     saved = interrupted_run_config(run_dir) if not overwrite else None
     config, line = calibration.choose_formulation(config, saved=saved, running_threads=running)
     if not formulation.apply_threads(config):
-        actual = formulation.current_threads()
+        actual = distribute.current_threads()
         log.warning(f"TensorFlow already runs with intra-op/inter-op threads {actual[0]}/{actual[1]} in this "
                     f"process; asked for {config.intra_op_threads}/{config.inter_op_threads}, kept those")
         config = dataclasses.replace(config, intra_op_threads=actual[0], inter_op_threads=actual[1])

@@ -49,7 +49,7 @@ class BatchSplitTrainer(keras.Model):
         # empty (oneDNN rejects empty batches); for other batches the pad and the cut pass their input through.
         n = tf.shape(images)[0]
         padded = tf.pad(images, [[0, tf.maximum(self.parts - n, 0)]] + [[0, 0]] * (len(images.shape) - 1))
-        m = tf.maximum(n, self.parts)  # from n alone: XLA needs the split sizes at compile time
+        m = tf.maximum(n, self.parts)  # the padded batch's size
         sizes = tf.stack([(m + self.parts - 1 - i) // self.parts for i in range(self.parts)])
         outputs = [self.model(piece, training=training) for piece in tf.split(padded, sizes, num=self.parts)]
         return {name: _first_rows(tf.concat([out[name] for out in outputs], axis=0), n) for name in outputs[0]}
@@ -78,23 +78,6 @@ def for_training(model: keras.Model, config: TrainConfig) -> keras.Model:
 def unwrap(model: keras.Model) -> keras.Model:
     """The model inside a BatchSplitTrainer (or `model` itself): what is saved, exported and evaluated."""
     return model.model if isinstance(model, BatchSplitTrainer) else model
-
-
-def current_threads() -> tuple[int, int]:
-    """TensorFlow's (intra-op, inter-op) thread settings in this process (0: one per core)."""
-    return (tf.config.threading.get_intra_op_parallelism_threads(),
-            tf.config.threading.get_inter_op_parallelism_threads())
-
-
-def threads_settable() -> bool:
-    """Whether TensorFlow's thread pools can still be set: its runtime has not started in this process."""
-    intra, inter = current_threads()
-    try:
-        tf.config.threading.set_inter_op_parallelism_threads(inter + 1)  # refused once the runtime runs
-    except RuntimeError:
-        return False
-    tf.config.threading.set_inter_op_parallelism_threads(inter)
-    return True
 
 
 def apply_threads(config: TrainConfig) -> bool:

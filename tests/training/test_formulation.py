@@ -15,7 +15,7 @@ from keras_latent.data.pipeline import make_dataset, normalize
 from keras_latent.model import build_model
 from keras_latent.model.builders import reconstruction_outputs
 from keras_latent.runs import layout
-from keras_latent.training import formulation
+from keras_latent.training import distribute, formulation
 from keras_latent.training.fit import choose_and_apply_formulation, compile_model, train
 
 
@@ -66,10 +66,10 @@ def test_a_run_with_the_batch_split_saves_the_plain_model_and_its_formulation(tm
 
 def test_threads_tensorflow_already_runs_with_are_kept_and_recorded(tmp_path, caplog):
     """In this process TensorFlow already runs (with its own 0/0 threads): flags asking for others get a notice."""
-    assert not formulation.threads_settable()
+    assert not distribute.threads_settable()
     caplog.set_level(logging.INFO, logger="keras_latent")
     config = choose_and_apply_formulation(tiny_config(intra_op_threads=1, inter_op_threads=2), str(tmp_path), False)
-    assert (config.intra_op_threads, config.inter_op_threads) == formulation.current_threads()
+    assert (config.intra_op_threads, config.inter_op_threads) == distribute.current_threads()
     assert "already runs with intra-op/inter-op threads" in caplog.text and "formulation: " in caplog.text
 
 
