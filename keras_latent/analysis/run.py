@@ -8,7 +8,6 @@ from the run's config.json. `analyze_run` is what `python -m keras_latent.analyz
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import keras
@@ -16,31 +15,17 @@ import numpy as np
 
 from keras_latent.analysis import latent, plots, views
 from keras_latent.analysis.config import AnalysisConfig, validate_analysis
-from keras_latent.data import load_splits
 from keras_latent.data.pipeline import denormalize, normalize
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_directory, atomic_write_text
-from keras_latent.model.saving import load_run_model
+from keras_latent.model.saving import open_run
 from keras_latent.runs import layout
-from keras_latent.runs.records import csv_text, load_config, write_json
+from keras_latent.runs.records import csv_text, write_json
+from keras_latent.runs.run import Run
 from keras_latent.training.evaluation import per_class_dict
 from keras_latent.training.faithfulness import measure_test_faithfulness
 
 log = logging.getLogger("keras_latent")
-
-
-def load_run(run_dir: str, dataset: str | None):
-    """(config, model, splits, class names) of a run folder; `dataset` replaces the run's data set."""
-    config = load_config(run_dir)
-    model = load_run_model(run_dir)
-    if dataset:
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, dataset=dataset))
-    splits, resolved = load_splits(config)
-    class_names = config.data.class_names or splits.class_names
-    if tuple(splits.class_names) != tuple(class_names):
-        raise UsageError(f"data set {splits.dataset!r} has classes {list(splits.class_names)}, but the run was "
-                         f"trained on {list(class_names)}; pass a data set with the run's classes")
-    return resolved, model, splits, tuple(class_names)
 
 
 def check_index(index: int, size: int, flag: str) -> int:
@@ -49,10 +34,11 @@ def check_index(index: int, size: int, flag: str) -> int:
     return index
 
 
-def chosen_layers(model, layers) -> list[str]:
-    names = list(layers) if layers else latent.trunk_block_names(model)
+def chosen_layers(run: Run, layers) -> list[str]:
+    """The layers asked for (checked against the model's), or every layer a decoder reads."""
+    names = list(layers) if layers else run.layers
     for name in names:
-        latent.layer_index(model, name)  # UsageError listing the valid names
+        latent.layer_index(run.model, name)  # UsageError listing the valid names
     return list(dict.fromkeys(names))
 
 
@@ -173,10 +159,13 @@ def analyze_run(run_dir: str, config: AnalysisConfig = AnalysisConfig()) -> dict
     import tensorflow as tf
 
     validate_analysis(config)
-    train_config, model, splits, class_names = load_run(run_dir, config.dataset)
-    keras.utils.set_random_seed(train_config.seed)
+    run = open_run(run_dir, config.dataset)
+    run.config  # noqa: B018 (not a run folder, or a damaged config.json: one line before the model loads)
+    model = run.model
+    splits, class_names, seed = run.data.splits, run.data.class_names, run.data.config.seed
+    keras.utils.set_random_seed(seed)
     layer_channels = {layer: latent.check_channels(latent.num_channels(model, layer), config.channels, layer)
-                      for layer in chosen_layers(model, config.layers)}
+                      for layer in chosen_layers(run, config.layers)}
     images = chosen_images(splits, class_names, config.train_index, config.test_index)
     faithful = measure_test_faithfulness(model, splits)
     if faithful is None:
@@ -194,7 +183,7 @@ def analyze_run(run_dir: str, config: AnalysisConfig = AnalysisConfig()) -> dict
         with atomic_directory(folder) as out:
             seconds = {}
             summary = write_analysis(model, splits, class_names, layer_channels, images, config, faithful, out, seconds)
-            added = views.write_views(model, splits, class_names, layer_channels, images, config, train_config.seed,
+            added = views.write_views(model, splits, class_names, layer_channels, images, config, seed,
                                       out, seconds, summary["decode_paths"])
             summary["files"] += added.pop("files")
             summary.update(added, methods=list(config.methods), seconds=seconds)

@@ -28,16 +28,15 @@ import numpy as np
 import tensorflow as tf
 
 from keras_latent.analysis import latent
-from keras_latent.analysis.run import load_run
 from keras_latent.data.pipeline import denormalize, normalize
 from keras_latent.errors import UsageError
 from keras_latent.explorer.config import ExploreConfig
 from keras_latent.explorer.uploads import png_bytes, png_data_url, read_upload
 from keras_latent.explorer.worker import BatchingWorker
 from keras_latent.model.builders import has_decoder
-from keras_latent.model.saving import run_decode_paths
+from keras_latent.model.saving import open_run
 from keras_latent.runs import layout
-from keras_latent.runs.records import load_config, read_json
+from keras_latent.runs.run import Run
 
 log = logging.getLogger("keras_latent")
 
@@ -98,18 +97,19 @@ class Explorer:
     """A run's model and images behind the explorer's JSON API; safe to call from many threads."""
 
     def __init__(self, run_dir: str, config: ExploreConfig = ExploreConfig(), max_batch: int = 64):
-        train_config, model, splits, class_names = load_run(run_dir, config.dataset)
+        run = open_run(run_dir, config.dataset)
+        self.dataset = run.config.data.dataset  # what training resized (not a --dataset override)
+        model, splits = run.model, run.data.splits
         self.run_name = os.path.basename(os.path.normpath(run_dir))
-        self.config, self.model, self.class_names = config, model, class_names
-        self.dataset = load_config(run_dir).data.dataset  # what training resized (not a --dataset override)
+        self.config, self.model, self.class_names = config, model, run.data.class_names
         self.description = splits.description
-        self.image_size = train_config.model.image_size
+        self.image_size = run.data.config.model.image_size
         self.test_images, self.test_labels = splits.x_test, np.asarray(splits.y_test)  # (N, S, S, 3) uint8, (N,)
         self.has_decoder = has_decoder(model)
-        self.layers = latent.trunk_block_names(model)
+        self.layers = run.layers
         self.channels = {layer: latent.num_channels(model, layer) for layer in self.layers}
-        self.decode_paths = run_decode_paths(run_dir, model)  # each layer's faithful path, as measured at training
-        self.ranking = self._analysis_ranking(run_dir)
+        self.decode_paths = run.decode_paths  # each layer's faithful path, as measured at training
+        self.ranking = self._analysis_ranking(run)
         self._uploads, self._views = _LRU(MAX_UPLOADS), _LRU(MAX_CACHED_VIEWS)
         image_spec = tf.TensorSpec((None, self.image_size, self.image_size, 3), tf.uint8)
         self._full = _traced(model, [image_spec])
@@ -164,10 +164,10 @@ class Explorer:
 
     # ------------------------------------------------------------ images
 
-    def _analysis_ranking(self, run_dir: str) -> dict:
+    def _analysis_ranking(self, run: Run) -> dict:
         """{layer: channels by test accuracy lost when zeroed} from analysis.json, when the run was analysed."""
         try:
-            summary = read_json(layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY), layout.ANALYSIS_SUMMARY) or {}
+            summary = run.analysis or {}
             return {layer: [int(r["channel"]) for r in ranked]
                     for layer, ranked in summary.get("top_channels", {}).items() if layer in self.channels}
         except (UsageError, TypeError, KeyError, ValueError, AttributeError):

@@ -48,9 +48,8 @@ from keras_latent.model.builders import (
     trunk_block_names,
     trunk_blocks,
 )
-from keras_latent.model.saving import load_run_model, run_decode_paths
+from keras_latent.model.saving import open_run
 from keras_latent.runs import layout
-from keras_latent.runs.records import load_config
 
 SIGNATURES = ("serving_default", "encode", "decode_masked", "decode_masked_path", "gradcam")
 
@@ -266,11 +265,11 @@ def convert_tflite(saved_model_dir: str) -> bytes:
 
 def export_run(run_dir: str, tflite: bool = False) -> list[str]:
     """Re-export a finished run folder; returns the paths written."""
-    config = load_config(run_dir)
-    model = load_run_model(run_dir)
-    written = [export_saved_model(model, config, layout.SAVED_MODEL.path(run_dir), run_decode_paths(run_dir, model))]
+    run = open_run(run_dir)
+    config = run.config
+    written = [export_saved_model(run.model, config, run.path(layout.SAVED_MODEL), run.decode_paths)]
     if tflite:
-        path = layout.TFLITE.path(run_dir)
+        path = run.path(layout.TFLITE)
         atomic_write_bytes(path, convert_tflite(written[0]))
         written.append(path)
     return written

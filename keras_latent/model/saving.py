@@ -1,7 +1,8 @@
-"""Loading a run's `model.keras` safely: the custom layers registered, `safe_mode=True`, one-line errors."""
+"""Loading a run's `model.keras` safely (the custom layers registered, `safe_mode=True`, one-line errors), and
+opening a run folder with this model's loaders (`open_run`: a `runs.run.Run` that can hand out its model,
+layers, decode paths and data)."""
 from __future__ import annotations
 
-import os
 import re
 import zipfile
 
@@ -12,7 +13,7 @@ from keras_latent.config import DECODE_PATHS
 from keras_latent.errors import UsageError
 from keras_latent.model.builders import default_decode_paths, trunk_block_names
 from keras_latent.runs import layout
-from keras_latent.runs.records import read_json
+from keras_latent.runs.run import Loaders, Run
 
 
 def _why_refused(err: Exception) -> str:
@@ -42,13 +43,7 @@ def load_model_file(path: str, compile: bool = True, entry: layout.Entry = layou
 
 def load_run_model(run_dir: str, compile: bool = True) -> keras.Model:
     """A run's model.keras; a missing or corrupt file is a one-line UsageError."""
-    path = layout.MODEL.path(run_dir)
-    if not os.path.isfile(path):
-        if os.path.isdir(layout.BACKUP.path(run_dir)):
-            raise UsageError(f"{run_dir!r} has no {layout.MODEL.name}: its training has not finished "
-                             f"(rerun the same {layout.TRAIN} command to resume it)")
-        raise UsageError(layout.damaged(layout.MODEL, path, "is missing"))
-    return load_model_file(path, compile=compile)
+    return open_run(run_dir, compile=compile).model
 
 
 def checked_decode_paths(decode_paths, model: keras.Model) -> dict[str, str] | None:
@@ -60,9 +55,24 @@ def checked_decode_paths(decode_paths, model: keras.Model) -> dict[str, str] | N
     return None
 
 
-def run_decode_paths(run_dir: str, model: keras.Model) -> dict[str, str]:
-    """Each layer's faithful decode path for a run: as measured at training (metrics.json's
-    faithfulness.decode_paths), else `default_decode_paths` (runs from before the measurement)."""
-    metrics = read_json(layout.METRICS.path(run_dir), layout.METRICS) or {}
-    measured = (metrics.get("faithfulness") or {}).get("decode_paths")
+def decode_paths_or_defaults(measured: dict | None, model: keras.Model) -> dict[str, str]:
+    """Each layer's decode path: `measured` (metrics.json's faithfulness.decode_paths) where it fits the model,
+    else `default_decode_paths` (runs from before the measurement)."""
     return checked_decode_paths(measured, model) or default_decode_paths(model)
+
+
+def _load_splits(config):
+    from keras_latent.data import load_splits
+
+    return load_splits(config)
+
+
+# The tutorial model's loaders: model.keras loaded safely, the data set rebuilt from config.json.
+LOADERS = Loaders(model=load_model_file, data=_load_splits,
+                  layers=trunk_block_names, decode_paths=decode_paths_or_defaults)
+
+
+def open_run(run_dir: str, dataset: str | None = None, compile: bool = True) -> Run:
+    """The run folder `run_dir`, able to load its model and data (`dataset` replaces the run's data set)."""
+    return Run(run_dir, LOADERS, dataset=dataset, compile=compile)
+

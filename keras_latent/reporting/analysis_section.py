@@ -10,7 +10,8 @@ import os
 from keras_latent.reporting import channel_views
 from keras_latent.reporting.assets import command, figure, fmt, join_names, note, to_float
 from keras_latent.runs import layout
-from keras_latent.runs.records import read_csv, read_json
+from keras_latent.runs.records import read_csv
+from keras_latent.runs.run import Run
 
 ANALYZE_COMMAND = tuple(layout.ANALYZE.split())
 TOP_CHANNELS_LISTED = 3  # channels named in the "matter most" sentence of each layer
@@ -180,10 +181,10 @@ def faithfulness_block(summary: dict, layer_decoders: bool) -> dict | None:
             "deepest_mse": fmt(faithful["layers"][deepest]["tail"]["mse"]), "path_words": PATH_WORDS}
 
 
-def analysis_section(run_dir: str, layer_decoders: bool = True) -> dict:
+def analysis_section(run: Run, layer_decoders: bool = True) -> dict:
     """Section 5, or one note with the command that makes the analysis; `layer_decoders`: whether the run's
     model was trained with them (config.json), which explains its decode paths."""
-    summary = read_json(analysis_path(run_dir), layout.ANALYSIS_SUMMARY)
+    run_dir, summary = run.folder, run.analysis
     make = command(*ANALYZE_COMMAND, run_dir)
     if summary is None:
         return {"present": False, "notes": [note(

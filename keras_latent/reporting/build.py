@@ -5,6 +5,10 @@ final figures; the classification report with the confusion matrix; the reconstr
 snapshot epoch; the latent analysis (RUN_FOLDER/analysis/); and, with --tuning DIR, a loss-weight
 search. Figures are the PNGs those steps already rendered, embedded as data URIs, so the file
 needs no network and no other file. Missing parts are left out with the command that makes them.
+
+The report only reads: it opens the run as a `runs.run.Run` without loaders, so it never loads the
+model or the data set (every number is in the files training and `analyze` wrote), and it reads each
+file once, checked as it is read; a damaged file is one line and nothing is written.
 """
 from __future__ import annotations
 
@@ -12,11 +16,10 @@ import datetime
 import logging
 import os
 
-from keras_latent.config import TrainConfig
 from keras_latent.errors import UsageError
 from keras_latent.runs import layout
 from keras_latent.runs.lifecycle import finished_run_files
-from keras_latent.runs.records import check_file, load_config, read_json
+from keras_latent.runs.run import Run
 
 log = logging.getLogger("keras_latent")
 TEMPLATE = "report.html.j2"
@@ -25,54 +28,37 @@ SECTIONS = (("setup", "Configuration, data and model"), ("training", "Training c
             ("analysis", "Latent analysis: what each channel carries"), ("tuning", "Loss-weight search"))
 
 
-def _analysis_needed(run_dir: str) -> bool:
+def _analysis_needed(run: Run) -> bool:
     """True when the analysis is missing, older than the model, or damaged (a notice says which file)."""
     from keras_latent.reporting.analysis_section import analysis_is_stale
 
-    path = layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY)
     try:
-        return read_json(path, layout.ANALYSIS_SUMMARY) is None or analysis_is_stale(run_dir)
+        return run.analysis is None or analysis_is_stale(run.folder)
     except UsageError as err:
         log.warning(f"{err}: running it now (--analyze)")
         return True
 
 
-def ensure_analysis(run_dir: str, analyze: bool) -> None:
+def ensure_analysis(run: Run, analyze: bool) -> None:
     """With `analyze`, run the analysis (default settings) when it is missing, older than the model or damaged."""
-    if analyze and _analysis_needed(run_dir):
+    if analyze and _analysis_needed(run):
         from keras_latent.analysis.run import analyze_run
 
-        log.info(f"analysing {run_dir} ({layout.ANALYZE} {run_dir}) ...")
-        analyze_run(run_dir)
+        log.info(f"analysing {run.folder} ({layout.ANALYZE} {run.folder}) ...")
+        analyze_run(run.folder)
+        run.forget("analysis")
 
 
-REPORTED = (layout.MODEL, layout.HISTORY, layout.METRICS, layout.CLASSIFICATION_REPORT, layout.CONFUSION_MATRIX,
-            layout.CURVES, layout.SNAPSHOT)  # the run files the report shows (config.json aside)
+REPORTED = (layout.HISTORY, layout.METRICS, layout.CONFUSION_MATRIX, layout.CURVES, layout.SNAPSHOT)
+# the run files a finished run holds that the report shows (config.json aside)
 
 
-def check_inputs(run_dir: str, tuning_dir: str | None, config: TrainConfig) -> None:
-    """Check every file the report will read before the slow work (loading the model, predicting the test
-    split): a damaged one is one line naming it and the command that rebuilds it."""
-    from keras_latent.reporting.analysis_section import analysis_entry, analysis_path
-
-    found = [(e, p) for e in REPORTED for p in ([e.path(run_dir)] if not e.fields else e.glob(run_dir))]
-    summary = read_json(analysis_path(run_dir), layout.ANALYSIS_SUMMARY)
-    if summary is not None:
-        found += [(e, layout.analysis_file(run_dir, e)) for e in (layout.ABLATION, layout.CHANNEL_STATS)]
-        found += [(analysis_entry(f["path"]), os.path.join(run_dir, f["path"])) for f in summary["files"]]
-    if tuning_dir is not None:
-        found += [(e, e.path(tuning_dir)) for e in (layout.TRIALS, layout.BEST, layout.PARETO)]
-    for entry, path in found:
-        if os.path.isfile(path):
-            check_file(entry, path)
-
-
-def warn_missing(run_dir: str, config: TrainConfig) -> None:
+def warn_missing(run: Run) -> None:
     """One notice per file of a finished run that the report shows but cannot find (that part is left out).
     A run still training is not finished: it has none of the files written at its end, and gets no notice."""
-    expected = [(e, p) for e, p in finished_run_files(run_dir, config) if e in REPORTED]
-    ended = any(os.path.exists(e.path(run_dir)) for e in (layout.MODEL, layout.SAVED_MODEL, layout.METRICS,
-                                                             layout.CURVES, layout.CONFUSION_MATRIX))
+    expected = [(e, p) for e, p in finished_run_files(run.folder, run.config) if e in REPORTED]
+    ended = any(run.has(e) for e in (layout.MODEL, layout.SAVED_MODEL, layout.METRICS, layout.CURVES,
+                                     layout.CONFUSION_MATRIX))
     for entry, path in expected:
         if ended and not os.path.exists(path):
             log.warning(layout.damaged(entry, path, "is missing: its part of the report is left out"))
@@ -108,39 +94,40 @@ def following_contract(section, args: tuple, path: str, layout: str, remedy: str
                          f"{remedy}") from None
 
 
-def collect(run_dir: str, tuning_dir: str | None, config: TrainConfig, report_path: str | None = None) -> dict:
-    """Read the run (and tuning) folders into the template's context, one dict per section;
-    `config` is the run's config.json, `report_path` where the report goes (for its link to a study)."""
+def collect(run: Run, tuning_dir: str | None, report_path: str | None = None) -> dict:
+    """Read the run (and tuning) folders into the template's context, one dict per section, each file once;
+    `report_path` is where the report goes (for its link to a study)."""
     from keras_latent import __version__
     from keras_latent.reporting.analysis_section import analysis_section
     from keras_latent.reporting.classification import classification_section
     from keras_latent.reporting.run_sections import (
         config_groups,
         dataset_info,
-        load_model,
-        model_summary,
+        model_section,
         reconstruction_section,
         training_section,
     )
     from keras_latent.reporting.tuning_section import tuning_section
 
-    metrics = read_json(layout.METRICS.path(run_dir), layout.METRICS)
-    model = load_model(run_dir)
-    analysis = following_contract(analysis_section, (run_dir, config.model.layer_decoders),
-                                  layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY),
+    run_dir, config, metrics = run.folder, run.config, run.metrics
+    analysis = following_contract(analysis_section, (run, config.model.layer_decoders),
+                                  run.analysis_path(layout.ANALYSIS_SUMMARY),
                                   "the analysis layout", f"rerun {layout.ANALYZE} {run_dir}")
     tuning = following_contract(tuning_section, (tuning_dir, config), layout.BEST.path(tuning_dir or ""),
                                 "the tuning results layout", f"rerun {layout.SEARCH}")
-    study = study_link(run_dir, report_path or layout.REPORT_FILE.path(run_dir))
-    name = f"{study['variant']} seed {study['seed']}" if study else os.path.basename(os.path.normpath(
-        os.path.abspath(run_dir)))
+    model, model_missing = following_contract(model_section, (run,), run.path(layout.MODEL_SUMMARY),
+                                              "the model summary layout", f"rerun {layout.TRAIN}")
+    classification = following_contract(classification_section, (run,), run.path(layout.METRICS),
+                                        "the metrics layout", f"rerun {layout.TRAIN}")
+    study = study_link(run_dir, report_path or run.path(layout.REPORT_FILE))
+    name = f"{study['variant']} seed {study['seed']}" if study else run.name
     return {"title": f"keras-latent report: {name}", "run_dir": run_dir, "version": __version__,
             "generated": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "toc": [{"id": i, "title": t} for i, t in SECTIONS], "sections": dict(SECTIONS),
             "dataset": dataset_info(config, metrics), "config_groups": config_groups(config),
-            "model": model_summary(model) if model is not None else None,
-            "training": training_section(run_dir, metrics),
-            "classification": classification_section(run_dir, model, config, metrics),
+            "model": model, "model_missing": model_missing,
+            "training": training_section(run),
+            "classification": classification,
             "reconstructions": reconstruction_section(run_dir, config, metrics),
             "analysis": analysis, "tuning": tuning, "study": study}
 
@@ -150,14 +137,14 @@ def build_report(run_dir: str, tuning_dir: str | None = None, analyze: bool = Fa
     from keras_latent.files import atomic_write_text
     from keras_latent.reporting.tuning_section import check_tuning_dir
 
-    config = load_config(run_dir)  # not a run folder: one clear line before any slow work
+    run = Run(run_dir)  # files only: no model, no data set
+    run.config  # noqa: B018 (not a run folder: one clear line before anything else)
     if tuning_dir is not None:
         check_tuning_dir(tuning_dir)
-    ensure_analysis(run_dir, analyze)
-    check_inputs(run_dir, tuning_dir, config)
-    warn_missing(run_dir, config)
-    path = out or layout.REPORT_FILE.path(run_dir)
-    html = render(collect(run_dir, tuning_dir, config, path))
+    ensure_analysis(run, analyze)
+    warn_missing(run)
+    path = out or run.path(layout.REPORT_FILE)
+    html = render(collect(run, tuning_dir, path))
     try:
         atomic_write_text(path, html)
     except OSError as err:

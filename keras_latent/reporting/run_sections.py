@@ -1,4 +1,5 @@
-"""Report sections 1, 2 and 4 from a run folder: setup (data, configuration, model), training, reconstructions.
+"""Report sections 1, 2 and 4 from a run folder's files: setup (data, configuration, model summary), training,
+reconstructions.
 
 Each section function returns a plain dict for `templates/report.html.j2`; missing files become
 `notes` (one line each, with the command that makes them) instead of errors.
@@ -11,7 +12,7 @@ from keras_latent.config import TrainConfig, to_dict
 from keras_latent.data.sources import SAMPLE_DESCRIPTION
 from keras_latent.reporting.assets import command, figure, fmt, note
 from keras_latent.runs import layout
-from keras_latent.runs.records import read_history
+from keras_latent.runs.run import Run
 
 TRAIN_COMMAND = layout.TRAIN
 
@@ -50,44 +51,21 @@ def config_groups(config: TrainConfig) -> list[dict]:
             for title, group in (("Data (data.*)", data), ("Model (model.*)", model), ("Training", values))]
 
 
-def load_model(run_dir: str):
-    """The run's model.keras (None when training has not finished)."""
-    from keras_latent.model.saving import load_run_model
-
-    if not os.path.isfile(layout.MODEL.path(run_dir)):
-        return None
-    return load_run_model(run_dir, compile=False)
-
-
-def _layer_shape(layer) -> str:
-    try:
-        outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]  # a trunk's: a list
-        return ", ".join(str(tuple(output.shape)).replace("None", "B") for output in outputs)
-    except (AttributeError, ValueError):
-        return "?"
-
-
-def model_summary(model) -> dict:
-    """Every layer (sub-models expanded, indented by depth) with output shape and parameter count."""
-    import keras
-    import numpy as np
-
-    rows = []
-
-    def walk(container, depth: int) -> None:
-        for layer in container.layers:
-            if depth and isinstance(layer, keras.layers.InputLayer):
-                continue  # a sub-model's own input repeats its parent's tensor
-            rows.append({"name": layer.name, "type": type(layer).__name__, "shape": _layer_shape(layer),
-                         "params": f"{layer.count_params():,}", "depth": depth})
-            if isinstance(layer, keras.Model):
-                walk(layer, depth + 1)
-
-    walk(model, 0)
-    count = lambda weights: int(sum(np.prod(w.shape) for w in weights))  # noqa: E731
-    trainable, frozen = count(model.trainable_weights), count(model.non_trainable_weights)
-    return {"name": model.name, "rows": rows, "total": f"{trainable + frozen:,}",
-            "trainable": f"{trainable:,}", "non_trainable": f"{frozen:,}"}
+def model_section(run: Run) -> tuple[dict | None, str]:
+    """The model summary as training wrote it (model_summary.json), parameter counts formatted; else None and
+    the line the report shows instead."""
+    summary = run.model_summary
+    if summary is None:
+        if not run.finished:
+            return None, f"No {layout.MODEL.name}: training into this folder has not finished, so there is no model " \
+                         "summary."
+        retrain = layout.rebuild_command(layout.MODEL_SUMMARY, run.path(layout.MODEL_SUMMARY))
+        return None, (f"No {layout.MODEL_SUMMARY.name}: this run was trained before training wrote its model summary; "
+                      f"retrain it to add one: {retrain}")
+    trainable, frozen = summary["trainable_params"], summary["non_trainable_params"]
+    rows = [{**row, "params": f"{row['params']:,}"} for row in summary["layers"]]
+    return {"name": summary["name"], "rows": rows, "total": f"{trainable + frozen:,}", "trainable": f"{trainable:,}",
+            "non_trainable": f"{frozen:,}"}, ""
 
 
 def final_figures(history: dict | None, metrics: dict | None) -> list[dict]:
@@ -112,9 +90,9 @@ def run_figures(metrics: dict | None, history: dict | None) -> list[dict]:
     return [{"label": label, "value": str(value), "key": key} for label, value, key in rows if value is not None]
 
 
-def training_section(run_dir: str, metrics: dict | None) -> dict:
-    history = read_history(run_dir)
-    curves = layout.CURVES.path(run_dir)
+def training_section(run: Run) -> dict:
+    history, metrics = run.history, run.metrics
+    curves = run.path(layout.CURVES)
     notes = []
     if metrics is None:
         notes.append(note("No metrics.json: training into this folder has not finished; rerun the "

@@ -84,7 +84,9 @@ class Entry:
 CONFIG = Entry("config.json", TRAIN, "the run's exact TrainConfig; analysis, report and export rebuild from it")
 MODEL = Entry("model.keras", TRAIN, "the trained model; written last, so its presence marks a finished run")
 HISTORY = Entry("history.csv", TRAIN, "one row per finished epoch: train and test losses and accuracy")
-METRICS = Entry("metrics.json", TRAIN, "test accuracy, per-class accuracy, reconstruction MSE, time, images/s")
+METRICS = Entry("metrics.json", TRAIN, "test accuracy, per-class accuracy, precision, recall and F1, confusion "
+                "matrix counts, reconstruction MSE, decode faithfulness, time, images/s")
+MODEL_SUMMARY = Entry("model_summary.json", TRAIN, "the model's layers (output shape, parameters) for the report")
 CLASSIFICATION_REPORT = Entry("classification_report.txt", TRAIN, "scikit-learn's report and per-class accuracy")
 CONFUSION_MATRIX = Entry("confusion_matrix.png", TRAIN, "test confusion matrix")
 CURVES = Entry("curves.png", TRAIN, "loss and accuracy per epoch, train and test")
@@ -105,12 +107,12 @@ ANALYSIS_DIR = Entry("analysis", ANALYZE, "the latent analysis (ANALYSIS_FILES)"
 REPORT_FILE = Entry("report.html", REPORT, "the whole study as one self-contained HTML page",
                     rebuild=f"{REPORT} RUN")
 
-RUN_FILES = (CONFIG, MODEL, HISTORY, METRICS, CLASSIFICATION_REPORT, CONFUSION_MATRIX, CURVES, SNAPSHOT,
+RUN_FILES = (CONFIG, MODEL, HISTORY, METRICS, MODEL_SUMMARY, CLASSIFICATION_REPORT, CONFUSION_MATRIX, CURVES, SNAPSHOT,
              TENSORBOARD, SAVED_MODEL, TFLITE, BACKUP, LAST_GOOD, WORKER, ANALYSIS_DIR, REPORT_FILE)
 # What a training run (and its export) made: removed, model first, when a run starts over (--overwrite).
 # Other tools' outputs (analysis/, report.html) are left alone.
 TRAINING_OUTPUTS = (MODEL, BACKUP, LAST_GOOD, CONFIG, HISTORY, CURVES, CLASSIFICATION_REPORT, CONFUSION_MATRIX,
-                    METRICS, SNAPSHOT, TENSORBOARD, SAVED_MODEL, TFLITE)
+                    METRICS, MODEL_SUMMARY, SNAPSHOT, TENSORBOARD, SAVED_MODEL, TFLITE)
 
 # Inside backup/: Keras's own BackupAndRestore names, written there by training.callbacks.
 BACKUP_WEIGHTS = Entry("latest.weights.h5", KERAS, "weights after the last finished epoch", rebuild=BACKUP_RESTART)

@@ -242,6 +242,8 @@ def _epochs_count_up(rows: list[dict]) -> str | None:
 FRACTION = number(0, 1)
 PER_CLASS_FRACTION = mapping(number(0, 1, null=True), "class name: a number from 0 to 1 or null")
 DECODE_PATH_BY_LAYER = mapping(text(DECODE_PATHS), "layer: decode path")
+CLASS_FIGURES = record({"precision": FRACTION, "recall": FRACTION, "f1": FRACTION, "support": integer(0)},
+                       "precision, recall, f1 and support")
 _ERROR = record({"mse": number(0), "psnr": number()}, "mse and psnr")
 FAITHFULNESS = record({  # keras_latent.training.faithfulness.measure_faithfulness
     "layers": mapping(record(dict.fromkeys(DECODE_PATHS, _ERROR), "the error of each decode path"),
@@ -265,6 +267,17 @@ JSON_SCHEMAS: dict[str, dict[str, Field]] = {
         "train_images": integer(0),
         "test_images": integer(0),
         "faithfulness": optional(FAITHFULNESS),
+        # from issue 21 on (older runs lack them: the report names the command that adds them)
+        "per_class": optional(mapping(CLASS_FIGURES, "class name: precision, recall, f1 and support")),
+        "averages": optional(record({"macro": CLASS_FIGURES, "weighted": CLASS_FIGURES}, "macro and weighted")),
+        "confusion_matrix": optional(list_of(list_of(integer(0), "counts"), "rows of counts (true class)")),
+    },
+    layout.MODEL_SUMMARY.name: {
+        "name": text(),
+        "layers": list_of(record({"name": text(), "type": text(), "shape": text(), "params": integer(0),
+                                  "depth": integer(0)}, "name, type, shape, params and depth"), "layers"),
+        "trainable_params": integer(0),
+        "non_trainable_params": integer(0),
     },
     layout.ANALYSIS_SUMMARY.name: {
         "mode": text(("keep", "drop")),

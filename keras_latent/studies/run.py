@@ -20,7 +20,8 @@ from keras_latent.errors import UsageError
 from keras_latent.files import atomic_write_text, save_figure
 from keras_latent.runs import layout
 from keras_latent.runs.lifecycle import config_differences
-from keras_latent.runs.records import csv_text, read_history, read_json, write_json
+from keras_latent.runs.records import csv_text, read_json, write_json
+from keras_latent.runs.run import Run
 from keras_latent.studies import plots, statistics
 from keras_latent.studies.config import StudyConfig, Variant, run_config, study_spec, validate_study
 
@@ -85,13 +86,14 @@ def check_existing_runs(study: StudyConfig, study_dir: str) -> None:
 def run_row(study_dir: str, variant: Variant, seed: int) -> dict | None:
     """A finished run's figures (metrics.json and history.csv), or None when the run has not finished."""
     run_dir = layout.study_run_dir(study_dir, variant.name, seed)
-    if not os.path.isfile(layout.MODEL.path(run_dir)):
+    run = Run(run_dir)  # its files only: the study reads figures, never a model
+    if not run.finished:
         return None
-    metrics = read_json(layout.METRICS.path(run_dir), layout.METRICS)
+    metrics = run.metrics
     if metrics is None or "test_accuracy" not in metrics:
         raise UsageError(f"{run_dir} has {layout.MODEL.name} but no usable {layout.METRICS.name}; delete the run "
                          "folder and rerun the study to train it again")
-    history = read_history(run_dir) or {}
+    history = run.history or {}
     curve = history.get(ACCURACY_CURVE) or next(
         (v for k, v in history.items() if k.startswith("val_") and k.endswith("classifier_accuracy")), [])
     return {"variant": variant.name, "seed": seed, "test_accuracy": metrics["test_accuracy"],

@@ -26,8 +26,9 @@ def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, class_names: tup
     """Metrics of test predictions.
 
     probs: (N, C) class probabilities; labels: (N,); reconstruction and images: normalized
-    (N, H, W, 3) arrays for the reconstruction MSE. Returns a JSON-ready dict plus the confusion
-    matrix and the report text under "confusion_matrix" and "report".
+    (N, H, W, 3) arrays for the reconstruction MSE. Returns metrics.json's figures, JSON-ready (accuracy,
+    per-class accuracy, precision/recall/F1/support per class and their averages, the confusion matrix's
+    counts: rows true class, columns predicted), plus the report text under "report".
     """
     predicted = probs.argmax(axis=1)
     classes = list(range(len(class_names)))
@@ -38,7 +39,8 @@ def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, class_names: tup
     metrics = {
         "test_accuracy": float(np.mean(predicted == labels)),
         "per_class_accuracy": per_class_dict(class_names, per_class),
-        "confusion_matrix": cm,
+        **classification_figures(labels, predicted, class_names),
+        "confusion_matrix": cm.tolist(),  # (C, C) counts
         "report": report + "\n" + format_per_class_accuracy(class_names, per_class),
     }
     if reconstruction is not None and images is not None:
@@ -46,8 +48,52 @@ def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, class_names: tup
     return metrics
 
 
+def _figures(row: dict) -> dict:
+    return {"precision": float(row["precision"]), "recall": float(row["recall"]), "f1": float(row["f1-score"]),
+            "support": int(row["support"])}
+
+
+def classification_figures(labels: np.ndarray, predicted: np.ndarray, class_names: tuple[str, ...]) -> dict:
+    """scikit-learn's classification report as numbers: {"per_class": {class: {precision, recall, f1, support}},
+    "averages": {"macro": ..., "weighted": ...}}; labels and predicted: class indices (N,)."""
+    report = classification_report(labels, predicted, labels=list(range(len(class_names))),
+                                   target_names=list(class_names), output_dict=True, zero_division=0)
+    return {"per_class": {name: _figures(report[name]) for name in class_names},
+            "averages": {"macro": _figures(report["macro avg"]), "weighted": _figures(report["weighted avg"])}}
+
+
 def format_per_class_accuracy(class_names: tuple[str, ...], accuracy: np.ndarray) -> str:
     width = max(len(n) for n in class_names)
     lines = ["per-class accuracy", ""]
     lines += [f"{name:>{width}}  {'n/a' if np.isnan(a) else f'{a:.4f}'}" for name, a in zip(class_names, accuracy)]
     return "\n".join(lines) + "\n"
+
+
+def _layer_shape(layer) -> str:
+    try:
+        outputs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]  # a trunk's: a list
+        return ", ".join(str(tuple(output.shape)).replace("None", "B") for output in outputs)
+    except (AttributeError, ValueError):
+        return "?"
+
+
+def model_summary(model) -> dict:
+    """model_summary.json: every layer (sub-models expanded, `depth` levels down) with its output shape (B: the
+    batch) and parameter count, and the model's trainable and non-trainable parameter counts."""
+    import keras
+
+    layers = []
+
+    def walk(container, depth: int) -> None:
+        for layer in container.layers:
+            if depth and isinstance(layer, keras.layers.InputLayer):
+                continue  # a sub-model's own input repeats its parent's tensor
+            layers.append({"name": layer.name, "type": type(layer).__name__, "shape": _layer_shape(layer),
+                           "params": int(layer.count_params()), "depth": depth})
+            if isinstance(layer, keras.Model):
+                walk(layer, depth + 1)
+
+    walk(model, 0)
+    count = lambda weights: int(sum(np.prod(w.shape) for w in weights))  # noqa: E731
+    return {"name": model.name, "layers": layers, "trainable_params": count(model.trainable_weights),
+            "non_trainable_params": count(model.non_trainable_weights)}

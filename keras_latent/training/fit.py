@@ -92,10 +92,11 @@ def make_callbacks(config: TrainConfig, splits: Splits, run_dir: str) -> list[ke
     return callbacks
 
 
-def write_reports(model: keras.Model, splits: Splits, test_ds, run_dir: str, history: dict, seconds: float,
+def write_results(model: keras.Model, splits: Splits, test_ds, run_dir: str, history: dict, seconds: float,
                   epochs_run: int, faithful: dict | None = None) -> dict:
     """Evaluate on the test split (`test_ds`, its batches in order) and write curves, report, confusion
-    matrix and metrics.json (with `faithful`, the decode table of `faithfulness.measure_test_faithfulness`).
+    matrix, model_summary.json and metrics.json (with `faithful`, the decode table of
+    `faithfulness.measure_test_faithfulness`): every figure the report shows, so it never predicts again.
 
     `history` holds every epoch of the run (also those before a resume); `epochs_run` is how many
     of them this process trained in `seconds`.
@@ -106,9 +107,10 @@ def write_reports(model: keras.Model, splits: Splits, test_ds, run_dir: str, his
     result = evaluation.evaluate_predictions(outputs["classifier"], splits.y_test, splits.class_names,
                                            reconstruction, images)
     atomic_write_text(layout.CLASSIFICATION_REPORT.path(run_dir), result.pop("report"))
-    save_figure(plots.plot_confusion_matrix(result.pop("confusion_matrix"), splits.class_names),
+    save_figure(plots.plot_confusion_matrix(np.asarray(result["confusion_matrix"]), splits.class_names),
                 layout.CONFUSION_MATRIX.path(run_dir))
     save_figure(plots.plot_curves(history), layout.CURVES.path(run_dir))
+    write_json(layout.MODEL_SUMMARY.path(run_dir), evaluation.model_summary(model))
     epochs = len(history["loss"])
     metrics = {**result, "epochs": epochs, "resumed_from_epoch": epochs - epochs_run, "seconds": round(seconds, 2),
                "images_per_s": round(len(splits.x_train) * epochs_run / max(seconds, 1e-9), 1),
@@ -134,28 +136,29 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
 
     Formulation fields left None (`jit_compile`, `batch_split`, the threads) are chosen for this
     machine first (`choose_and_apply_formulation`): config.json records the values the run used.
+
+    The run's lifecycle, in order: settings, new or resume, data, model, the folder made ready,
+    fit, evaluate and write the results, export, mark finished (model.keras, written last).
     """
     config = choose_and_apply_formulation(validate(resolve_defaults(config)), run_dir, overwrite)
     keras.utils.set_random_seed(config.seed)
     strategy = distribute.make_strategy(config.strategy)
     run_dir = distribute.worker_run_dir(strategy, run_dir)
-    resume_epoch = inspect_run_dir(run_dir, overwrite)
-    splits, config = load_splits(config)
-    log.info(f"data: {splits.description}")
+    resume_epoch = inspect_run_dir(run_dir, overwrite)  # 0: a new run; else the epochs to resume after
+    splits, config = load_data(config)
     if config.strategy != "default":
         log.info(f"strategy: {distribute.describe(strategy)}; run folder {run_dir}")
-    with distribute.model_scope(strategy, config.mixed_precision):
-        model = compile_model(build_model(config.model), config)
-    if resume_epoch:
-        check_resume_config(run_dir, config, resume_epoch)
-    check_free_space(run_dir, estimate_run_bytes(formulation.unwrap(model).count_params(), config))
-    if resume_epoch:
-        log.info(f"resuming the interrupted run in {run_dir} after epoch {resume_epoch} of {config.epochs}")
-    else:
-        clear_run_outputs(run_dir)
-    save_config(config, run_dir)
+    model = make_model(config, strategy)
+    start_or_resume(run_dir, config, model, resume_epoch)
     with disk_errors_as_usage(run_dir):
-        metrics = _fit_and_write(model, config, splits, run_dir, verbose, strategy, callbacks or [])
+        fitted = fit(model, config, splits, run_dir, verbose, extra_callbacks=callbacks or [])
+        model = formulation.unwrap(model)  # the model itself, not a BatchSplitTrainer around it
+        predictor = distribute.local_model(model, strategy)  # the model itself, except under multiworker
+        faithful = faithfulness.measure_test_faithfulness(predictor, splits)
+        metrics = write_results(predictor, splits, fitted.test_ds, run_dir, fitted.history, fitted.seconds,
+                                fitted.epochs_run, faithful=faithful)
+        export(predictor, config, run_dir, faithful)
+        mark_finished(model, run_dir)
     return {**metrics, "run_dir": run_dir}
 
 
@@ -179,10 +182,47 @@ def choose_and_apply_formulation(config: TrainConfig, run_dir: str, overwrite: b
     return config
 
 
-def _fit_and_write(model: keras.Model, config: TrainConfig, splits: Splits, run_dir: str,
-                   verbose: int | str, strategy, extra_callbacks: list) -> dict:
-    """Fit `model` (from compile_model: maybe a BatchSplitTrainer), resuming from the backup if any, then
-    reports, SavedModel and, last, model.keras (of the model itself)."""
+def load_data(config: TrainConfig) -> tuple[Splits, TrainConfig]:
+    """The run's data set, and `config` with it resolved (what config.json records)."""
+    splits, config = load_splits(config)
+    log.info(f"data: {splits.description}")
+    return splits, config
+
+
+def make_model(config: TrainConfig, strategy) -> keras.Model:
+    """The compiled model (maybe a BatchSplitTrainer around it), built in the strategy's scope."""
+    with distribute.model_scope(strategy, config.mixed_precision):
+        return compile_model(build_model(config.model), config)
+
+
+def start_or_resume(run_dir: str, config: TrainConfig, model: keras.Model, resume_epoch: int) -> None:
+    """Make `run_dir` ready: the interrupted run's config checked (resume) or the old outputs removed (new),
+    after the free space is checked; then config.json."""
+    if resume_epoch:
+        check_resume_config(run_dir, config, resume_epoch)
+    check_free_space(run_dir, estimate_run_bytes(formulation.unwrap(model).count_params(), config))
+    if resume_epoch:
+        log.info(f"resuming the interrupted run in {run_dir} after epoch {resume_epoch} of {config.epochs}")
+    else:
+        clear_run_outputs(run_dir)
+    save_config(config, run_dir)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fitted:
+    """What `fit` leaves for the results: the test pipeline, every epoch's history (also those before a
+    resume), the seconds this process trained and its epochs."""
+
+    test_ds: object
+    history: dict
+    seconds: float
+    epochs_run: int
+
+
+def fit(model: keras.Model, config: TrainConfig, splits: Splits, run_dir: str, verbose: int | str,
+        extra_callbacks: list) -> Fitted:
+    """Fit `model` (from compile_model: maybe a BatchSplitTrainer), resuming from the backup if any; a divergence
+    (NaN loss) keeps the last good model and is a UsageError."""
     targets = reconstruction_outputs(config.model)
     train_ds = make_dataset(splits.x_train, splits.y_train, config.batch_size, training=True, seed=config.seed,
                             augment=config.data.augment, reconstruction_outputs=targets)
@@ -190,24 +230,27 @@ def _fit_and_write(model: keras.Model, config: TrainConfig, splits: Splits, run_
                            reconstruction_outputs=targets)
     callbacks = extra_callbacks + make_callbacks(config, splits, run_dir)
     start = time.perf_counter()
-    fit = model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False,
-                    verbose=verbose)
+    fitted = model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False,
+                       verbose=verbose)
     seconds = time.perf_counter() - start
     stopper = next(c for c in callbacks if isinstance(c, StopOnNaN))
-    model = formulation.unwrap(model)  # the model itself, not a BatchSplitTrainer around it
     if stopper.diverged:
-        kept = keep_last_good(model, stopper.good_weights, stopper.good_epochs, run_dir)
+        kept = keep_last_good(formulation.unwrap(model), stopper.good_weights, stopper.good_epochs, run_dir)
         raise UsageError(f"{stopper.describe()}; {kept}; lower --lr "
                          f"(got {config.lr}) or the loss weights and rerun with --overwrite")
     history_path = layout.HISTORY.path(run_dir)
-    history = read_history_csv(history_path) if os.path.isfile(history_path) else fit.history
-    predictor = distribute.local_model(model, strategy)  # the model itself, except under multiworker
-    faithful = faithfulness.measure_test_faithfulness(predictor, splits)
+    history = read_history_csv(history_path) if os.path.isfile(history_path) else fitted.history
+    return Fitted(test_ds, history, seconds, epochs_run=len(fitted.history.get("loss", [])))
+
+
+def export(predictor: keras.Model, config: TrainConfig, run_dir: str, faithful: dict | None) -> None:
+    """The SavedModel, decoding each layer along the path training measured as faithful."""
     export_saved_model(predictor, config, layout.SAVED_MODEL.path(run_dir),
                        decode_paths=faithful["decode_paths"] if faithful else None)
-    metrics = write_reports(predictor, splits, test_ds, run_dir, history, seconds,
-                            epochs_run=len(fit.history.get("loss", [])), faithful=faithful)
+
+
+def mark_finished(model: keras.Model, run_dir: str) -> None:
+    """model.keras (of the model itself), written last: its presence marks a finished run; the backup goes."""
     with atomic_path(layout.MODEL.path(run_dir), suffix=".keras") as tmp:
         model.save(tmp)
     finish_run(run_dir)
-    return metrics

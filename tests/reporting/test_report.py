@@ -378,28 +378,109 @@ def test_missing_parts_are_left_out_with_the_command_that_makes_them(copy_run):
     assert parser.cell(data_key="test_accuracy")  # what is there is still reported
 
 
-def test_without_the_data_set_the_saved_report_is_shown(copy_run, tmp_path):
+def test_the_report_needs_neither_the_model_nor_the_data_set(copy_run, tmp_path):
+    """Every figure comes from the run's files: without model.keras and with the data set moved away, the report
+    is the same page, with precision, recall and F1 per class as metrics.json holds them."""
     run_dir = copy_run()
+    os.remove(layout.MODEL.path(run_dir))
     config_path = layout.CONFIG.path(run_dir)
     config = json.load(open(config_path))
     config["data"]["dataset"] = str(tmp_path / "moved-away")
     json.dump(config, open(config_path, "w"))
     parser = parse(build_report(run_dir))
     metrics = json.load(open(layout.METRICS.path(run_dir)))
-    assert any("were not recomputed" in n and "moved-away" in n for n in parser.notes())
-    for name, accuracy in metrics["per_class_accuracy"].items():
-        assert row_of(parser, data_class=name)["recall"] == fmt(accuracy)
-    assert "precision" in open(layout.REPORT_FILE.path(run_dir)).read().split("<pre>")[1]
+    assert not any("recomputed" in n or "could not be loaded" in n or "model.keras" in n for n in parser.notes()), \
+        parser.notes()
+    assert metrics["per_class"] and metrics["averages"]
+    for name, figures in metrics["per_class"].items():
+        row = row_of(parser, data_class=name)
+        assert (row["precision"], row["f1"], row["support"]) == (
+            fmt(figures["precision"]), fmt(figures["f1"]), str(figures["support"])), name
+        assert row["recall"] == fmt(metrics["per_class_accuracy"][name])  # recall is the per-class accuracy
+    for key in ("macro", "weighted"):
+        row = row_of(parser, data_class=f"{key} avg")
+        assert (row["precision"], row["recall"], row["f1"]) == tuple(
+            fmt(metrics["averages"][key][k]) for k in ("precision", "recall", "f1"))
+    assert parser.cell(data_key="total_params")  # the model summary, from model_summary.json
+    assert "Its most frequent mistake" in open(layout.REPORT_FILE.path(run_dir)).read() or \
+        "makes no mistakes" in open(layout.REPORT_FILE.path(run_dir)).read()
 
 
-def test_figures_that_disagree_with_metrics_json_are_flagged(copy_run):
+def test_the_report_reads_each_file_once(copy_run, monkeypatch):
+    """Counts every open() of a file in the run folder for reading while the report is built: each at most once,
+    and never model.keras (nor any file of the data set: the report opens none outside the run folder but its
+    templates)."""
+    import builtins
+
+    run_dir = copy_run()
+    write_contract_analysis(run_dir, [f"c{i}" for i in range(10)])
+    opened, real_open = [], builtins.open
+
+    def counting_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and "r" in mode and "+" not in mode:
+            opened.append(os.path.abspath(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    build_report(run_dir)
+    monkeypatch.setattr(builtins, "open", real_open)
+    root = os.path.abspath(run_dir)
+    in_run = [p for p in opened if p.startswith(root + os.sep)]
+    outside = {p for p in opened if not p.startswith(root + os.sep)}
+    twice = sorted(p for p in set(in_run) if in_run.count(p) > 1)
+    assert twice == [], twice
+    for entry in (layout.CONFIG, layout.METRICS, layout.HISTORY, layout.MODEL_SUMMARY, layout.CURVES):
+        assert os.path.abspath(entry.path(run_dir)) in in_run, entry.name  # what the check counts is read
+    assert os.path.abspath(layout.analysis_file(run_dir, layout.ANALYSIS_SUMMARY)) in in_run
+    assert os.path.abspath(layout.MODEL.path(run_dir)) not in in_run
+    data_files = [p for p in outside if "sample_data" in p or "cifar-10-batches" in p or p.endswith(".keras")]
+    assert data_files == [], data_files  # the run's data set (the bundled sample here) is never opened
+
+
+def test_the_read_once_check_catches_a_second_read(copy_run, monkeypatch):
+    """The planted failure: a section that reads metrics.json again is caught by the counting above."""
+    import builtins
+
+    from keras_latent.reporting import run_sections
+    from keras_latent.runs.records import read_json
+
+    run_dir = copy_run()
+    real_training_section = run_sections.training_section
+
+    def reads_again(run):
+        read_json(layout.METRICS.path(run.folder), layout.METRICS)
+        return real_training_section(run)
+
+    monkeypatch.setattr(run_sections, "training_section", reads_again)
+    opened, real_open = [], builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, mode="r", *a, **k: (opened.append(os.path.abspath(f)) if
+                                                                        isinstance(f, str) and "r" in mode else None)
+                        or real_open(f, mode, *a, **k))
+    build_report(run_dir)
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert opened.count(os.path.abspath(layout.METRICS.path(run_dir))) == 2
+
+
+def test_a_run_from_before_the_recorded_figures_names_the_command_that_adds_them(copy_run):
+    """metrics.json without precision, recall and F1 (and no model_summary.json): the report shows the per-class
+    accuracy and the saved text report, and says how to add the rest; it never recomputes them."""
     run_dir = copy_run()
     metrics_path = layout.METRICS.path(run_dir)
     metrics = json.load(open(metrics_path))
-    metrics["test_accuracy"] += 0.05
+    for key in ("per_class", "averages", "confusion_matrix"):
+        metrics.pop(key)
     json.dump(metrics, open(metrics_path, "w"))
-    notes = parse(build_report(run_dir)).notes()
-    assert any("differ from metrics.json" in n for n in notes), notes
+    os.remove(layout.MODEL_SUMMARY.path(run_dir))
+    parser = parse(build_report(run_dir))
+    notes = parser.notes()
+    retrain = layout.rebuild_command(layout.METRICS, metrics_path)
+    assert any("Precision, recall and F1 per class are not in this run's metrics.json" in n and retrain in n
+               for n in notes), notes
+    for name, accuracy in metrics["per_class_accuracy"].items():
+        assert row_of(parser, data_class=name)["recall"] == fmt(accuracy)
+    text = open(layout.REPORT_FILE.path(run_dir)).read()
+    assert "precision" in text.split("<pre>")[1]  # the saved classification_report.txt
+    assert "No model_summary.json: this run was trained before" in html.unescape(text)
 
 
 def test_missing_listed_figure_and_stale_analysis_are_noted(copy_run):
