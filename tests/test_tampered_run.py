@@ -25,21 +25,24 @@ A, R, E, T = "analyze", "report", "export", "train"
 # except `train`, which never retrains a finished run: it names a damaged file of it, or says it is finished.
 REFUSED = {
     (layout.CONFIG, "deleted"): {A, R, E, T}, (layout.CONFIG, "corrupted"): {A, R, E, T},
-    (layout.MODEL, "deleted"): {A, E, T}, (layout.MODEL, "corrupted"): {A, R, E, T},
+    (layout.MODEL, "deleted"): {A, E, T}, (layout.MODEL, "corrupted"): {A, E, T},  # the report never loads it
     **{(entry, "deleted"): {T} for entry in (layout.HISTORY, layout.METRICS, layout.CLASSIFICATION_REPORT,
                                              layout.CONFUSION_MATRIX, layout.CURVES, layout.SNAPSHOT,
                                              layout.SAVED_MODEL)},
-    **{(entry, "corrupted"): {R, T} for entry in (layout.HISTORY, layout.CLASSIFICATION_REPORT,
-                                                  layout.CONFUSION_MATRIX, layout.CURVES, layout.SNAPSHOT)},
+    **{(entry, "corrupted"): {R, T} for entry in (layout.HISTORY, layout.CONFUSION_MATRIX, layout.CURVES,
+                                                  layout.SNAPSHOT)},
+    # the report reads classification_report.txt only for a run whose metrics.json lacks precision, recall and F1
+    (layout.CLASSIFICATION_REPORT, "corrupted"): {T},
     (layout.METRICS, "corrupted"): {R, E, T},  # export reads the decode paths training measured
+    (layout.MODEL_SUMMARY, "corrupted"): {R},  # train checks only the files every finished run has (older: not it)
     (layout.ANALYSIS_DIR, "corrupted"): {R},
 }
-# Deleted, these leave their part out of the report with one notice each (the report is still written).
-NOTICED = (layout.MODEL, layout.HISTORY, layout.METRICS, layout.CLASSIFICATION_REPORT, layout.CONFUSION_MATRIX,
-           layout.CURVES, layout.SNAPSHOT)
-FINISHED_FILES = (layout.CONFIG, layout.MODEL, layout.HISTORY, layout.METRICS, layout.CLASSIFICATION_REPORT,
-                  layout.CONFUSION_MATRIX, layout.CURVES, layout.SNAPSHOT, layout.TENSORBOARD, layout.SAVED_MODEL,
-                  layout.TFLITE, layout.ANALYSIS_DIR, layout.REPORT_FILE)
+# Deleted, these leave their part out of the report with one notice each (the report is still written);
+# a deleted model_summary.json is a line in the report's model section (as for a run from before it).
+NOTICED = (layout.HISTORY, layout.METRICS, layout.CONFUSION_MATRIX, layout.CURVES, layout.SNAPSHOT)
+FINISHED_FILES = (layout.CONFIG, layout.MODEL, layout.HISTORY, layout.METRICS, layout.MODEL_SUMMARY,
+                  layout.CLASSIFICATION_REPORT, layout.CONFUSION_MATRIX, layout.CURVES, layout.SNAPSHOT,
+                  layout.TENSORBOARD, layout.SAVED_MODEL, layout.TFLITE, layout.ANALYSIS_DIR, layout.REPORT_FILE)
 OUTPUTS = {A: layout.ANALYSIS_DIR, R: layout.REPORT_FILE, E: layout.SAVED_MODEL, T: None}  # what each rewrites
 
 
