@@ -218,14 +218,16 @@ def test_randomized_trunk_control_flags_a_decoder_that_ignores_the_trunk(trained
 
 @pytest.mark.slow
 def test_randomized_trunk_control_passes_trained_conv1_views(trained):
-    """The real pipeline on conv1: decoders fitted (2 epochs) on the trained and on a re-initialized trunk; the
-    trained trunk's single-channel views do not look like the random trunk's (none flagged)."""
-    from keras_latent.analysis.latent import encoder
+    """The real pipeline on conv1: the views the analysis shows (the model's own decoder) against a decoder fitted
+    (2 epochs) on a re-initialized trunk: none flagged. (Measured, not asserted: views of a decoder fitted the
+    same 2 epochs on the trained trunk do look like the random trunk's, rank correlation 0.46-0.89.)"""
+    from keras_latent.analysis.latent import decoder_from, encoder
 
     model, x, _, train = trained
     random_model = randomize.randomized_copy(model, ["trunk/conv1/conv1_conv"], seed=0)
     result = checks.randomized_trunk_control(encoder(model, "conv1"), encoder(random_model, "conv1"),
-                                             _tail_fit(model, "conv1"), train, x)
+                                             _tail_fit(model, "conv1"), train, x,
+                                             decoder=decoder_from(model, "conv1", "tail"))
     assert result["flagged"] == [], [(r["channel"], r["rank_correlation"]["mean"]) for r in result["channels"]]
     assert result["mse"]["trained"]["mean"] > 0 and result["mse"]["random_minus_trained"]["n"] == len(x)
 
