@@ -313,9 +313,13 @@ def randomized_trunk_control(encoder, random_encoder, fit_decoder: Callable, tra
     - per channel k: the view the analysis shows (decoder, default: the one fitted on the trained trunk) with
       only channel k kept, against the random-trunk decoder's view of the random trunk's channel k: pixel
       rank correlation (deciding) and SSIM (data range 2), per image, and the verdict (module doc).
+    With `decoder` given (the model's own, trained longer than `fit_decoder` trains), each channel also gets
+    "matched_rank_correlation": the view of the decoder fitted on the trained trunk with the same short recipe
+    against the random-trunk view, which separates the trunk's part from the decoder's training (reported, not
+    deciding: the verdict is about the views shown).
     Returns {"mse": {"trained": summary, "random": summary, "model_decoder": summary | None,
     "random_minus_trained": paired difference}, "channels": [{"channel", "rank_correlation", "ssim",
-    "verdict"}], "flagged": [channels], "verdict", "rule"}.
+    "verdict", "matched_rank_correlation"}], "flagged": [channels], "verdict", "rule"}.
     """
     images = np.asarray(images, np.float32)
     trained_fit = fit_decoder(encoder, train_images, seed)
@@ -329,6 +333,7 @@ def randomized_trunk_control(encoder, random_encoder, fit_decoder: Callable, tra
     channels = list(range(acts.shape[-1])) if channels is None else [int(c) for c in channels]
     shown = single_channel_decodes(decoder or trained_fit, acts, channels)
     control = single_channel_decodes(random_fit, random_acts, channels)
+    matched = single_channel_decodes(trained_fit, acts, channels) if decoder is not None else None
     rows, flagged = [], []
     for j, k in enumerate(channels):
         r = spearman(shown[:, j], control[:, j], absolute=False)
@@ -337,7 +342,9 @@ def randomized_trunk_control(encoder, random_encoder, fit_decoder: Callable, tra
                    "shows the channel" if high is not None and high < threshold else "unclear")
         flagged += [k] if verdict == "shows the decoder" else []
         rows.append({"channel": k, "rank_correlation": summarize(r),
-                     "ssim": summarize(ssim(shown[:, j], control[:, j], data_range=2.0)), "verdict": verdict})
+                     "ssim": summarize(ssim(shown[:, j], control[:, j], data_range=2.0)), "verdict": verdict,
+                     "matched_rank_correlation": None if matched is None else summarize(
+                         spearman(matched[:, j], control[:, j], absolute=False))})
     return {"mse": {"trained": summarize(trained_mse), "random": summarize(random_mse),
                     "model_decoder": summarize(mse(decoder, acts)) if decoder is not None else None,
                     "random_minus_trained": stats.paired_difference(random_mse, trained_mse)},
