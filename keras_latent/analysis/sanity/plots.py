@@ -52,11 +52,11 @@ def plot_deletion_insertion(result: dict, title: str) -> Figure:
         for ranking, curve in result[kind].items():
             auc = curve["auc"]["mean"]
             _band(ax, x, curve["per_step"], COLOURS.get(ranking, "C3"), f"{ranking} (AUC {auc:.3f})")
-        ax.set_xlabel(f"fraction of pixels {'removed' if kind == 'deletion' else 'inserted'} (fill: {result['fill']})")
+        ax.set_xlabel(f"fraction of pixels {'removed' if kind == 'deletion' else 'inserted'}")
         ax.set_ylabel("class probability")
         ax.set_title(f"{kind}", fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{title}: {result['verdict']}", fontsize=9)
+    fig.suptitle(f"{title}: {result['verdict']} (fill: {result['fill']})", fontsize=9)
     return fig
 
 
