@@ -30,11 +30,11 @@ class SanitySettings:
     """How much the checks look at; the defaults fit a few minutes on 2 cores for the default model."""
 
     images: int = 32  # analysed test images (maps, similarities, views, re-encoding)
-    accuracy_images: int = 512  # test images for the accuracy of channel rankings (ablation, channel deletion)
+    accuracy_images: int = 512  # test images for channel rankings: the first half ranks, the second is scored
     seed: int = 0  # image choice, random orders, other classes, re-initialization, SmoothGrad noise
     smoothgrad_samples: int = 16  # noisy copies per image in the checks' SmoothGrad
     deletion_steps: int = 16  # points of each deletion / insertion curve after the first
-    random_orders: int = 20  # random channel orders against a ranking (the smallest permutation p is 1/21)
+    random_orders: int = 39  # random channel orders against a ranking (the smallest permutation p is 1/40)
     decoder_epochs: int = 5  # epochs of each decoder trained for the randomized-trunk control
     decoder_images: int = 1024  # training images for those decoders
     threshold: float = checks.THRESHOLD  # tau: the largest mean similarity a changed view may keep (see checks)
@@ -43,7 +43,7 @@ class SanitySettings:
 
 def validate_sanity_settings(settings: SanitySettings) -> SanitySettings:
     """Raise UsageError naming the bad setting, what is allowed and what was received."""
-    bounds = [("images", settings.images, 2), ("accuracy_images", settings.accuracy_images, 1),
+    bounds = [("images", settings.images, 2), ("accuracy_images", settings.accuracy_images, 2),
               ("smoothgrad_samples", settings.smoothgrad_samples, 1), ("deletion_steps", settings.deletion_steps, 2),
               ("random_orders", settings.random_orders, 1), ("decoder_epochs", settings.decoder_epochs, 1),
               ("decoder_images", settings.decoder_images, 1), ("seed", settings.seed, 0)]
@@ -157,6 +157,8 @@ def run_sanity_checks(probe: SanityProbe, test_images, test_labels, train_images
     x, size = test_images[chosen], test_images.shape[1]
     accuracy_x = test_images[:settings.accuracy_images]
     accuracy_y = labels[:settings.accuracy_images]
+    half = len(accuracy_x) // 2  # rankings from the first half, channel deletion scored on the second (held out)
+    rank_x, rank_y, held_x, held_y = accuracy_x[:half], accuracy_y[:half], accuracy_x[half:], accuracy_y[half:]
     classes = probe.class_probabilities(model, x).argmax(-1)  # the trained model's predicted class, fixed
     fill_colour = train_images.mean(axis=(0, 1, 2))  # (3,)
     fill_name = "training mean colour ({})".format(", ".join(f"{v:.3f}" for v in fill_colour))
@@ -221,14 +223,14 @@ def run_sanity_checks(probe: SanityProbe, test_images, test_labels, train_images
         if probe.ablation_model and "channel_deletion" in on:
             ablation = probe.ablation_model(model, layer)
             rankings["ablation"] = timed(f"ablation ranking, {layer}", lambda ablation=ablation: (
-                checks.ablation_ranking(ablation, accuracy_x, accuracy_y)))
+                checks.ablation_ranking(ablation, rank_x, rank_y)))
             if probe.decoder:
-                rankings["decode"] = timed(f"decode ranking, {layer}", lambda layer=layer, xs=accuracy_x[:256]: (
+                rankings["decode"] = timed(f"decode ranking, {layer}", lambda layer=layer, xs=rank_x[:256]: (
                     checks.decode_ranking(probe.decoder(model, layer), checks.call(probe.encoder(model, layer), xs),
                                           xs)))
             results = {name: timed(f"channel deletion, {name} ranking, {layer}",
                                    lambda ablation=ablation, ranking=ranking: checks.channel_deletion(
-                                       ablation, accuracy_x, accuracy_y, ranking, settings.random_orders, seed))
+                                       ablation, held_x, held_y, ranking, settings.random_orders, seed))
                        for name, ranking in rankings.items()}
             summary["ablation"].setdefault(layer, {})["channel_deletion"] = results["ablation"]
             if "decode" in results:
