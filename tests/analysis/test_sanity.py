@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_latent.analysis.sanity import checks, randomize
+from keras_latent.analysis.sanity import checks, plots, randomize
 from keras_latent.analysis.sanity.similarity import similarities, spearman, ssim, summarize
 from keras_latent.errors import UsageError
 
@@ -128,6 +128,8 @@ def test_input_image_saliency_fails_cascading_and_random_class(trained):
     assert all(s["mean"] == 1.0 for s in cascade["similarity"]["spearman_abs"])
     assert cascade["steps"][0] == "trained" and cascade["steps"][1] == "classifier_head/probabilities"
     assert checks.random_class_test(model, input_as_saliency, x, classes, 10)["verdict"] == "fail"
+    figure = plots.plot_cascade(cascade["steps"], cascade["similarity"], "planted", 0.5)
+    assert len(figure.axes[0].get_lines()) == 3 + 2  # a line per measure, the threshold and zero
 
 
 def _grad_cam(model, images, classes):
@@ -172,6 +174,8 @@ def test_deletion_insertion_tells_an_informative_map_from_an_inverted_one():
     assert good["verdict"] == "pass" and bad["verdict"] == "fail" and good["fill"] == "zero"
     assert good["deletion"]["map"]["auc"]["mean"] < good["deletion"]["random"]["auc"]["mean"]
     assert len(good["deletion"]["map"]["per_step"]) == 9
+    figure = plots.plot_deletion_insertion(good, "planted")
+    assert len(figure.axes) == 2 and "fill: zero" in figure._suptitle.get_text()
 
 
 def test_channel_deletion_catches_a_reversed_ranking(trained, sample_splits):
