@@ -4,8 +4,11 @@
 depth, residual branches, shared layers, several outputs) by calling the SAME layer objects (shared
 weights, nothing copied or changed) on a new image input, with hooks at chosen layer outputs. The
 models it builds are plain functional Keras models, so no "Graph disconnected" however deep the layer
-(see `_keras_graph` for why a re-run is needed). Every layer runs with training=False (BatchNorm uses
-its moving statistics, Dropout passes through), also inside a `fit` of a model built on top.
+(see `_keras_graph` for why a re-run is needed). Every layer call is recorded with training=False, and
+the built models run in inference mode (BatchNorm uses its moving statistics, Dropout passes through)
+when called as `predict`, `predict_on_batch` and `model(x)` call them. Keras lets an explicit outer
+`training=True` override the recorded flag, so nothing in keras_latent calls them so, nor trains a graph
+that contains the user's layers (decoders train on extracted features).
 
 Layer names: a layer inside nested models is named by its path of model names, "stem/conv1" (the
 outer model's own name left out); a name that is unique at any depth may be given alone ("conv1").

@@ -47,11 +47,13 @@ def file_sha256(path: str) -> str:
 
 def weights_digest(model: keras.Model) -> str:
     """Hex sha256 over every weight of `model` (trainable or not, e.g. BatchNorm's moving statistics): each
-    weight's path, dtype, shape and bytes, in `model.weights` order. Equal digests: the same weights."""
+    weight's position, dtype, shape and bytes, in `model.weights` order (a variable's `path` is not used: it
+    depends on how the model was built, e.g. "stem/conv1/kernel" before saving, "conv1/kernel" after loading).
+    Equal digests: the same weights."""
     digest = hashlib.sha256()
-    for weight in model.weights:
+    for i, weight in enumerate(model.weights):
         value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight))
-        digest.update(f"{weight.path}|{value.dtype}|{value.shape}|".encode())
+        digest.update(f"{i}|{value.dtype}|{value.shape}|".encode())
         digest.update(value.tobytes())
     return digest.hexdigest()
 
