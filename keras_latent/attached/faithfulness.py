@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from keras_latent.attached.decoders import decode
+from keras_latent.attached.reading import prepare_images
 from keras_latent.errors import UsageError
 
 MAX_PAIR_IMAGES = 2000  # all pairs of up to this many images; a seeded subset beyond
@@ -69,3 +71,14 @@ def faithfulness_table(images: np.ndarray, decoded: dict[str, np.ndarray], mean_
     layers = {layer: figures(images, d, distance) for layer, d in decoded.items()}
     return {"layers": layers, "mean_image": baseline, "pair_distance": round(distance, 6),
             "no_better_than_mean_image": [k for k, v in layers.items() if v["mse"] >= baseline["mse"]]}
+
+
+def measure_faithfulness(graph, decoders: dict, images_uint8_train: np.ndarray, images_uint8_test: np.ndarray,
+                         input_range=None, seed: int = 0) -> dict:
+    """`faithfulness_table` of each decoder's all-channels decode of the test images (uint8, converted to the
+    model's input as training converts them) against the training split's mean image."""
+    spec = graph.image_spec(input_range)
+    train = prepare_images(images_uint8_train, spec).astype(np.float64) / 255.0
+    test = prepare_images(images_uint8_test, spec).astype(np.float32) / 255.0
+    return faithfulness_table(test, decode(graph, decoders, images_uint8_test, input_range), train.mean(axis=0),
+                              seed=seed)

@@ -178,10 +178,12 @@ class ModelGraph:
                  output_kind: str | None = None):
         self.model = model
         self.image_shape = image_input_shape(model, image_size)  # (H, W, C)
-        image = keras.Input(self.image_shape, name="image")
+        image = keras.Input(self.image_shape)
         run = _Run()
         outputs = run.model(model, [image])
         self.layers: dict[str, LayerInfo] = dict(sorted(run.seen.items(), key=lambda item: item[1].order))
+        names = {p.rsplit(SEP, 1)[-1] for p in self.layers}
+        self._input_name = next(n for n in ("image", "attached_image", "attached_image_0") if n not in names)
         self.output_names = list(model.output_names) if is_functional(model) else [model.layers[-1].name]
         if len(self.output_names) != len(outputs):
             self.output_names = [f"output_{i}" for i in range(len(outputs))]
@@ -293,10 +295,21 @@ class ModelGraph:
         descend = set().union(*(_ancestors(p) for p in layers))
         if scores:
             descend |= _ancestors(self._class_path)
-        image = keras.Input(self.image_shape, name="image")
+        image = keras.Input(self.image_shape, name=self._input_name)
         run = _Run(hooks, descend, masks)
         outputs = run.model(self.model, [image])
         return image, outputs, run
+
+    def _built(self, inputs, outputs, name: str) -> keras.Model:
+        """keras.Model(inputs, outputs); layer names that clash once nested models are opened: one line."""
+        try:
+            return keras.Model(inputs, outputs, name=name)
+        except ValueError as err:
+            if "is used" not in str(err):
+                raise
+            raise UsageError(f"opening the model's nested models around the chosen layers puts two layers with "
+                             f"one name side by side ({str(err).splitlines()[0]}); choose layers in another "
+                             "nested model, or rename the layer in your model") from None
 
     def feature_model(self, layers) -> keras.Model:
         """image (B, H, W, C) -> {layer: activations (B, h, w, c) for each chosen layer, "class_output"}."""
@@ -304,8 +317,8 @@ class ModelGraph:
         found = {}
         hooks = {p: (lambda t, run, p=p: found.setdefault(p, t)) for p in paths}
         image, outputs, _ = self._rerun(paths, hooks)
-        return keras.Model(image, {**{p: found[p] for p in paths}, CLASS_OUTPUT: outputs[self._class_index]},
-                           name="features")
+        return self._built(image, {**{p: found[p] for p in paths}, CLASS_OUTPUT: outputs[self._class_index]},
+                           "features")
 
     def masked_model(self, layer: str) -> keras.Model:
         """[image (B, H, W, C), masks (B, K, c)] -> class output (B, K, classes) (what the model outputs:
@@ -318,8 +331,8 @@ class ModelGraph:
         out = outputs[self._class_index]
         if id(out) not in run.folded:  # the layer does not reach the class output
             out = RepeatPerMask()(out, masks)
-        return keras.Model([image, masks], UnfoldMasks(name="unfold_masks")(out, masks),
-                           name=f"masked_{path.replace(SEP, '_')}")
+        return self._built([image, masks], UnfoldMasks(name="unfold_masks")(out, masks),
+                           f"masked_{path.replace(SEP, '_')}")
 
     def score_model(self, layers=()) -> keras.Model:
         """image (B, H, W, C) -> {layer: activations, "scores": (B, classes), "class_output"}: the class scores
@@ -334,5 +347,4 @@ class ModelGraph:
             _, op, args = run.producer[id(out)]
             x = keras.tree.flatten(args)[0]
             scores = PreActivation(op, name="pre_activation")(x) if isinstance(op, keras.layers.Dense) else x
-        return keras.Model(image, {**{p: found[p] for p in paths}, SCORES: scores, CLASS_OUTPUT: out},
-                           name="scores")
+        return self._built(image, {**{p: found[p] for p in paths}, SCORES: scores, CLASS_OUTPUT: out}, "scores")

@@ -13,12 +13,11 @@ import pytest
 from keras_latent.attached.decoders import (
     attached_model,
     build_decoder,
-    decode,
     keep_one_channel,
     train_decoders,
     unit_decoder,
 )
-from keras_latent.attached.faithfulness import faithfulness_table
+from keras_latent.attached.faithfulness import measure_faithfulness
 from keras_latent.attached.graph import CLASS_OUTPUT, ModelGraph
 from keras_latent.attached.reading import ImageSpec, weights_digest
 from keras_latent.errors import UsageError
@@ -83,8 +82,7 @@ def test_decoders_beat_the_mean_image_at_every_layer_on_the_sample(sample_splits
     decoders, history = train_decoders(model, None, sample_splits.x_train[:1024], sample_splits.x_test[:256],
                                        epochs=3, batch_size=64, seed=0, graph=graph)
     assert list(decoders) == ["res_relu", "down"]
-    test = sample_splits.x_test[:400]
-    table = faithfulness_table(test / 255.0, decode(graph, decoders, test), sample_splits.x_train.mean(0) / 255.0)
+    table = measure_faithfulness(graph, decoders, sample_splits.x_train, sample_splits.x_test[:400])
     assert table["no_better_than_mean_image"] == []
     for layer, figures in table["layers"].items():
         assert figures["mse"] < 0.5 * table["mean_image"]["mse"], (layer, figures)

@@ -50,6 +50,7 @@ def test_features_and_all_ones_masks_give_the_users_prediction_and_change_nothin
     np.testing.assert_allclose(out[CLASS_OUTPUT], expected, rtol=1e-5, atol=1e-6)
     for layer in layers:
         assert out[layer].shape == (4, *graph.layers[layer].shape)
+    for layer in sorted({layers[0], layers[-1]}):  # the first and last: keeps the MobileNetV2 case short
         masks = np.ones((4, 2, graph.layers[layer].shape[-1]), np.float32)
         masked = graph.masked_model(layer).predict_on_batch([x, masks])
         assert masked.shape == (4, 2, graph.num_classes)
@@ -223,3 +224,16 @@ def test_scores_follow_output_kind_and_an_activation_layer():
     np.testing.assert_array_equal(out[SCORES], out[CLASS_OUTPUT])
     with pytest.raises(UsageError, match="output kind must be one of probabilities, logits"):
         ModelGraph(attached_models.sequential_softmax(), output_kind="softmax")
+
+
+def test_layer_names_that_clash_once_a_nested_model_is_opened_are_one_line_and_a_layer_named_image_is_fine():
+    stem = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, padding="same", name="conv")],
+                            name="stem")
+    image = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="image")(stem(image))  # same name as the stem's layer
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="conv")(x)
+    model = keras.Model(image, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    graph = ModelGraph(model)
+    assert graph.feature_model(["image"]).predict_on_batch(pixels((16, 16, 3)))["image"].shape == (4, 16, 16, 4)
+    message = str(pytest.raises(UsageError, graph.feature_model, ["stem/conv"]).value)
+    assert "one name side by side" in message and "\n" not in message
