@@ -33,7 +33,8 @@ def test_canary_the_private_graph_members_read_keras_as_it_is():
 
 
 BUILDERS = [(attached_models.sequential_softmax, {}), (attached_models.residual_stem, {}),
-            (attached_models.applications_backbone, {}), (attached_models.two_outputs, {"class_output": "probs"}),
+            pytest.param(attached_models.applications_backbone, {}, marks=pytest.mark.slow),  # ~25 s on 2 cores
+            (attached_models.two_outputs, {"class_output": "probs"}),
             (attached_models.functional_block, {})]
 
 
