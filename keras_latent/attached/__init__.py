@@ -6,5 +6,6 @@ from keras_latent._lazy import lazy_exports
 __getattr__, __dir__ = lazy_exports(__name__, {
     "load_user_model": "reading", "weights_digest": "reading", "file_sha256": "reading", "ImageSpec": "reading",
     "UserModel": "reading", "ModelGraph": "graph", "train_decoders": "decoders", "build_decoder": "decoders",
-    "attached_model": "decoders", "faithfulness_table": "faithfulness",
+    "attached_model": "decoders", "decode": "decoders", "faithfulness_table": "faithfulness",
+    "measure_faithfulness": "faithfulness", "prepare_images": "reading", "to_model_input": "reading",
 })
