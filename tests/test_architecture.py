@@ -14,6 +14,7 @@ LAYERS = [
     {"runs"},
     {"data"},
     {"model"},
+    {"attached"},
     {"exporting"},
     {"training"},
     {"analysis"},
