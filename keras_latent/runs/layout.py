@@ -210,7 +210,8 @@ def study_of_run(run_dir: str) -> str | None:
 # ---------------------------------------------------------------- user cache folder ($XDG_CACHE_HOME/keras_latent)
 
 CALIBRATION_CACHE = Entry("calibration.json", TRAIN, "images/s of each training formulation, measured once per "
-                          "machine (CPU, ISA, cores, versions) and workload; train() runs the fastest",
+                          "machine (CPU, ISA, cores, versions) and workload (again once quiet if other processes "
+                          "disturbed it: provisional); train() runs the fastest",
                           rebuild=f"{TRAIN} (any run: a missing or unreadable cache is measured again)")
 
 CACHE_FILES = (CALIBRATION_CACHE,)
