@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import time
 
 import keras
@@ -140,7 +141,7 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
     strategy = distribute.make_strategy(config.strategy)
     run_dir = distribute.worker_run_dir(strategy, run_dir)
     resume_epoch = inspect_run_dir(run_dir, overwrite)
-    splits, config = load_splits(config)
+    splits, config = load_splits(config, cache_dir=layout.DATA_CACHE.path(run_dir))  # used above the memory budget
     log.info(f"data: {splits.description}")
     if config.strategy != "default":
         log.info(f"strategy: {distribute.describe(strategy)}; run folder {run_dir}")
@@ -156,6 +157,7 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
     save_config(config, run_dir)
     with disk_errors_as_usage(run_dir):
         metrics = _fit_and_write(model, config, splits, run_dir, verbose, strategy, callbacks or [])
+    shutil.rmtree(layout.DATA_CACHE.path(run_dir), ignore_errors=True)  # streamed images (data.store), if any
     return {**metrics, "run_dir": run_dir}
 
 
