@@ -98,8 +98,9 @@ TFLITE = Entry("model.tflite", f"{EXPORT} --tflite", "TFLite flatbuffer of servi
                rebuild=f"{EXPORT} RUN --tflite")
 BACKUP = Entry("backup", TRAIN, "the last finished epoch of an unfinished run (resume point); removed when done",
                folder=True, rebuild=BACKUP_RESTART)
-DATA_CACHE = Entry("data_cache", TRAIN, "the data set's decoded uint8 images (x_train.npy, x_test.npy) when they exceed "
-                   "--data-memory-budget, streamed from while training; removed when the run finishes", folder=True)
+DATA_CACHE = Entry("data_cache", TRAIN, "the data set's decoded uint8 images (x_train.npy, x_test.npy) when "
+                   "they exceed --data-memory-budget, streamed from while training; removed when the run finishes",
+                   folder=True)
 LAST_GOOD = Entry("last_good.keras", TRAIN, "the model before a divergence (NaN loss) stopped training")
 WORKER = Entry("worker-{index}", f"{TRAIN} --strategy multiworker",
                "a non-chief worker's own run folder (same files)", folder=True)
@@ -111,8 +112,8 @@ RUN_FILES = (CONFIG, MODEL, HISTORY, METRICS, CLASSIFICATION_REPORT, CONFUSION_M
              TENSORBOARD, SAVED_MODEL, TFLITE, BACKUP, DATA_CACHE, LAST_GOOD, WORKER, ANALYSIS_DIR, REPORT_FILE)
 # What a training run (and its export) made: removed, model first, when a run starts over (--overwrite).
 # Other tools' outputs (analysis/, report.html) are left alone.
-TRAINING_OUTPUTS = (MODEL, BACKUP, DATA_CACHE, LAST_GOOD, CONFIG, HISTORY, CURVES, CLASSIFICATION_REPORT, CONFUSION_MATRIX,
-                    METRICS, SNAPSHOT, TENSORBOARD, SAVED_MODEL, TFLITE)
+TRAINING_OUTPUTS = (MODEL, BACKUP, DATA_CACHE, LAST_GOOD, CONFIG, HISTORY, CURVES, CLASSIFICATION_REPORT,
+                    CONFUSION_MATRIX, METRICS, SNAPSHOT, TENSORBOARD, SAVED_MODEL, TFLITE)
 
 # Inside backup/: Keras's own BackupAndRestore names, written there by training.callbacks.
 BACKUP_WEIGHTS = Entry("latest.weights.h5", KERAS, "weights after the last finished epoch", rebuild=BACKUP_RESTART)
