@@ -106,7 +106,7 @@ def read_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
         raise UsageError(f"{path} has {len(data)} images but {len(labels)} labels; each image needs one label")
     if not len(data):
         raise UsageError(f"{path} holds no images; expected {what}")
-    images = data.astype(np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (N, 32, 32, 3)
+    images = data.astype(np.uint8, copy=False).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (N, 32, 32, 3)
     return images, labels.astype(np.int64)
 
 
@@ -179,8 +179,12 @@ def load_cifar_folder(folder: str, test_fraction: float, seed: int,
     for path, (_, labels) in batches.items():
         _check_labels(labels, names, path, folder)
 
-    def images_of(paths):
-        return (batches[p][0] if batches[p][0] is not None else read_batch(p)[0] for p in paths)
+    def images_of(paths):  # each batch's images, dropped once copied: never all of them twice in memory
+        for p in paths:
+            images, labels = batches[p]
+            batches[p] = (None, labels)
+            yield images if images is not None else read_batch(p)[0]
+            del images
 
     y_train = np.concatenate([batches[p][1] for p in train_files])
     unused = [name for k, name in enumerate(names) if not np.any(y_train == k)]
