@@ -192,11 +192,16 @@ def load_dataset(dataset: str, image_size: int = 32, test_fraction: float = 0.2,
         stores.append(choose_store(images, image_size, memory_budget_mb, cache_dir, dataset))
         return stores[-1]
 
-    parts = _read_source(dataset, image_size, test_fraction, seed, data_dir, store_for)
-    store = stores[-1] if stores else Store()
-    x_train, y_train = _subsample(parts["x_train"], parts["y_train"], max_train_samples, seed, store)
-    x_train = resize_images(x_train, image_size, store, "x_train_resized")
-    x_test = resize_images(parts["x_test"], image_size, store, "x_test_resized")
+    try:
+        parts = _read_source(dataset, image_size, test_fraction, seed, data_dir, store_for)
+        store = stores[-1] if stores else Store()
+        x_train, y_train = _subsample(parts["x_train"], parts["y_train"], max_train_samples, seed, store)
+        x_train = resize_images(x_train, image_size, store, "x_train_resized")
+        x_test = resize_images(parts["x_test"], image_size, store, "x_test_resized")
+    except BaseException:  # a refused file: nothing written stays (nor a run folder made for the cache)
+        for made in stores:
+            made.discard()
+        raise
     name = {"cifar10": "CIFAR-10 (tensorflow-datasets)", "sample": SAMPLE_DESCRIPTION}
     description = f"{name.get(dataset, dataset)}: {len(x_train)} train / {len(x_test)} test images"
     return Splits(x_train, y_train, x_test, parts["y_test"], tuple(parts["class_names"]), dataset,

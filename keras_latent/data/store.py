@@ -40,7 +40,7 @@ class Store:
     def __init__(self, streaming: bool = False, folder: str | None = None):
         self.streaming = streaming
         self._folder = folder
-        self._arrays = 0
+        self._made = None  # the topmost folder this store created (removed by discard)
 
     @property
     def folder(self) -> str:
@@ -53,10 +53,21 @@ class Store:
         """A writable uint8 array of `shape`: np.empty, or a new `.npy` memory map named `name`."""
         if not self.streaming:
             return np.empty(shape, np.uint8)
-        os.makedirs(self.folder, exist_ok=True)
-        self._arrays += 1
+        if self._made is None:
+            top = os.path.abspath(self.folder)
+            while not os.path.exists(os.path.dirname(top)):
+                top = os.path.dirname(top)
+            self._made = top if not os.path.exists(top) else self.folder
+            os.makedirs(self.folder, exist_ok=True)
         path = os.path.join(self.folder, f"{name}.npy")
         return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+
+    def discard(self) -> None:
+        """Remove what this store wrote, and any folder it created for it (a refused data set writes nothing:
+        no run folder either)."""
+        if self._made is not None:
+            shutil.rmtree(self._made, ignore_errors=True)
+            self._made = None
 
     def done(self, array: np.ndarray) -> np.ndarray:
         """`array` once written: a memory map is flushed and reopened read-only (nothing can change the data)."""

@@ -79,11 +79,13 @@ def test_streaming_still_refuses_a_broken_file(tmp_path, sample_splits):
     broken = next((folder / "train").glob("*/*.png"))
     broken.write_bytes(broken.read_bytes()[:40])  # a truncated PNG
     with pytest.raises(UsageError, match="damaged image"):
-        load_dataset(str(folder), memory_budget_mb=0, cache_dir=str(tmp_path / "cache"))
+        load_dataset(str(folder), memory_budget_mb=0, cache_dir=str(tmp_path / "run" / "data_cache"))
+    assert not (tmp_path / "run").exists()  # a refused data set writes nothing, no run folder either
     cifar = write_cifar_folder(tmp_path / "cifar", sample_splits, n=10)
     (cifar / "data_batch_2").write_bytes((cifar / "data_batch_2").read_bytes()[:100])
     with pytest.raises(UsageError, match="truncated"):
         load_dataset(str(cifar), memory_budget_mb=0, cache_dir=str(tmp_path / "cache2"))
+    assert not (tmp_path / "cache2").exists()
 
 
 @pytest.mark.slow
