@@ -5,7 +5,7 @@
 
 Makes (once, cached in --folder) a folder of --train + --test images recycled from the bundled sample
 (`make_folder.py`: flips and shifts; for speed and memory, not accuracy), then trains the default model
-on it for --epochs epochs once per --data-memory-budget of --budgets (1024: the default, in memory when the
+on it for --epochs epochs once per --data-memory-budget of --budgets (1024: in memory when the
 decoded images fit; 0: always streamed from disk), each in a fresh process. Prints, per run, the peak
 resident memory (the kernel's own high-water mark of the child, getrusage RUSAGE_CHILDREN) and where it was
 reached: the child's resident memory is sampled every 0.2 s and each of its log lines is printed with the

@@ -53,12 +53,12 @@ def _write_cifar_batch(path: str, images: np.ndarray, labels: np.ndarray, name: 
     data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)  # (N, 3072): red, green, blue planes
     with open(path, "wb") as f:
         pickle.dump({b"batch_label": name.encode(), b"labels": [int(v) for v in labels], b"data": data}, f,
-                    protocol=2)
+                    protocol=4)  # numpy's bytes as they are (protocol 2 spells them as text: 1.45x the size)
 
 
 def make_folder(folder: str, n_train: int, n_test: int, layout: str = "cifar", seed: int = 0) -> str:
     """Write the folder (see the module docstring) unless an identical one is there; return `folder`."""
-    stamp = {"train": n_train, "test": n_test, "layout": layout, "seed": seed, "source": "bundled sample"}
+    stamp = {"train": n_train, "test": n_test, "layout": layout, "seed": seed, "source": "bundled sample", "pickle": 4}
     stamp_path = os.path.join(folder, STAMP)
     if os.path.isfile(stamp_path):
         with open(stamp_path) as f:

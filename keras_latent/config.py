@@ -40,7 +40,7 @@ class DataConfig:
     max_train_samples: int | None = None  # train on the first N (shuffled) images only
     split_seed: int | None = None  # seed of the held-out test split and the max_train_samples subset (None: seed)
     augment: bool = False  # random flips and crops on training images
-    memory_budget_mb: float = 1024.0  # decoded images held in memory; a larger folder streams from disk (data.store)
+    memory_budget_mb: float = 256.0  # decoded images held in memory (MB); larger: streamed from disk (data.store)
     class_names: tuple[str, ...] = ()  # filled from the data set when the run starts
 
 
@@ -214,7 +214,7 @@ def differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
 FIELDS_ADDED_LATER: dict[str, Any] = {"model.layer_decoders": False, "layer_recon_weights": (),
                                       "data.split_seed": None, "batch_split": 1, "intra_op_threads": 0,
                                       "inter_op_threads": 0, "calibrate": False, "formulation_source": "",
-                                      "data.memory_budget_mb": 1024.0}
+                                      "data.memory_budget_mb": 256.0}
 
 
 def _words(hint: Any) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 log = logging.getLogger("keras_latent")
 
-DEFAULT_MEMORY_BUDGET_MB = 1024.0  # decoded uint8 images (train + test) held in memory; above: streamed from disk
+DEFAULT_MEMORY_BUDGET_MB = 256.0  # decoded uint8 images (train + test) held in memory; above: streamed from disk
 CHUNK_IMAGES = 4096  # images copied at a time between stores (a few MB)
 
 

@@ -10,7 +10,7 @@ from helpers import tiny_config, write_cifar_folder
 from PIL import Image
 
 from keras_latent.config import DataConfig
-from keras_latent.data import load_dataset
+from keras_latent.data import load_dataset, store
 from keras_latent.data.pipeline import make_dataset
 from keras_latent.data.store import Store, choose_store, decoded_mb
 from keras_latent.errors import UsageError
@@ -34,7 +34,7 @@ def test_the_budget_decides_where_the_images_go(tmp_path):
     assert not choose_store(1000, 32, 3.1, None, "x").streaming
     streaming = choose_store(1000, 32, 3.0, str(tmp_path / "cache"), "x")
     assert streaming.streaming and streaming.folder == str(tmp_path / "cache")
-    assert DataConfig().memory_budget_mb == 1024
+    assert DataConfig().memory_budget_mb == 256 == store.DEFAULT_MEMORY_BUDGET_MB
 
 
 @pytest.mark.parametrize("kind", ["cifar", "images", "cifar-holdout", "resized"])
