@@ -17,7 +17,9 @@ this checkout for its CIFAR reader, which needs only numpy):
 Run (about 10 s an epoch-set on 2 cores at batch 128), or through benchmarks/train_throughput.py:
     ~/torchvenv/bin/python benchmarks/torch_ref.py --batch-size 128 --epochs 10
 
-Prints one JSON line: training images/s over epochs 2..E (epoch 1 is warm-up), test
+Prints one JSON line: training images/s over epochs 2..E (epoch 1 is warm-up); with --whole-epochs, which
+evaluates the test split (loss and accuracy, in batches) after every epoch as the seed does, also
+whole_epoch_images_per_s, whole epochs (training and evaluation) over epochs 2..E; test
 accuracy, test reconstruction MSE (in [-1,1] units), peak RSS, and the masked-decoding
 timings (16 one-channel latents of one image: one batched call vs a loop of 16 calls; always
 run on the eager module, also with --compile).
@@ -79,10 +81,35 @@ def read_batches(paths):
 
 
 def load(folder):
+    """(x_train, y_train, x_test, y_test) of a CIFAR-layout folder (data_batch_*, test_batch) or of an image folder
+    with train/ and test/ (read by keras_latent.data.images: Pillow, every file checked), as float tensors in
+    [-1, 1] (N, 3, 32, 32) and int64 labels."""
     norm = lambda a: torch.from_numpy(a).float().div(255).sub(0.5).div(0.5).contiguous()
-    x_tr, y_tr = read_batches(glob.glob(os.path.join(folder, "data_batch_*")))
-    x_te, y_te = read_batches([os.path.join(folder, "test_batch")])
+    if glob.glob(os.path.join(folder, "data_batch_*")):
+        x_tr, y_tr = read_batches(glob.glob(os.path.join(folder, "data_batch_*")))
+        x_te, y_te = read_batches([os.path.join(folder, "test_batch")])
+    else:
+        from keras_latent.data.images import load_image_folder  # numpy and Pillow
+
+        d = load_image_folder(folder, 32, 0.2, 0)
+        x_tr, y_tr = d["x_train"].transpose(0, 3, 1, 2), d["y_train"]
+        x_te, y_te = d["x_test"].transpose(0, 3, 1, 2), d["y_test"]
     return norm(x_tr), torch.from_numpy(y_tr), norm(x_te), torch.from_numpy(y_te)
+
+
+def evaluate(model, x, y, batch_size, layer_recon_weight):
+    """(test loss, test accuracy) over the whole split in batches: what the seed (and Keras's validation pass)
+    computes after every epoch."""
+    model.eval()
+    loss, correct = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            outputs = model(xb)
+            loss += loss_of(outputs, xb, yb, layer_recon_weight).item() * len(xb)
+            correct += (outputs[0].argmax(1) == yb).sum().item()
+    model.train()
+    return loss / len(x), correct / len(x)
 
 
 def batches(x, y, bs, loader, gen):
@@ -154,6 +181,9 @@ def main():
                    help="also train dec2 on the conv1 block's activations, as keras_latent's default model does")
     p.add_argument("--layer-recon-weight", type=float, default=1.0, help="its loss weight (keras_latent's default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--whole-epochs", action="store_true",
+                   help="evaluate the test split after every epoch, as the seed does (and Keras's validation "
+                        "pass); whole_epoch_images_per_s then times whole epochs, evaluation included")
     p.add_argument("--masked-reps", type=int, default=100)
     p.add_argument("--out", help="append the JSON line to this file")
     a = p.parse_args()
@@ -168,7 +198,7 @@ def main():
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9)
     gen = torch.Generator().manual_seed(a.seed)
 
-    epoch_s, losses = [], []
+    epoch_s, whole_s, losses, test_history = [], [], [], []
     model.train()
     for epoch in range(a.epochs):
         t0, running, steps = time.perf_counter(), 0.0, 0
@@ -181,25 +211,37 @@ def main():
             steps += 1
         epoch_s.append(time.perf_counter() - t0)
         losses.append(running / steps)
+        if a.whole_epochs:
+            test_history.append([round(v, 4) for v in evaluate(model, x_te, y_te, a.batch_size,
+                                                                a.layer_recon_weight)])
+        whole_s.append(time.perf_counter() - t0)
         if epoch == 0:
             cpu0 = cpu_s()
     cores_busy = (cpu_s() - cpu0) / sum(epoch_s[1:]) if a.epochs > 1 else None
 
     model.eval()
+    correct, squared = 0, 0.0
     with torch.no_grad():
-        logits, rec, _ = model(x_te)
-        acc = (logits.argmax(1) == y_te).float().mean().item()
-        rec_mse = F.mse_loss(rec, x_te).item()
+        for i in range(0, len(x_te), 1000):  # in slices: the whole 10,000-image split at once needs ~1 GB
+            logits, rec, _ = model(x_te[i:i + 1000])
+            correct += (logits.argmax(1) == y_te[i:i + 1000]).sum().item()
+            squared += F.mse_loss(rec, x_te[i:i + 1000], reduction="sum").item()
+    acc, rec_mse = correct / len(x_te), squared / x_te.numel()
 
     timed = epoch_s[1:] or epoch_s
     ips = len(x_tr) * len(timed) / sum(timed)
+    whole = whole_s[1:] or whole_s
     res = {
         "framework": "torch", "version": torch.__version__, "threads": torch.get_num_threads(),
         "config": f"torch {'compile' if a.compile else 'eager'} {a.loader} b{a.batch_size} lr{a.lr}"
                   + (f" layer-decoder w{a.layer_recon_weight:g}" if a.layer_decoder else ""),
         "layer_decoder": a.layer_decoder, "capability": torch.backends.cpu.get_cpu_capability(),
         "batch_size": a.batch_size, "epochs": a.epochs, "steps_per_epoch": steps,
-        "images_per_s": round(ips, 1), "ms_per_step": round(1e3 * sum(timed) / len(timed) / steps, 3),
+        "images_per_s": round(ips, 1),
+        "whole_epoch_images_per_s": round(len(x_tr) * len(whole) / sum(whole), 1) if a.whole_epochs else None,
+        "whole_epoch_s": [round(t, 3) for t in whole_s], "test_loss_accuracy": test_history,
+        "train_images": len(x_tr), "test_images": len(x_te),
+        "ms_per_step": round(1e3 * sum(timed) / len(timed) / steps, 3),
         "cores_busy": cores_busy and round(cores_busy, 2),
         "first_epoch_s": round(epoch_s[0], 2), "epoch_s": [round(t, 3) for t in epoch_s],
         "train_mflop_per_image": round(flops / 1e6, 3), "gflop_per_s": round(ips * flops / 1e9, 2),

@@ -29,7 +29,7 @@ FORMULATION_FIELDS = ("jit_compile", "batch_split", "intra_op_threads", "inter_o
 STATIC_FORMULATION = {"jit_compile": False, "batch_split": 1, "intra_op_threads": 0, "inter_op_threads": 0}
 # How a run computed its steps (the formulation and how it was chosen), not what it trained: comparisons of settings
 # (a study's existing runs, a search's resume) leave these fields out.
-HOW_COMPUTED_FIELDS = (*FORMULATION_FIELDS, "calibrate", "formulation_source")
+HOW_COMPUTED_FIELDS = (*FORMULATION_FIELDS, "calibrate", "formulation_source", "data.memory_budget_mb")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +40,7 @@ class DataConfig:
     max_train_samples: int | None = None  # train on the first N (shuffled) images only
     split_seed: int | None = None  # seed of the held-out test split and the max_train_samples subset (None: seed)
     augment: bool = False  # random flips and crops on training images
+    memory_budget_mb: float = 256.0  # decoded images held in memory (MB); larger: streamed from disk (data.store)
     class_names: tuple[str, ...] = ()  # filled from the data set when the run starts
 
 
@@ -147,6 +148,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("--recon-weight", config.recon_weight, config.recon_weight >= 0, ">= 0"),
         ("--test-fraction", d.test_fraction, 0 < d.test_fraction < 1, "between 0 and 1"),
         ("--steps-per-execution", config.steps_per_execution, config.steps_per_execution >= 1, ">= 1"),
+        ("--data-memory-budget", d.memory_budget_mb, d.memory_budget_mb >= 0, ">= 0 (megabytes)"),
         ("--max-train-samples", d.max_train_samples, d.max_train_samples is None or d.max_train_samples >= 1, ">= 1"),
         ("--seed", config.seed, config.seed >= 0, ">= 0"),
         ("--split-seed", d.split_seed, d.split_seed is None or d.split_seed >= 0, ">= 0"),
@@ -211,7 +213,8 @@ def differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
 # naming it).
 FIELDS_ADDED_LATER: dict[str, Any] = {"model.layer_decoders": False, "layer_recon_weights": (),
                                       "data.split_seed": None, "batch_split": 1, "intra_op_threads": 0,
-                                      "inter_op_threads": 0, "calibrate": False, "formulation_source": ""}
+                                      "inter_op_threads": 0, "calibrate": False, "formulation_source": "",
+                                      "data.memory_budget_mb": 256.0}
 
 
 def _words(hint: Any) -> str:

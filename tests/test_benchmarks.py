@@ -49,3 +49,26 @@ def test_explore_latency_reports_each_client_count(trained_run):
     assert set(result["toggle"]) == {"1", "3"} and result["toggle"]["3"]["n"] == 6
     for figures in [*result["toggle"].values(), result["pick_1_client"]]:
         assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]
+
+
+@pytest.mark.slow
+def test_full_size_benchmark_prints_both_figures_and_says_it_is_for_speed(tmp_path):
+    """The headline benchmark at tiny sizes: it makes its folder, runs ours (and the reference where torch is
+    installed) and prints one table row per system with every figure, the ratios and the CPU."""
+    args = [sys.executable, "benchmarks/full_size.py", "--folder", str(tmp_path / "data"), "--train", "300",
+            "--test", "100", "--epochs", "2", "--batch-size", "64"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert out.count("for speed, not accuracy") >= 2  # where the folder is made, and above the table
+    assert (tmp_path / "data" / "test_batch").is_file() and (tmp_path / "data" / "data_batch_5").is_file()
+    lines = out.strip().splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["system", "wall"])
+    assert all(h in lines[head] for h in ("whole epochs img/s", "training steps img/s", "peak RSS MB"))
+    rows = [line.split() for line in lines[head + 1:] if line.split()[0] in ("keras", "torch")]
+    assert rows and rows[0][0] == "keras"
+    for row in rows:
+        assert len(row) == 6 and all(float(v) > 0 for v in row[1:5]) and 0 <= float(row[5]) <= 1
+    with_torch = any(row[0] == "torch" for row in rows)
+    assert ("ratio ours/reference: wall time" in out) == with_torch
+    assert lines[-1].startswith("CPU: ") and " ISA " in lines[-1]

@@ -15,9 +15,11 @@ import glob
 import logging
 import os
 import pickle
+from collections.abc import Callable
 
 import numpy as np
 
+from keras_latent.data.store import Store
 from keras_latent.errors import UsageError, shown
 
 log = logging.getLogger("keras_latent")
@@ -104,7 +106,7 @@ def read_batch(path: str) -> tuple[np.ndarray, np.ndarray]:
         raise UsageError(f"{path} has {len(data)} images but {len(labels)} labels; each image needs one label")
     if not len(data):
         raise UsageError(f"{path} holds no images; expected {what}")
-    images = data.astype(np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (N, 32, 32, 3)
+    images = data.astype(np.uint8, copy=False).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (N, 32, 32, 3)
     return images, labels.astype(np.int64)
 
 
@@ -135,18 +137,30 @@ def _check_labels(labels: np.ndarray, names: tuple[str, ...], path: str, folder:
                          f"names {len(names)} classes, so labels must be 0..{len(names) - 1}")
 
 
-def holdout(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+def holdout(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, store: Store | None = None):
     """Split off a seeded `fraction` of (x, y) as a test split: (x_train, y_train, x_test, y_test)."""
+    store = store or Store()
     order = np.random.default_rng(seed).permutation(len(x))
     n_test = max(1, int(round(len(x) * fraction)))
     test, train = order[:n_test], order[n_test:]
-    return x[train], y[train], x[test], y[test]
+    return store.take(x, train, "x_train"), y[train], store.take(x, test, "x_test"), y[test]
 
 
-def load_cifar_folder(folder: str, test_fraction: float, seed: int) -> dict:
+def estimated_images(folder: str) -> int:
+    """At least the number of images in a CIFAR folder's batch files, from their size (each image is 3,072
+    bytes of a pickle), for choosing the Store before reading them."""
+    files = glob.glob(os.path.join(glob.escape(folder), "data_batch_*")) + [os.path.join(folder, "test_batch")]
+    return sum(os.path.getsize(p) for p in files if os.path.isfile(p)) // ROW_VALUES
+
+
+def load_cifar_folder(folder: str, test_fraction: float, seed: int,
+                      store_for: Callable[[int], Store] | None = None) -> dict:
     """Read a CIFAR-10 python-version folder (data_batch_*, test_batch, batches.meta), every file checked.
 
-    A partial folder without test_batch holds out `test_fraction` of the training images.
+    A partial folder without test_batch holds out `test_fraction` of the training images. `store_for`
+    (images -> `store.Store`, from `estimated_images`) says where the images go: in memory (the default), or,
+    streaming, into `.npy` files, one batch file in memory at a time (a first pass checks every file, a
+    second copies).
     """
     train_files = sorted(p for p in glob.glob(os.path.join(glob.escape(folder), "data_batch_*")) if os.path.isfile(p))
     if not train_files:
@@ -154,19 +168,36 @@ def load_cifar_folder(folder: str, test_fraction: float, seed: int) -> dict:
     names = read_label_names(folder)
     test_file = os.path.join(folder, "test_batch")
     files = train_files + ([test_file] if os.path.isfile(test_file) else [])
-    batches = {path: read_batch(path) for path in files}
+    store = store_for(estimated_images(folder)) if store_for else Store()
+    if store.streaming:  # first pass: check every file, keep only labels and counts
+        labels = {}
+        for path in files:
+            labels[path] = read_batch(path)[1]
+        batches = {path: (None, labels[path]) for path in files}
+    else:
+        batches = {path: read_batch(path) for path in files}
     for path, (_, labels) in batches.items():
         _check_labels(labels, names, path, folder)
-    x_train = np.concatenate([batches[p][0] for p in train_files])
+
+    def images_of(paths):  # each batch's images, dropped once copied: never all of them twice in memory
+        for p in paths:
+            images, labels = batches[p]
+            batches[p] = (None, labels)
+            yield images if images is not None else read_batch(p)[0]
+            del images
+
     y_train = np.concatenate([batches[p][1] for p in train_files])
     unused = [name for k, name in enumerate(names) if not np.any(y_train == k)]
     if unused:
         raise UsageError(f"{os.path.join(folder, META)} names {len(names)} classes but the training batches have no "
                          f"image of {len(unused)} of them ({', '.join(unused[:5])}{', ...' if len(unused) > 5 else ''})"
                          "; the class names must be those of the images")
+    x_train = store.concatenate(images_of(train_files), len(y_train), "x_train_all" if test_file not in batches
+                                else "x_train")
     if test_file in batches:
-        x_test, y_test = batches[test_file]
+        y_test = batches[test_file][1]
+        x_test = store.concatenate(images_of([test_file]), len(y_test), "x_test")
     else:
         log.warning(f"{folder} has no test_batch; holding out {test_fraction:.0%} of its training images")
-        x_train, y_train, x_test, y_test = holdout(x_train, y_train, test_fraction, seed)
+        x_train, y_train, x_test, y_test = holdout(x_train, y_train, test_fraction, seed, store)
     return dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, class_names=names)

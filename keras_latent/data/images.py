@@ -20,9 +20,11 @@ import os
 import re
 import unicodedata
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
+from keras_latent.data.store import Store
 from keras_latent.errors import UsageError
 
 log = logging.getLogger("keras_latent")
@@ -193,9 +195,10 @@ def _too_large(path: str, pixels: int | None, size: str = "") -> str:
             "refused to keep memory bounded (JPEGs count after decoding at up to 1/8 scale): downscale it")
 
 
-def read_images(paths: list[str], size: int) -> np.ndarray:
-    """(N, size, size, 3) uint8 of `paths`, one image in memory at a time besides the result."""
-    out = np.empty((len(paths), size, size, 3), np.uint8)
+def read_images(paths: list[str], size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """(N, size, size, 3) uint8 of `paths`, one image in memory at a time besides the result (`out`, e.g. a
+    `store.Store`'s memory map, or a new array)."""
+    out = np.empty((len(paths), size, size, 3), np.uint8) if out is None else out
     for i, path in enumerate(paths):
         out[i] = read_image(path, size)
     return out
@@ -204,10 +207,11 @@ def read_images(paths: list[str], size: int) -> np.ndarray:
 # ---------------------------------------------------------------- a whole folder
 
 
-def _arrays(classes: dict[str, list[str]], names: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(classes: dict[str, list[str]], names: list[str], size: int, store: Store,
+            name: str) -> tuple[np.ndarray, np.ndarray]:
     paths = [p for name in names for p in classes[name]]
     labels = np.array([k for k, name in enumerate(names) for _ in classes[name]], np.int64)
-    return read_images(paths, size), labels
+    return store.done(read_images(paths, size, store.empty((len(paths), size, size, 3), name))), labels
 
 
 def _split_each_class(classes: dict[str, list[str]], fraction: float, seed: int) -> tuple[dict, dict]:
@@ -225,8 +229,11 @@ def _split_each_class(classes: dict[str, list[str]], fraction: float, seed: int)
     return train, test
 
 
-def load_image_folder(folder: str, image_size: int, test_fraction: float, seed: int) -> dict:
-    """Read an image folder (see the module docstring) into uint8 arrays (N, image_size, image_size, 3)."""
+def load_image_folder(folder: str, image_size: int, test_fraction: float, seed: int,
+                      store_for: Callable[[int], Store] | None = None) -> dict:
+    """Read an image folder (see the module docstring) into uint8 arrays (N, image_size, image_size, 3):
+    in memory, or where `store_for(number of images)` says (`store.Store`: streaming, `.npy` memory maps
+    written one image at a time)."""
     train_dir, test_dir = os.path.join(folder, "train"), os.path.join(folder, "test")
     has_train, has_test = os.path.isdir(train_dir), os.path.isdir(test_dir)
     if has_train != has_test:
@@ -249,6 +256,8 @@ def load_image_folder(folder: str, image_size: int, test_fraction: float, seed: 
                     f"({', '.join(os.path.basename(p) for p in skipped[:3])}{', ...' if len(skipped) > 3 else ''}); "
                     f"images end in {', '.join(IMAGE_EXTENSIONS)}")
     names = sorted(train)
-    x_train, y_train = _arrays(train, names, image_size)
-    x_test, y_test = _arrays(test, names, image_size)
+    total = sum(map(len, train.values())) + sum(map(len, test.values()))
+    store = store_for(total) if store_for else Store()
+    x_train, y_train = _arrays(train, names, image_size, store, "x_train")
+    x_test, y_test = _arrays(test, names, image_size, store, "x_test")
     return dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, class_names=tuple(names))

@@ -1,4 +1,5 @@
-"""tf.data input pipelines: shuffled index batches gathered from in-memory arrays, normalized in-graph.
+"""tf.data input pipelines: shuffled index batches gathered from in-memory arrays (or, for a data set above
+the memory budget, from `.npy` memory maps: `data.store`), normalized in-graph.
 
 Images stay uint8 in one in-memory tensor; each step gathers a batch of them by index and
 normalizes it in the graph, as in the classic tutorial: (x / 255 - 0.5) / 0.5, so [-1, 1].
@@ -50,6 +51,26 @@ def _index_batches(n: int, batch_size: int, training: bool, seed: int) -> tf.dat
     return indices.batch(batch_size)
 
 
+def _gatherer(x: np.ndarray):
+    """batch indices (B,) int64 -> the images x[indices], (B, H, W, 3) uint8, in the tf.data graph.
+
+    In memory: tf.gather from one tensor. A memory map (`data.store`: a data set above the memory budget):
+    numpy reads the batch's rows from the file (tf.numpy_function), the same rows in the same order."""
+    if not isinstance(x, np.memmap):
+        images_all = tf.constant(np.asarray(x))  # (N, H, W, 3) uint8
+        return lambda indices: tf.gather(images_all, indices)
+    shape = (None, *x.shape[1:])
+
+    def read(indices):
+        return np.ascontiguousarray(x[indices])
+
+    def gather(indices):
+        images = tf.numpy_function(read, [indices], tf.uint8, stateful=False)
+        return tf.ensure_shape(images, shape)
+
+    return gather
+
+
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, training: bool, seed: int = 0,
                  augment: bool = False, reconstruction_outputs: Sequence[str] = ("reconstruction",)
                  ) -> tf.data.Dataset:
@@ -60,12 +81,12 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, training: boo
     order. Each of `reconstruction_outputs` (the model's reconstruction outputs, see
     `model.builders.reconstruction_outputs`; empty: classifier labels only) gets the images as target.
     """
-    images_all = tf.constant(np.asarray(x))  # (N, H, W, 3) uint8, gathered from per batch
     labels_all = tf.constant(np.asarray(y).astype(np.int32))
     augmenter = _augmenter(seed) if (training and augment) else None
+    gather = _gatherer(x)
 
     def to_example(batch_indices):
-        images = normalize(tf.gather(images_all, batch_indices))  # (B, H, W, 3) float32
+        images = normalize(gather(batch_indices))  # (B, H, W, 3) float32
         if augmenter is not None:
             images = augmenter(images, training=True)
         targets = {"classifier": tf.gather(labels_all, batch_indices)}

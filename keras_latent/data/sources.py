@@ -20,6 +20,7 @@ import numpy as np
 from keras_latent.config import TrainConfig
 from keras_latent.data.cifar import load_cifar_folder
 from keras_latent.data.images import load_image_folder
+from keras_latent.data.store import DEFAULT_MEMORY_BUDGET_MB, Store, choose_store
 from keras_latent.errors import UsageError
 
 log = logging.getLogger("keras_latent")
@@ -122,30 +123,36 @@ def check_dataset_argument(dataset: str) -> None:
         raise UsageError(f"--dataset {dataset!r} is a file; expected a folder ({DATASET_CHOICES})")
 
 
-def _read_source(dataset: str, image_size: int, test_fraction: float, seed: int, data_dir: str | None) -> dict:
+def _read_source(dataset: str, image_size: int, test_fraction: float, seed: int, data_dir: str | None,
+                 store_for) -> dict:
     if dataset == "cifar10":
         return load_tfds_cifar10(data_dir)
     if dataset == "sample":
         return load_cifar_folder(bundled_sample_dir(), test_fraction, seed)
     check_dataset_argument(dataset)
     if _is_cifar_folder(dataset):
-        return load_cifar_folder(dataset, test_fraction, seed)
-    return load_image_folder(dataset, image_size, test_fraction, seed)
+        # decoded at 32 x 32, then resized: the larger of the two sizes is what the store must hold
+        return load_cifar_folder(dataset, test_fraction, seed,
+                                 lambda n: store_for(n * max(image_size, 32) ** 2 // image_size ** 2))
+    return load_image_folder(dataset, image_size, test_fraction, seed, store_for)
 
 
 def _is_cifar_folder(folder: str) -> bool:
     return bool(glob.glob(os.path.join(folder, "data_batch_*"))) or os.path.isfile(os.path.join(folder, "test_batch"))
 
 
-def resize_images(images: np.ndarray, image_size: int) -> np.ndarray:
+def resize_images(images: np.ndarray, image_size: int, store: Store | None = None, name: str = "resized"
+                  ) -> np.ndarray:
     """uint8 (N, H, W, 3) -> uint8 (N, image_size, image_size, 3), antialiased (unchanged when already that size):
-    how load_dataset resizes CIFAR-10 for an --image-size other than 32."""
+    how load_dataset resizes CIFAR-10 for an --image-size other than 32 (a streaming `store`: chunk by chunk)."""
     if images.shape[1:3] == (image_size, image_size):
         return images
     import tensorflow as tf
 
-    resized = tf.image.resize(images, (image_size, image_size), antialias=True).numpy()
-    return to_uint8(resized)
+    def resize(chunk):
+        return to_uint8(tf.image.resize(chunk, (image_size, image_size), antialias=True).numpy())
+
+    return (store or Store()).map(images, resize, name)
 
 
 def outside_image(data: bytes, image_size: int, dataset: str, name: str = "the upload") -> np.ndarray:
@@ -160,35 +167,57 @@ def outside_image(data: bytes, image_size: int, dataset: str, name: str = "the u
     return resize_images(images.decode_image(io.BytesIO(data), None, name)[None], image_size)[0]
 
 
-def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _subsample(x: np.ndarray, y: np.ndarray, n: int | None, seed: int,
+               store: Store) -> tuple[np.ndarray, np.ndarray]:
     if n is None or n >= len(x):
         return x, y
     keep = np.sort(np.random.default_rng(seed).permutation(len(x))[:n])
-    return x[keep], y[keep]
+    return store.take(x, keep, "x_train_subset"), y[keep]
 
 
 def load_dataset(dataset: str, image_size: int = 32, test_fraction: float = 0.2, seed: int = 0,
-                 max_train_samples: int | None = None, data_dir: str | None = None) -> Splits:
-    """Load `dataset` (see DATASET_CHOICES) as uint8 arrays resized to `image_size`."""
+                 max_train_samples: int | None = None, data_dir: str | None = None,
+                 memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB, cache_dir: str | None = None) -> Splits:
+    """Load `dataset` (see DATASET_CHOICES) as uint8 arrays resized to `image_size`.
+
+    A folder whose decoded images exceed `memory_budget_mb` is decoded once into `.npy` files in
+    `cache_dir` (None: a temporary folder) and its arrays are read-only memory maps of them (`data.store`).
+    """
     how = ""
     if dataset == "auto":
         dataset, how = resolve_auto(data_dir)
-    parts = _read_source(dataset, image_size, test_fraction, seed, data_dir)
-    x_train, y_train = _subsample(parts["x_train"], parts["y_train"], max_train_samples, seed)
-    x_train, x_test = resize_images(x_train, image_size), resize_images(parts["x_test"], image_size)
+    stores = []
+
+    def store_for(images: int) -> Store:
+        stores.append(choose_store(images, image_size, memory_budget_mb, cache_dir, dataset))
+        return stores[-1]
+
+    try:
+        parts = _read_source(dataset, image_size, test_fraction, seed, data_dir, store_for)
+        store = stores[-1] if stores else Store()
+        x_train, y_train = _subsample(parts["x_train"], parts["y_train"], max_train_samples, seed, store)
+        x_train = resize_images(x_train, image_size, store, "x_train_resized")
+        x_test = resize_images(parts["x_test"], image_size, store, "x_test_resized")
+    except BaseException:  # a refused file: nothing written stays (nor a run folder made for the cache)
+        for made in stores:
+            made.discard()
+        raise
     name = {"cifar10": "CIFAR-10 (tensorflow-datasets)", "sample": SAMPLE_DESCRIPTION}
     description = f"{name.get(dataset, dataset)}: {len(x_train)} train / {len(x_test)} test images"
     return Splits(x_train, y_train, x_test, parts["y_test"], tuple(parts["class_names"]), dataset,
                   description + (f" ({how})" if how else ""))
 
 
-def load_splits(config: TrainConfig) -> tuple[Splits, TrainConfig]:
+def load_splits(config: TrainConfig, cache_dir: str | None = None) -> tuple[Splits, TrainConfig]:
     """Load `config`'s data set (held-out split and subset seeded by `data.split_seed`, else `seed`); return it
-    and the config with the resolved data set, class names and class count filled in (what config.json saves)."""
+    and the config with the resolved data set, class names and class count filled in (what config.json saves).
+
+    Above `data.memory_budget_mb` the images are streamed from `.npy` files in `cache_dir` (a run's
+    DATA_CACHE; None: a temporary folder), see `data.store`."""
     d = config.data
     split_seed = config.seed if d.split_seed is None else d.split_seed
     splits = load_dataset(d.dataset, config.model.image_size, d.test_fraction, split_seed,
-                          d.max_train_samples, d.tfds_data_dir)
+                          d.max_train_samples, d.tfds_data_dir, d.memory_budget_mb, cache_dir)
     config = dataclasses.replace(
         config,
         data=dataclasses.replace(d, dataset=splits.dataset, class_names=splits.class_names),

@@ -100,6 +100,9 @@ TFLITE = Entry("model.tflite", f"{EXPORT} --tflite", "TFLite flatbuffer of servi
                rebuild=f"{EXPORT} RUN --tflite")
 BACKUP = Entry("backup", TRAIN, "the last finished epoch of an unfinished run (resume point); removed when done",
                folder=True, rebuild=BACKUP_RESTART)
+DATA_CACHE = Entry("data_cache", TRAIN, "the data set's decoded uint8 images (x_train.npy, x_test.npy) when "
+                   "they exceed --data-memory-budget, streamed from while training; removed when the run finishes",
+                   folder=True)
 LAST_GOOD = Entry("last_good.keras", TRAIN, "the model before a divergence (NaN loss) stopped training")
 WORKER = Entry("worker-{index}", f"{TRAIN} --strategy multiworker",
                "a non-chief worker's own run folder (same files)", folder=True)
@@ -108,11 +111,11 @@ REPORT_FILE = Entry("report.html", REPORT, "the whole study as one self-containe
                     rebuild=f"{REPORT} RUN")
 
 RUN_FILES = (CONFIG, MODEL, HISTORY, METRICS, MODEL_SUMMARY, CLASSIFICATION_REPORT, CONFUSION_MATRIX, CURVES, SNAPSHOT,
-             TENSORBOARD, SAVED_MODEL, TFLITE, BACKUP, LAST_GOOD, WORKER, ANALYSIS_DIR, REPORT_FILE)
+             TENSORBOARD, SAVED_MODEL, TFLITE, BACKUP, DATA_CACHE, LAST_GOOD, WORKER, ANALYSIS_DIR, REPORT_FILE)
 # What a training run (and its export) made: removed, model first, when a run starts over (--overwrite).
 # Other tools' outputs (analysis/, report.html) are left alone.
-TRAINING_OUTPUTS = (MODEL, BACKUP, LAST_GOOD, CONFIG, HISTORY, CURVES, CLASSIFICATION_REPORT, CONFUSION_MATRIX,
-                    METRICS, MODEL_SUMMARY, SNAPSHOT, TENSORBOARD, SAVED_MODEL, TFLITE)
+TRAINING_OUTPUTS = (MODEL, BACKUP, DATA_CACHE, LAST_GOOD, CONFIG, HISTORY, CURVES, CLASSIFICATION_REPORT,
+                    CONFUSION_MATRIX, METRICS, MODEL_SUMMARY, SNAPSHOT, TENSORBOARD, SAVED_MODEL, TFLITE)
 
 # Inside backup/: Keras's own BackupAndRestore names, written there by training.callbacks.
 BACKUP_WEIGHTS = Entry("latest.weights.h5", KERAS, "weights after the last finished epoch", rebuild=BACKUP_RESTART)
@@ -212,7 +215,8 @@ def study_of_run(run_dir: str) -> str | None:
 # ---------------------------------------------------------------- user cache folder ($XDG_CACHE_HOME/keras_latent)
 
 CALIBRATION_CACHE = Entry("calibration.json", TRAIN, "images/s of each training formulation, measured once per "
-                          "machine (CPU, ISA, cores, versions) and workload; train() runs the fastest",
+                          "machine (CPU, ISA, cores, versions) and workload (again once quiet if other processes "
+                          "disturbed it: provisional); train() runs the fastest",
                           rebuild=f"{TRAIN} (any run: a missing or unreadable cache is measured again)")
 
 CACHE_FILES = (CALIBRATION_CACHE,)

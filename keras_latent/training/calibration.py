@@ -6,7 +6,9 @@ cost most of a core. So on first use for a workload (model, batch size, precisio
 model, ISA and any ISA cap, cores, TensorFlow and Keras versions), `choose_formulation` measures a few
 CANDIDATES for a few seconds each, caches the images/s it measured (CALIBRATION_CACHE, in the user's
 cache folder, never in a run folder) and picks the fastest; later runs read the cache, so the same seed
-on the same machine keeps giving the same numbers. Formulation fields set explicitly (flags, or a
+on the same machine keeps giving the same numbers. A measurement that other processes disturbed (they
+kept more than DISTURBED_CORES cores busy) is cached as provisional: reused while the machine stays busy,
+measured again once on a quiet run. Formulation fields set explicitly (flags, or a
 TrainConfig field that is not None) are kept, and only candidates that agree with them compete.
 
 Thread settings belong to a process and are fixed once TensorFlow's runtime starts, so each group of
@@ -48,7 +50,8 @@ RESULT_PREFIX = "CALIBRATION_RESULT "  # the line of keras_latent.training.timin
 MARGIN = 0.03  # a later candidate must beat an earlier one by 3% to be chosen: noise does not flip the choice
 CHILD_TIMEOUT_S = 300
 MEASURED_STEPS = 8  # steps per call into the compiled step while measuring (fewer than training's 32: quicker)
-DISTURBED_CORES = 0.5  # other processes this busy while measuring: a notice that the choice may be off
+DISTURBED_CORES = 0.5  # other processes this busy while measuring: the result is provisional (measured again)
+QUIET_PROBE_S = 0.5  # how long a run with a provisional cache entry looks at the load before deciding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,9 +268,33 @@ def _why_not_calibrate(config: TrainConfig) -> str:
     return ""
 
 
+def other_load_now(seconds: float = QUIET_PROBE_S) -> float | None:
+    """How many cores other processes keep busy now (over `seconds`); None where that cannot be told."""
+    with machine.OtherLoad() as load:
+        time.sleep(seconds)
+    return load.cores
+
+
+def provisional_note(cores: float) -> str:
+    return (f"provisional: other processes kept {cores:g} cores busy; will measure again on a quiet run")
+
+
+def _is_provisional(entry: dict) -> bool:
+    """An entry measured while other processes were busy (entries from before the field: by their load)."""
+    if "provisional" in entry:
+        return entry["provisional"] is True
+    cores = entry.get("other_processes_cores")
+    return isinstance(cores, (int, float)) and cores > DISTURBED_CORES
+
+
 def _cached_or_measured(config: TrainConfig, pool: list[Candidate]) -> tuple[dict, str]:
     """(images/s per candidate name, where they come from): the cache's figures, plus measurements of the
-    candidates it lacks (then cached)."""
+    candidates it lacks (then cached).
+
+    A measurement during which other processes kept more than DISTURBED_CORES cores busy is cached as
+    provisional: later runs reuse it while the machine stays busy (a probe of QUIET_PROBE_S), and measure
+    every candidate again, once, on a quiet run; a final (quiet) measurement is never repeated.
+    """
     path = cache_path()
     cpu = machine.describe_cpu()
     identity, work = machine_identity(cpu), workload(config)
@@ -275,6 +302,14 @@ def _cached_or_measured(config: TrainConfig, pool: list[Candidate]) -> tuple[dic
     entry = read_cache(path).get(key, {"images_per_s": {}})
     timings = dict(entry["images_per_s"])
     missing = [c for c in pool if c.name not in timings]
+    provisional = _is_provisional(entry)
+    if provisional and not missing:
+        busy = other_load_now()
+        if busy is None or busy > DISTURBED_CORES:  # still busy (or unknown): keep the provisional figures
+            return timings, f"cached in {path}; {provisional_note(entry.get('other_processes_cores') or 0)}"
+        log.info(f"the cached calibration was provisional (measured while other processes were busy); the machine "
+                 f"is quiet now (other processes {busy:g} cores): measuring again")
+        missing = list(pool)  # all again (a failed child keeps its candidate's provisional figure)
     if not missing:
         return timings, f"cached in {path}"
     names = ", ".join(c.name for c in missing)
@@ -284,19 +319,19 @@ def _cached_or_measured(config: TrainConfig, pool: list[Candidate]) -> tuple[dic
     with machine.OtherLoad() as others:
         measured = measure(config, missing)
     timings.update(measured)
-    if others.cores is not None and others.cores > DISTURBED_CORES:
-        log.warning(f"other processes kept {others.cores:g} cores busy while the calibration measured, so its "
-                    f"choice may not be this machine's best; delete {path} to measure again when it is quiet")
+    disturbed = others.cores is not None and others.cores > DISTURBED_CORES
+    where = f"measured in {time.perf_counter() - start:.0f} s, cached in {path}"
     if measured:
         entry = {"images_per_s": timings, "machine": identity, "workload": work,
                  "measured": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                 "seconds": round(time.perf_counter() - start, 1), "other_processes_cores": others.cores}
+                 "seconds": round(time.perf_counter() - start, 1), "other_processes_cores": others.cores,
+                 "provisional": disturbed}
         try:
             write_cache_entry(path, key, entry)
         except OSError as err:
             log.warning(f"could not write the calibration cache {path} ({err.strerror or err}); "
                         "the next run measures again")
-    return timings, f"measured in {time.perf_counter() - start:.0f} s, cached in {path}"
+    return timings, where + (f"; {provisional_note(others.cores)}" if disturbed else "")
 
 
 def _resolved(config: TrainConfig, source: str, detail: str = "") -> tuple[TrainConfig, str]:

@@ -4,10 +4,33 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix
 
+KEPT_OUTPUTS = ("classifier", "reconstruction")  # what evaluation reads; layer reconstructions are not kept
+
 
 def predict(model, dataset) -> dict[str, np.ndarray]:
-    """Run `model` over a batched dataset: {"classifier": (N, C) probs, "reconstruction": (N, H, W, 3)}."""
-    return {name: np.asarray(value) for name, value in model.predict(dataset, verbose=0).items()}
+    """Run `model` over a batched dataset (of inputs, or of (inputs, targets)): {"classifier": (N, C) probs,
+    "reconstruction": (N, H, W, 3)} (the latter only with a decoder).
+
+    Batch by batch, keeping only KEPT_OUTPUTS, written into arrays sized once from the dataset's cardinality:
+    on a large test split no list of batches beside the result and no copy of the layer decoders' images."""
+    steps = int(dataset.cardinality())  # batches; negative when unknown
+    kept, at = {}, 0
+    for batch in dataset:
+        outputs = model.predict_on_batch(batch[0] if isinstance(batch, tuple) else batch)
+        outputs = outputs if isinstance(outputs, dict) else {"classifier": outputs}
+        n = 0
+        for name in KEPT_OUTPUTS:
+            if name not in outputs:
+                continue
+            value = np.asarray(outputs[name])
+            n = len(value)
+            if name not in kept:
+                kept[name] = np.empty((n * max(steps, 1), *value.shape[1:]), value.dtype)
+            if at + n > len(kept[name]):  # unknown cardinality: grow
+                kept[name] = np.concatenate([kept[name][:at], np.empty_like(value)])
+            kept[name][at:at + n] = value
+        at += n
+    return {name: value[:at] for name, value in kept.items()}
 
 
 def per_class_accuracy(cm: np.ndarray) -> np.ndarray:
@@ -43,8 +66,10 @@ def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, class_names: tup
         "confusion_matrix": cm.tolist(),  # (C, C) counts
         "report": report + "\n" + format_per_class_accuracy(class_names, per_class),
     }
-    if reconstruction is not None and images is not None:
-        metrics["test_reconstruction_mse"] = float(np.mean((reconstruction - images) ** 2))
+    if reconstruction is not None and images is not None:  # in slices: no full-size temporaries
+        squared = sum(float(np.sum(np.square(reconstruction[s:s + 4096] - images[s:s + 4096], dtype=np.float64)))
+                      for s in range(0, len(images), 4096))
+        metrics["test_reconstruction_mse"] = squared / max(np.size(images), 1)
     return metrics
 
 

@@ -35,9 +35,24 @@ def _figures(mse: float) -> dict:
     return {"mse": round(float(mse), 6), "psnr": round(psnr(max(float(mse), 1e-12)), 3)}  # finite: JSON has no inf
 
 
-def mean_image(images: np.ndarray) -> np.ndarray:
-    """The mean of normalized images (N, S, S, 3) -> (S, S, 3): the constant baseline prediction."""
-    return np.asarray(images, np.float64).mean(axis=0).astype(np.float32)
+CHUNK = 4096  # images converted to float at a time: memory stays bounded on large data sets
+
+
+def mean_image(images: np.ndarray, transform=None) -> np.ndarray:
+    """The mean of images (N, S, S, 3) -> (S, S, 3), of `transform(chunk)` if given (e.g. `normalize` on uint8
+    images): the constant baseline prediction. Summed in float64 CHUNK images at a time."""
+    total = np.zeros(np.shape(images)[1:], np.float64)
+    for start in range(0, len(images), CHUNK):
+        chunk = images[start:start + CHUNK]
+        total += np.asarray(transform(chunk) if transform else chunk, np.float64).sum(axis=0)
+    return (total / max(len(images), 1)).astype(np.float32)
+
+
+def _mse_to(images: np.ndarray, image: np.ndarray) -> float:
+    """Mean squared error of every image of (N, S, S, 3) against one (S, S, 3), CHUNK images at a time."""
+    total = sum(float(np.sum((np.asarray(images[s:s + CHUNK], np.float64) - image) ** 2))
+                for s in range(0, len(images), CHUNK))
+    return total / max(np.prod(np.shape(images)), 1)
 
 
 def layer_decode_errors(model, images: np.ndarray, batch_size: int = 256) -> dict[str, float]:
@@ -61,7 +76,7 @@ def measure_faithfulness(model, images: np.ndarray, baseline_image: np.ndarray, 
     """
     tail = layer_decode_errors(model, images, batch_size)
     deepest = list(tail)[-1]
-    baseline = float(np.mean((np.asarray(images, np.float64) - baseline_image) ** 2))
+    baseline = _mse_to(images, baseline_image)
     layers = {layer: {"tail": _figures(mse), "propagate": _figures(tail[deepest])} for layer, mse in tail.items()}
     paths = {layer: "tail" if tail[layer] <= tail[deepest] else "propagate" for layer in tail}
     chosen = {layer: min(tail[layer], tail[deepest]) for layer in tail}  # the default path's error
@@ -74,5 +89,5 @@ def measure_test_faithfulness(model, splits) -> dict | None:
     decoder): what training records in metrics.json and the analysis in analysis.json."""
     if not has_decoder(model):
         return None
-    baseline = mean_image(np.asarray(normalize(splits.x_train)))
+    baseline = mean_image(splits.x_train, lambda chunk: np.asarray(normalize(chunk)))  # never all of it as float
     return measure_faithfulness(model, np.asarray(normalize(splits.x_test)), baseline)

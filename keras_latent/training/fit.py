@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import time
 
 import keras
@@ -145,7 +146,7 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
     strategy = distribute.make_strategy(config.strategy)
     run_dir = distribute.worker_run_dir(strategy, run_dir)
     resume_epoch = inspect_run_dir(run_dir, overwrite)  # 0: a new run; else the epochs to resume after
-    splits, config = load_data(config)
+    splits, config = load_data(config, run_dir)
     if config.strategy != "default":
         log.info(f"strategy: {distribute.describe(strategy)}; run folder {run_dir}")
     model = make_model(config, strategy)
@@ -159,6 +160,7 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
                                 fitted.epochs_run, faithful=faithful)
         export(predictor, config, run_dir, faithful)
         mark_finished(model, run_dir)
+    shutil.rmtree(layout.DATA_CACHE.path(run_dir), ignore_errors=True)  # streamed images (data.store), if any
     return {**metrics, "run_dir": run_dir}
 
 
@@ -182,9 +184,10 @@ def choose_and_apply_formulation(config: TrainConfig, run_dir: str, overwrite: b
     return config
 
 
-def load_data(config: TrainConfig) -> tuple[Splits, TrainConfig]:
-    """The run's data set, and `config` with it resolved (what config.json records)."""
-    splits, config = load_splits(config)
+def load_data(config: TrainConfig, run_dir: str) -> tuple[Splits, TrainConfig]:
+    """The run's data set, and `config` with it resolved (what config.json records). Above the memory budget the
+    images are streamed from RUN/data_cache/ (data.store), removed when the run finishes."""
+    splits, config = load_splits(config, cache_dir=layout.DATA_CACHE.path(run_dir))
     log.info(f"data: {splits.description}")
     return splits, config
 

@@ -31,6 +31,9 @@ def add_training_flags(p: argparse.ArgumentParser) -> None:
     data.add_argument("--split-seed", type=int, default=None,
                       help="seed of the held-out test split and of the --max-train-samples subset (default: --seed)")
     data.add_argument("--augment", action="store_true", help="random flips and shifts of training images")
+    data.add_argument("--data-memory-budget", type=float, default=d.memory_budget_mb, metavar="MB",
+                      help="decoded images (train + test, uint8) held in memory; a larger folder is decoded once "
+                           "into the run folder's data_cache/ and streamed from there (0: always stream)")
     model = p.add_argument_group("model")
     model.add_argument("--filters", type=int_list, default=m.filters, help="channels of each trunk conv block")
     model.add_argument("--kernel-size", type=int, default=m.kernel_size, help="trunk conv kernel size")
@@ -112,7 +115,8 @@ def config_from_flags(args: argparse.Namespace) -> cfg.TrainConfig:
                             padding=padding, head_units=args.head_units, decoder=not args.no_decoder,
                             sub_pixel_decoder=args.sub_pixel_decoder, layer_decoders=args.layer_decoders)
     data = cfg.DataConfig(dataset=args.dataset, tfds_data_dir=args.tfds_data_dir, test_fraction=args.test_fraction,
-                          max_train_samples=args.max_train_samples, split_seed=args.split_seed, augment=args.augment)
+                          max_train_samples=args.max_train_samples, split_seed=args.split_seed, augment=args.augment,
+                          memory_budget_mb=args.data_memory_budget)
     return cfg.validate(cfg.resolve_defaults(cfg.TrainConfig(
         data=data, model=model, ce_weight=ce_weight, recon_weight=recon_weight,
         layer_recon_weights=args.layer_recon_weights, optimizer=args.optimizer,

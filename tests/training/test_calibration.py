@@ -22,9 +22,29 @@ FAST_SPLIT = {"graph": 3000.0, "xla": 1800.0, "threads1x2": 3600.0, "split2": 45
 
 
 @pytest.fixture
-def calibrating(monkeypatch, tmp_path):
-    """Calibration switched on (the suite switches it off), a cache of this test's own, two cores, and a stub
-    instead of the measuring child processes: calls[i] lists the candidates the i-th measurement was asked for."""
+def other_load(monkeypatch):
+    """The load of other processes, injected: {"measuring": cores while the calibration measures, "now": cores
+    a later run's probe sees}; quiet (0) unless a test sets them. No real load, no timing."""
+    load = {"measuring": 0.0, "now": 0.0}
+
+    class FakeOtherLoad:
+        def __enter__(self):
+            self.cores = None
+            return self
+
+        def __exit__(self, *exc):
+            self.cores = load["measuring"]
+
+    monkeypatch.setattr(calibration.machine, "OtherLoad", FakeOtherLoad)
+    monkeypatch.setattr(calibration, "other_load_now", lambda: load["now"])
+    return load
+
+
+@pytest.fixture
+def calibrating(monkeypatch, tmp_path, other_load):
+    """Calibration switched on (the suite switches it off), a cache of this test's own, two cores, other processes
+    quiet (`other_load`), and a stub instead of the measuring child processes: calls[i] lists the candidates the
+    i-th measurement was asked for."""
     calls = []
 
     def fake_measure(config, pool, steps=None, executions=3, repeats=3):
@@ -79,6 +99,50 @@ def test_first_use_measures_then_the_cache_answers(calibrating):
     entry = next(iter(cached["entries"].values()))
     assert entry["images_per_s"] == FAST_SPLIT and entry["workload"]["batch_size"] == 32
     assert entry["machine"]["cores"] == 2 and entry["machine"]["tensorflow"]
+
+
+def test_a_calibration_disturbed_by_load_is_provisional_until_a_quiet_run(calibrating, other_load):
+    other_load["measuring"] = 0.93  # another process kept 0.93 cores busy while the candidates were timed
+    config, line = choose_formulation(TrainConfig())
+    assert calibrating == [["graph", "xla", "threads1x2", "split2"]] and config.batch_split == 2
+    note = "provisional: other processes kept 0.93 cores busy; will measure again on a quiet run"
+    assert line.endswith(note + ")") and "measured in" in line and "\n" not in line
+    entry = next(iter(json.loads(open(calibration.cache_path()).read())["entries"].values()))
+    assert entry["provisional"] is True and entry["other_processes_cores"] == 0.93
+    # still busy: the provisional figures are reused, nothing is measured again
+    other_load["now"] = 1.2
+    _, line = choose_formulation(TrainConfig())
+    assert len(calibrating) == 1 and "cached in" in line and line.endswith(note + ")")
+    # quiet: every candidate is measured again, and the result is final
+    other_load["now"] = other_load["measuring"] = 0.05
+    _, line = choose_formulation(TrainConfig())
+    assert calibrating[1:] == [["graph", "xla", "threads1x2", "split2"]] and "provisional" not in line
+    entry = next(iter(json.loads(open(calibration.cache_path()).read())["entries"].values()))
+    assert entry["provisional"] is False and entry["other_processes_cores"] == 0.05
+
+
+def test_a_final_calibration_is_not_measured_again_whatever_the_load(calibrating, other_load):
+    choose_formulation(TrainConfig())  # measured on a quiet machine: final
+    other_load["now"] = 1.5
+    choose_formulation(TrainConfig())
+    other_load["now"] = 0.0
+    _, line = choose_formulation(TrainConfig())
+    assert len(calibrating) == 1 and "provisional" not in line and "cached in" in line
+
+
+def test_a_cached_entry_from_before_the_provisional_field_is_judged_by_its_load(calibrating, other_load):
+    choose_formulation(TrainConfig())
+    path = calibration.cache_path()
+    data = json.loads(open(path).read())
+    for entry in data["entries"].values():
+        del entry["provisional"]
+        entry["other_processes_cores"] = 0.93
+    open(path, "w").write(json.dumps(data))
+    other_load["now"] = 0.9  # busy: reused
+    assert "provisional" in choose_formulation(TrainConfig())[1] and len(calibrating) == 1
+    other_load["now"] = 0.0  # quiet: measured again
+    choose_formulation(TrainConfig())
+    assert len(calibrating) == 2
 
 
 def test_the_cache_lives_in_the_user_cache_folder_and_is_keyed_by_machine_and_workload(calibrating, tmp_path,
