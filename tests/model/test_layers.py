@@ -1,4 +1,4 @@
-"""layers.py: the sub-pixel transposed conv and the per-image MSE are the functions they replace."""
+"""layers.py: the sub-pixel transposed conv (standard layers) and the per-image MSE are the functions they replace."""
 import keras
 import numpy as np
 import pytest
@@ -6,29 +6,29 @@ import tensorflow as tf
 
 from keras_latent.config import ModelConfig
 from keras_latent.model.builders import build_model
-from keras_latent.model.layers import SubPixelConv2DTranspose, image_mse
+from keras_latent.model.layers import image_mse, phase_bias, phase_kernel, sub_pixel_conv_transpose
 
 
-def _pair(filters, kernel_size, strides, in_shape, **kwargs):
-    """A Conv2DTranspose and a SubPixelConv2DTranspose with the same random weights (bias too)."""
-    plain = keras.layers.Conv2DTranspose(filters, kernel_size, strides=strides, **kwargs)
-    fast = SubPixelConv2DTranspose(filters, kernel_size, strides=strides, **kwargs)
+def _pair(filters, kernel_size, strides, in_shape, activation=None):
+    """A Conv2DTranspose and its sub-pixel form (a Sequential of standard layers) with the same random weights."""
+    plain = keras.layers.Conv2DTranspose(filters, kernel_size, strides=strides, activation=activation)
     plain.build(in_shape)
-    fast.build(in_shape)
+    fast = keras.Sequential(sub_pixel_conv_transpose(filters, kernel_size, strides, in_shape[1:], activation,
+                                                     name="t_conv"))
     rng = np.random.default_rng(1)
-    weights = [rng.normal(size=w.shape).astype("float32") for w in plain.get_weights()]
-    plain.set_weights(weights)
-    fast.set_weights(weights)
+    kernel, bias = [rng.normal(size=w.shape).astype("float32") for w in plain.get_weights()]
+    plain.set_weights([kernel, bias])
+    fast.get_layer("t_conv").set_weights([phase_kernel(kernel, strides), phase_bias(bias, strides)])
     return plain, fast
 
 
-def _outputs_and_grads(layer, x):
+def _outputs_and_grads(layer, weights, x):
     x = tf.constant(x)
     with tf.GradientTape() as tape:
         tape.watch(x)
         y = layer(x)
         loss = tf.reduce_sum(y * tf.sin(y))  # a non-trivial upstream gradient
-    return [y] + tape.gradient(loss, [x] + layer.trainable_weights)
+    return [y] + tape.gradient(loss, [x] + weights)
 
 
 @pytest.mark.parametrize("filters,kernel_size,strides,in_hw,activation", [
@@ -41,55 +41,85 @@ def _outputs_and_grads(layer, x):
 def test_sub_pixel_equals_conv2d_transpose(filters, kernel_size, strides, in_hw, activation):
     x = np.random.default_rng(0).normal(size=(3, *in_hw, 5)).astype("float32")
     plain, fast = _pair(filters, kernel_size, strides, x.shape, activation=activation)
-    assert fast.sub_pixel
-    expected, got = _outputs_and_grads(plain, x), _outputs_and_grads(fast, x)
+    conv = fast.get_layer("t_conv")
+    assert all(type(layer).__module__.startswith("keras.") for layer in fast.layers)  # standard layers only
+    expected = _outputs_and_grads(plain, [plain.kernel, plain.bias], x)
+    got = _outputs_and_grads(fast, [conv.kernel, conv.bias], x)
     assert got[0].shape == expected[0].shape
+    s = strides
+    # The phase kernel's gradient is the permuted transposed-conv gradient; each phase's bias gets its share.
+    expected[2] = phase_kernel(np.asarray(expected[2]), s)
+    got[3] = np.asarray(got[3]).reshape(s * s, filters).sum(axis=0)
     for name, e, g in zip(["output", "input grad", "kernel grad", "bias grad"], expected, got):
         scale = float(np.max(np.abs(e))) + 1e-6
         np.testing.assert_allclose(np.asarray(g) / scale, np.asarray(e) / scale, atol=1e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("kwargs", [dict(kernel_size=5, strides=2), dict(kernel_size=6, strides=2, padding="same"),
-                                    dict(kernel_size=6, strides=(2, 1))])
-def test_cases_without_an_exact_sub_pixel_form_fall_back(kwargs):
-    x = np.random.default_rng(0).normal(size=(2, 6, 6, 3)).astype("float32")
-    plain, fast = _pair(4, in_shape=x.shape, **kwargs)
-    assert not fast.sub_pixel
-    np.testing.assert_array_equal(fast(x), plain(x))
+def test_a_kernel_without_an_exact_sub_pixel_form_is_refused():
+    with pytest.raises(ValueError, match="no exact sub-pixel form"):
+        sub_pixel_conv_transpose(4, 5, 2, (6, 6, 3), None, name="t_conv")
 
 
-def test_model_with_and_without_sub_pixel_decoder_is_the_same_function():
+def _decoder_layer_types(model):
+    blocks = [b for b in model.get_layer("decoder").layers if isinstance(b, keras.Sequential)]
+    return {b.name: [type(layer).__name__ for layer in b.layers] for b in blocks}
+
+
+def test_a_seeded_sub_pixel_model_starts_as_the_plain_model_permuted():
+    """Same seed: every weight equal, the phase kernels Conv2DTranspose's draw permuted, phase biases zero, the
+    same outputs; and the weights keras_latent reads by name keep their paths."""
+    keras.utils.set_random_seed(0)
+    fast_model = build_model(ModelConfig())
+    keras.utils.set_random_seed(0)
+    plain_model = build_model(ModelConfig(sub_pixel_decoder=False))
+    assert _decoder_layer_types(fast_model) == {
+        f"deconv{k}": ["ZeroPadding2D", "Conv2D", "Reshape", "Permute", "Reshape"] for k in (1, 2)}
+    assert _decoder_layer_types(plain_model) == {f"deconv{k}": ["Conv2DTranspose"] for k in (1, 2)}
+    assert [v.path for v in fast_model.weights] == [v.path for v in plain_model.weights]
+    for fast, plain in zip(fast_model.weights, plain_model.weights):
+        plain = np.asarray(plain)
+        if fast.path.endswith("deconv1/deconv1_conv/kernel") or fast.path.endswith("deconv2/deconv2_conv/kernel"):
+            plain = phase_kernel(plain, 2)
+        elif fast.path.startswith("deconv"):
+            plain = phase_bias(plain, 2)
+        np.testing.assert_array_equal(np.asarray(fast), plain, err_msg=fast.path)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    for name, value in plain_model(x).items():
+        np.testing.assert_allclose(fast_model(x)[name], value, atol=2e-6, err_msg=name)
+
+
+def test_with_and_without_sub_pixel_decoder_the_model_is_the_same_function():
     fast_model = build_model(ModelConfig())
     plain_model = build_model(ModelConfig(sub_pixel_decoder=False))
+    rng = np.random.default_rng(2)
+    weights = [rng.normal(scale=0.2, size=w.shape).astype("float32") for w in plain_model.get_weights()]
+    plain_model.set_weights(weights)
+    fast_model.set_weights([phase_kernel(w, 2) if "deconv" in v.path and w.ndim == 4 else
+                            phase_bias(w, 2) if "deconv" in v.path else w
+                            for v, w in zip(plain_model.weights, weights)])
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    fast, plain = fast_model(x), plain_model(x)
+    for name in ("reconstruction", "reconstruction_conv1"):
+        np.testing.assert_allclose(fast[name], plain[name], rtol=1e-5, atol=1e-5, err_msg=name)
 
-    def transposed_convs(model):
-        blocks = [b for b in model.get_layer("decoder").layers if isinstance(b, keras.Sequential)]
-        return [type(layer) for b in blocks for layer in b.layers]
 
-    assert transposed_convs(fast_model) == [SubPixelConv2DTranspose] * 2
-    assert transposed_convs(plain_model) == [keras.layers.Conv2DTranspose] * 2
-    plain_model.set_weights(fast_model.get_weights())  # the same weights fit both
-    x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(fast_model(x)["reconstruction"], plain_model(x)["reconstruction"], atol=2e-6)
-
-
-def test_sub_pixel_layer_survives_model_keras(tmp_path):
-    model = build_model(ModelConfig())
-    path = str(tmp_path / "m.keras")
-    model.save(path)
-    reloaded = keras.saving.load_model(path, safe_mode=True)
-    layer = reloaded.get_layer("decoder").get_layer("deconv1").get_layer("deconv1_conv")
-    assert isinstance(layer, SubPixelConv2DTranspose) and layer.sub_pixel
-    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
-    np.testing.assert_array_equal(reloaded(x)["reconstruction"], model(x)["reconstruction"])
+def test_an_odd_decoder_kernel_falls_back_to_conv2d_transpose():
+    """A 33px image: deconv1 needs a 7x7 kernel (no stride-2 sub-pixel form), deconv2 a 6x6 one."""
+    types = _decoder_layer_types(build_model(ModelConfig(image_size=33)))
+    assert types["deconv1"] == ["Conv2DTranspose"]
+    assert types["deconv2"] == ["ZeroPadding2D", "Conv2D", "Reshape", "Permute", "Reshape"]
 
 
 def test_sub_pixel_runs_in_bfloat16():
     x = np.random.default_rng(0).normal(size=(2, 5, 5, 16)).astype("float32")
-    plain, _ = _pair(6, 6, 2, x.shape)
-    fast = SubPixelConv2DTranspose(6, 6, strides=2, dtype="mixed_bfloat16")
-    fast.build(x.shape)
-    fast.set_weights(plain.get_weights())
+    plain, fast32 = _pair(6, 6, 2, x.shape)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        fast = keras.Sequential(sub_pixel_conv_transpose(6, 6, 2, (5, 5, 16), None, name="t_conv"))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    fast.get_layer("t_conv").set_weights(fast32.get_layer("t_conv").get_weights())
     y = fast(x)
     assert y.dtype == tf.bfloat16
     np.testing.assert_allclose(np.asarray(tf.cast(y, tf.float32)), plain(x), rtol=0.05, atol=0.1)
