@@ -4,8 +4,8 @@
       -> trunk:   conv1 .. convN   each block Conv2D(k) + ReLU + MaxPool(2)
       -> classifier_head: Flatten -> Dense(120) -> Dense(84) -> softmax      => "classifier"
       -> decoder: deconvN .. deconv1  mirrored Conv2DTranspose(stride 2)     => "reconstruction"
-                 (by default in sub-pixel form: pad, stride-1 Conv2D giving 4 phases, then depth-to-space
-                  as Reshape/Permute/Reshape; standard layers only: keras_latent.model.layers)
+                 (by default in sub-pixel form: pad, stride-1 Conv2D giving 4 phases, depth-to-space as
+                  Reshape/Permute/Reshape, then bias; standard layers only: keras_latent.model.layers)
          and, with layer decoders, conv{k} -> deconv{k} .. deconv1 for each shallower block k
                                                                             => "reconstruction_conv{k}"
 
@@ -83,7 +83,8 @@ def _deconv_block(k: int, in_size: int, out_size: int, channels_in: int, channel
     tutorial's 5x5 valid convs, as in the PyTorch reference); when that is smaller than the trunk's
     kernel (same padding), a larger kernel is used and the border cropped back symmetrically. With
     `sub_pixel` and an even kernel, the transposed conv is `layers.sub_pixel_conv_transpose` (its
-    Conv2D is `deconv{k}_conv`, holding the phase kernel); otherwise a plain Conv2DTranspose.
+    Conv2D `deconv{k}_conv` holds the phase kernel, `deconv{k}_bias` the bias and the activation);
+    otherwise a plain Conv2DTranspose.
     """
     exact = in_size - 2 * (out_size - 1)
     kernel = exact if exact >= kernel_size else exact + 2 * ((kernel_size - exact + 1) // 2)

@@ -6,15 +6,17 @@ of Shi et al., 2016). On CPUs, oneDNN's transposed convolutions on the decoder's
 slowest ops of a training step; the stride-1 form trains the whole model about 20% faster at batch 128
 (docs/performance.md). `sub_pixel_conv_transpose` spells it with standard layers only,
 
-    (B, h, w, C_in) -> ZeroPadding2D(k/s - 1) -> Conv2D(s*s*filters, k/s, activation)   # (B, h', w', s*s*F)
+    (B, h, w, C_in) -> ZeroPadding2D(k/s - 1) -> Conv2D(s*s*filters, k/s, no bias)   # (B, h', w', s*s*F)
       -> Reshape (h', w', s, s*F) -> Permute (h', s, w', s*F) -> Reshape (s*h', s*w', F)  # depth-to-space
+      -> DepthwiseConv2D(1, kernel of ones, frozen) + bias, activation                   # the tied bias
 
 with h' = h + k/s - 1, so the output is (B, s*(h-1) + k, s*(w-1) + k, F) like Conv2DTranspose's, and a
 model built with it saves a `.keras` file that plain Keras loads on any backend (no custom class).
 The kernel is Conv2DTranspose's with its entries permuted (`phase_kernel`), and it starts from the
-same random values a Conv2DTranspose would draw. The bias is per phase channel (s*s*F values, started
-at zero like Conv2DTranspose's F): an untied bias, since no standard layer adds a bias tied over the
-phases; `phase_bias` maps a Conv2DTranspose bias to it exactly.
+same random values a Conv2DTranspose would draw. No standard layer adds a bias tied over the phases,
+so the bias (F values, as Conv2DTranspose's) and the activation follow the shuffle in a 1x1
+DepthwiseConv2D whose kernel of ones is frozen; with `tied_bias=False` the Conv2D holds a bias per
+phase channel instead (`phase_bias` maps a Conv2DTranspose bias to it).
 
 `image_mse` is Keras's mean squared error averaged per image, with the same value, and faster.
 """
@@ -49,8 +51,8 @@ def phase_bias(bias: np.ndarray, strides: int) -> np.ndarray:
 
 
 def sub_pixel_conv_transpose(filters: int, kernel_size: int | tuple[int, int], strides: int,
-                             in_shape: tuple[int, int, int], activation: str | None,
-                             name: str) -> list[keras.layers.Layer]:
+                             in_shape: tuple[int, int, int], activation: str | None, name: str,
+                             tied_bias: bool = True) -> list[keras.layers.Layer]:
     """Standard Keras layers computing Conv2DTranspose(filters, kernel_size, strides, "valid", activation).
 
     `in_shape` (h, w, C_in) is the input's; the reshapes need its size. The Conv2D, named `name`, is
@@ -58,6 +60,13 @@ def sub_pixel_conv_transpose(filters: int, kernel_size: int | tuple[int, int], s
     permuted glorot-uniform draw Conv2DTranspose would make at this point of a seeded build (the same
     Python-random seed is taken, so later layers draw what they drew before). Layers `{block}_pad`,
     `{block}_split`, `{block}_interleave`, `{block}_merge` surround it, `block` being `name` less "_conv".
+
+    `tied_bias` (default): the bias is Conv2DTranspose's, F values shared by the phases, added after the
+    shuffle by `{block}_bias`, a 1x1 DepthwiseConv2D whose kernel of ones is frozen (`kernel.trainable`
+    False; a `.keras` file does not keep that flag, so it trains again only if a loaded model is
+    fine-tuned) and which applies the activation. Else the Conv2D has a bias per phase channel
+    (s*s*F, zero at the start) and the activation: one op fewer, but SGD moves the shared offset at
+    1/(s*s) the rate (docs/performance.md).
     """
     kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
     s = strides
@@ -68,19 +77,26 @@ def sub_pixel_conv_transpose(filters: int, kernel_size: int | tuple[int, int], s
     ph, pw = kh // s - 1, kw // s - 1
     hp, wp = h + ph, w + pw  # rows and columns of phases: (h + 2*ph) - (kh/s) + 1
     init = keras.initializers.GlorotUniform()  # takes one seed, as Conv2DTranspose's default initializer does
-    conv = keras.layers.Conv2D(s * s * filters, (kh // s, kw // s), padding="valid", activation=activation,
-                               kernel_initializer=init, name=name)
-    with keras.name_scope(block):  # variable paths as if built inside the block: deconv{k}/deconv{k}_conv/kernel
-        conv.build((None, h + 2 * ph, w + 2 * pw, cin))
-    transposed = keras.ops.convert_to_numpy(init((kh, kw, filters, cin)))  # what Conv2DTranspose would hold
-    conv.kernel.assign(phase_kernel(transposed, s))
-    return [
+    conv = keras.layers.Conv2D(s * s * filters, (kh // s, kw // s), padding="valid", use_bias=not tied_bias,
+                               activation=None if tied_bias else activation, kernel_initializer=init, name=name)
+    layers = [
         keras.layers.ZeroPadding2D((ph, pw), name=f"{block}_pad"),
-        conv,  # (B, hp, wp, s*s*F), channels (p, q, F); the activation is elementwise, so fused here
+        conv,  # (B, hp, wp, s*s*F), channels (p, q, F)
         keras.layers.Reshape((hp, wp, s, s * filters), name=f"{block}_split"),  # (.., p, (q, F))
         keras.layers.Permute((1, 3, 2, 4), name=f"{block}_interleave"),  # (B, hp, p, wp, (q, F))
         keras.layers.Reshape((hp * s, wp * s, filters), name=f"{block}_merge"),  # row hp*s+p, col wp*s+q
     ]
+    with keras.name_scope(block):  # variable paths as if built inside the block: deconv{k}/deconv{k}_conv/kernel
+        conv.build((None, h + 2 * ph, w + 2 * pw, cin))
+        if tied_bias:
+            bias = keras.layers.DepthwiseConv2D(1, depthwise_initializer="ones", activation=activation,
+                                                name=f"{block}_bias")
+            bias.build((None, hp * s, wp * s, filters))
+            bias.kernel.trainable = False  # x * 1 + b: only the bias trains
+            layers.append(bias)
+    transposed = keras.ops.convert_to_numpy(init((kh, kw, filters, cin)))  # what Conv2DTranspose would hold
+    conv.kernel.assign(phase_kernel(transposed, s))
+    return layers
 
 
 @keras.saving.register_keras_serializable(package="keras_latent")
