@@ -53,7 +53,7 @@ class ModelConfig:
     padding: str = "valid"  # trunk conv padding: valid (tutorial) or same (deep trunks)
     head_units: tuple[int, ...] = (120, 84)  # hidden dense widths of the classifier head
     decoder: bool = True  # build the reconstruction decoder (False: classifier only)
-    sub_pixel_decoder: bool = True  # run the decoder's Conv2DTranspose as conv + depth_to_space (same function, faster)
+    sub_pixel_decoder: bool = True  # decoder's Conv2DTranspose as conv + depth-to-space (same function, faster)
     layer_decoders: bool = True  # also decode every shallower block's own activations (outputs reconstruction_conv{k})
 
 

@@ -1,5 +1,6 @@
-"""The model: pure builders from a ModelConfig to Keras models (`builders`), the custom layers and loss
-(`layers`), and safe loading of a run's model.keras (`saving`)."""
+"""The model: pure builders from a ModelConfig to Keras models (`builders`), the sub-pixel transposed conv in
+standard layers and the per-image loss (`layers`), safe loading of a run's model.keras (`saving`), and the
+pre-issue-21 decoder layer old files name (`legacy`)."""
 from keras_latent._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {

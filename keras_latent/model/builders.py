@@ -4,7 +4,8 @@
       -> trunk:   conv1 .. convN   each block Conv2D(k) + ReLU + MaxPool(2)
       -> classifier_head: Flatten -> Dense(120) -> Dense(84) -> softmax      => "classifier"
       -> decoder: deconvN .. deconv1  mirrored Conv2DTranspose(stride 2)     => "reconstruction"
-                 (by default run as conv + depth_to_space, the same function: keras_latent.model.layers)
+                 (by default in sub-pixel form: pad, stride-1 Conv2D giving 4 phases, depth-to-space as
+                  Reshape/Permute/Reshape, then bias; standard layers only: keras_latent.model.layers)
          and, with layer decoders, conv{k} -> deconv{k} .. deconv1 for each shallower block k
                                                                             => "reconstruction_conv{k}"
 
@@ -21,7 +22,7 @@ import keras
 
 from keras_latent.config import ModelConfig, block_sizes
 from keras_latent.errors import UsageError
-from keras_latent.model.layers import SubPixelConv2DTranspose
+from keras_latent.model.layers import has_sub_pixel_form, sub_pixel_conv_transpose
 
 
 def check_trunk_fits(config: ModelConfig) -> list[tuple[int, int]]:
@@ -73,20 +74,28 @@ def build_classifier_head(config: ModelConfig, latent_shape: tuple[int, ...]) ->
     return keras.Model(latent, probs, name="classifier_head")
 
 
-def _deconv_block(k: int, in_size: int, out_size: int, channels_out: int, kernel_size: int,
+def _deconv_block(k: int, in_size: int, out_size: int, channels_in: int, channels_out: int, kernel_size: int,
                   last: bool, sub_pixel: bool) -> keras.Sequential:
-    """Mirror of trunk block k: (out_size, out_size) -> (in_size, in_size), stride-2 transposed conv.
+    """Mirror of trunk block k: (out_size, out_size, channels_in) -> (in_size, in_size, channels_out), a stride-2
+    transposed conv `deconv{k}_conv` (then `deconv{k}_crop` where needed).
 
     The kernel that exactly inverts the block's size is `in_size - 2 * (out_size - 1)` (6 for the
     tutorial's 5x5 valid convs, as in the PyTorch reference); when that is smaller than the trunk's
-    kernel (same padding), a larger kernel is used and the border cropped back symmetrically.
+    kernel (same padding), a larger kernel is used and the border cropped back symmetrically. With
+    `sub_pixel` and an even kernel, the transposed conv is `layers.sub_pixel_conv_transpose` (its
+    Conv2D `deconv{k}_conv` holds the phase kernel, `deconv{k}_bias` the bias and the activation);
+    otherwise a plain Conv2DTranspose.
     """
     exact = in_size - 2 * (out_size - 1)
     kernel = exact if exact >= kernel_size else exact + 2 * ((kernel_size - exact + 1) // 2)
     crop = (kernel - exact) // 2
-    transposed_conv = SubPixelConv2DTranspose if sub_pixel else keras.layers.Conv2DTranspose
-    layers = [transposed_conv(channels_out, kernel, strides=2, padding="valid",
-                              activation="tanh" if last else "relu", name=f"deconv{k}_conv")]
+    activation = "tanh" if last else "relu"
+    if sub_pixel and has_sub_pixel_form((kernel, kernel), 2):
+        layers = sub_pixel_conv_transpose(channels_out, kernel, 2, (out_size, out_size, channels_in), activation,
+                                          name=f"deconv{k}_conv")
+    else:
+        layers = [keras.layers.Conv2DTranspose(channels_out, kernel, strides=2, padding="valid",
+                                               activation=activation, name=f"deconv{k}_conv")]
     if crop:  # after the activation: both are per pixel, so the order does not matter
         layers.append(keras.layers.Cropping2D(crop, name=f"deconv{k}_crop"))
     return keras.Sequential(layers, name=f"deconv{k}")
@@ -102,8 +111,9 @@ def build_decoder(config: ModelConfig) -> keras.Model:
     """
     sizes = check_trunk_fits(config)
     n = len(config.filters)
-    blocks = {k: _deconv_block(k, *sizes[k - 1], config.filters[k - 2] if k > 1 else 3, config.kernel_size,
-                               last=(k == 1), sub_pixel=config.sub_pixel_decoder) for k in range(n, 0, -1)}
+    blocks = {k: _deconv_block(k, *sizes[k - 1], config.filters[k - 1], config.filters[k - 2] if k > 1 else 3,
+                               config.kernel_size, last=(k == 1), sub_pixel=config.sub_pixel_decoder)
+              for k in range(n, 0, -1)}
 
     def tail(x, start: int):
         for k in range(start, 0, -1):

@@ -1,70 +1,102 @@
-"""Custom layers and losses: exact, faster forms of standard Keras pieces (TensorFlow backend).
+"""The decoder's sub-pixel transposed convolution, built from standard Keras layers, and the per-image MSE.
 
-`SubPixelConv2DTranspose` is a `keras.layers.Conv2DTranspose` (same weights, same config, same
-outputs up to float round-off) that runs a stride-s transposed convolution as one stride-1
-convolution producing s*s "phases" of the output, then `depth_to_space` (the sub-pixel identity
-of Shi et al., 2016). On CPUs, oneDNN's transposed convolutions on the decoder's few channels were
-the slowest ops of a training step; this form trains the whole model about 20% faster at batch
-128 (README, Performance). `image_mse` is Keras's mean squared error averaged per image, with the
-same value.
+A stride-s "valid" transposed convolution with a k x k kernel (k a multiple of s) is, exactly, one
+stride-1 convolution producing s*s output "phases" followed by depth-to-space (the sub-pixel identity
+of Shi et al., 2016). On CPUs, oneDNN's transposed convolutions on the decoder's few channels were the
+slowest ops of a training step; the stride-1 form trains the whole model about 20% faster at batch 128
+(docs/performance.md). `sub_pixel_conv_transpose` spells it with standard layers only,
+
+    (B, h, w, C_in) -> ZeroPadding2D(k/s - 1) -> Conv2D(s*s*filters, k/s, no bias)   # (B, h', w', s*s*F)
+      -> Reshape (h', w', s, s*F) -> Permute (h', s, w', s*F) -> Reshape (s*h', s*w', F)  # depth-to-space
+      -> DepthwiseConv2D(1, kernel of ones, frozen) + bias, activation                   # the tied bias
+
+with h' = h + k/s - 1, so the output is (B, s*(h-1) + k, s*(w-1) + k, F) like Conv2DTranspose's, and a
+model built with it saves a `.keras` file that plain Keras loads on any backend (no custom class).
+The kernel is Conv2DTranspose's with its entries permuted (`phase_kernel`), and it starts from the
+same random values a Conv2DTranspose would draw. No standard layer adds a bias tied over the phases,
+so the bias (F values, as Conv2DTranspose's) and the activation follow the shuffle in a 1x1
+DepthwiseConv2D whose kernel of ones is frozen; with `tied_bias=False` the Conv2D holds a bias per
+phase channel instead (`phase_bias` maps a Conv2DTranspose bias to it).
+
+`image_mse` is Keras's mean squared error averaged per image, with the same value, and faster.
 """
 from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 
-@keras.saving.register_keras_serializable(package="keras_latent")
-class SubPixelConv2DTranspose(keras.layers.Conv2DTranspose):
-    """Conv2DTranspose computed as conv2d + depth_to_space when that is exact.
+def has_sub_pixel_form(kernel_size: tuple[int, int], strides: int) -> bool:
+    """Whether a "valid" stride-`strides` transposed conv with this kernel is exactly conv + depth-to-space."""
+    return strides > 1 and all(k % strides == 0 for k in kernel_size)
 
-    Exact when the strides are equal (s), padding is "valid", each kernel side is a multiple of s,
-    dilation is 1, there is no output_padding and data is channels_last; otherwise it runs the
-    ordinary Conv2DTranspose. Output for input (B, n, n, C_in): (B, s*(n-1) + k, ..., filters).
+
+def phase_kernel(kernel: np.ndarray, strides: int) -> np.ndarray:
+    """(k_h, k_w, F, C_in) Conv2DTranspose kernel -> (k_h/s, k_w/s, C_in, s*s*F) phase Conv2D kernel.
+
+    Output row s*j + p sums x[j - m] * w[p + s*m] over m; as a convolution over the input padded by
+    k/s - 1 that is w[p + s*(k/s - 1 - t)] at tap t, so the taps are reversed; channels are ordered
+    (p, q, F), as the depth-to-space reshape expects. Every weight appears once: a permutation.
     """
+    s = strides
+    kh, kw, filters, cin = kernel.shape
+    w = np.asarray(kernel).reshape(kh // s, s, kw // s, s, filters, cin)  # (m, p, n, q, F, in)
+    w = w[::-1, :, ::-1].transpose(0, 2, 5, 1, 3, 4)  # (t, u, in, p, q, F)
+    return np.ascontiguousarray(w).reshape(kh // s, kw // s, cin, s * s * filters)
 
-    @property
-    def sub_pixel(self) -> bool:
-        """Whether this layer runs as conv2d + depth_to_space (else as a plain Conv2DTranspose)."""
-        s, k = self.strides, self.kernel_size
-        return (s[0] == s[1] and self.padding == "valid" and k[0] % s[0] == 0 and k[1] % s[0] == 0
-                and self.dilation_rate == (1, 1) and self.output_padding is None
-                and self.data_format == "channels_last")
 
-    def _phase_kernel(self, kernel):
-        """(k_h, k_w, out, in) transposed-conv kernel -> (k_h/s, k_w/s, in, s*s*out) conv kernel.
+def phase_bias(bias: np.ndarray, strides: int) -> np.ndarray:
+    """(F,) Conv2DTranspose bias -> (s*s*F,) phase bias, the same for every phase."""
+    return np.tile(np.asarray(bias), strides * strides)
 
-        Output row s*j + p sums x[j - m] * w[p + s*m] over m; as a convolution over the input padded
-        by k/s - 1 that is w[p + s*(k/s - 1 - t)] at tap t, so the taps are reversed; channels are
-        ordered (p, q, out), as depth_to_space expects. Every weight appears once, so this is a
-        permutation: a gather, with the inverse gather as its gradient (cheaper than a 6-D transpose).
-        """
-        s = self.strides[0]
-        (kh, kw), out, cin = self.kernel_size, self.filters, kernel.shape[-1]
-        order = np.arange(kh * kw * out * cin).reshape(kh // s, s, kw // s, s, out, cin)  # (m, p, n, q, out, in)
-        order = order[::-1, :, ::-1].transpose(0, 2, 5, 1, 3, 4).reshape(-1)  # (t, u, in, p, q, out)
-        inverse = np.argsort(order)
 
-        @tf.custom_gradient
-        def permute(flat):
-            return tf.gather(flat, order), lambda grad: tf.gather(grad, inverse)
+def sub_pixel_conv_transpose(filters: int, kernel_size: int | tuple[int, int], strides: int,
+                             in_shape: tuple[int, int, int], activation: str | None, name: str,
+                             tied_bias: bool = True) -> list[keras.layers.Layer]:
+    """Standard Keras layers computing Conv2DTranspose(filters, kernel_size, strides, "valid", activation).
 
-        return tf.reshape(permute(tf.reshape(kernel, [-1])), (kh // s, kw // s, cin, s * s * out))
+    `in_shape` (h, w, C_in) is the input's; the reshapes need its size. The Conv2D, named `name`, is
+    built here and holds the kernel (B, h', w', s*s*F) phases come from: its initial kernel is the
+    permuted glorot-uniform draw Conv2DTranspose would make at this point of a seeded build (the same
+    Python-random seed is taken, so later layers draw what they drew before). Layers `{block}_pad`,
+    `{block}_split`, `{block}_interleave`, `{block}_merge` surround it, `block` being `name` less "_conv".
 
-    def call(self, inputs):
-        if not self.sub_pixel:
-            return super().call(inputs)
-        s = self.strides[0]
-        ph, pw = self.kernel_size[0] // s - 1, self.kernel_size[1] // s - 1
-        kernel = tf.cast(self._phase_kernel(self.kernel), inputs.dtype)
-        padded = tf.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]])  # conv2d's explicit padding is slower here
-        phases = tf.nn.conv2d(padded, kernel, 1, "VALID")  # (B, h, w, s*s*out)
-        if self.use_bias:
-            phases = tf.nn.bias_add(phases, tf.tile(tf.cast(self.bias, inputs.dtype), [s * s]))
-        if self.activation is not None:
-            phases = self.activation(phases)  # elementwise, so before the shuffle (lets TF fuse it)
-        return tf.nn.depth_to_space(phases, s)  # (B, s*h, s*w, out)
+    `tied_bias` (default): the bias is Conv2DTranspose's, F values shared by the phases, added after the
+    shuffle by `{block}_bias`, a 1x1 DepthwiseConv2D whose kernel of ones is frozen (`kernel.trainable`
+    False; a `.keras` file does not keep that flag, so it trains again only if a loaded model is
+    fine-tuned) and which applies the activation. Else the Conv2D has a bias per phase channel
+    (s*s*F, zero at the start) and the activation: one op fewer, but SGD moves the shared offset at
+    1/(s*s) the rate (docs/performance.md).
+    """
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+    s = strides
+    if not has_sub_pixel_form((kh, kw), s):
+        raise ValueError(f"a {kh}x{kw} kernel at stride {s} has no exact sub-pixel form (each side a multiple of s)")
+    h, w, cin = in_shape
+    block = name.removesuffix("_conv")
+    ph, pw = kh // s - 1, kw // s - 1
+    hp, wp = h + ph, w + pw  # rows and columns of phases: (h + 2*ph) - (kh/s) + 1
+    init = keras.initializers.GlorotUniform()  # takes one seed, as Conv2DTranspose's default initializer does
+    conv = keras.layers.Conv2D(s * s * filters, (kh // s, kw // s), padding="valid", use_bias=not tied_bias,
+                               activation=None if tied_bias else activation, kernel_initializer=init, name=name)
+    layers = [
+        keras.layers.ZeroPadding2D((ph, pw), name=f"{block}_pad"),
+        conv,  # (B, hp, wp, s*s*F), channels (p, q, F)
+        keras.layers.Reshape((hp, wp, s, s * filters), name=f"{block}_split"),  # (.., p, (q, F))
+        keras.layers.Permute((1, 3, 2, 4), name=f"{block}_interleave"),  # (B, hp, p, wp, (q, F))
+        keras.layers.Reshape((hp * s, wp * s, filters), name=f"{block}_merge"),  # row hp*s+p, col wp*s+q
+    ]
+    with keras.name_scope(block):  # variable paths as if built inside the block: deconv{k}/deconv{k}_conv/kernel
+        conv.build((None, h + 2 * ph, w + 2 * pw, cin))
+        if tied_bias:
+            bias = keras.layers.DepthwiseConv2D(1, depthwise_initializer="ones", activation=activation,
+                                                name=f"{block}_bias")
+            bias.build((None, hp * s, wp * s, filters))
+            bias.kernel.trainable = False  # x * 1 + b: only the bias trains
+            layers.append(bias)
+    transposed = keras.ops.convert_to_numpy(init((kh, kw, filters, cin)))  # what Conv2DTranspose would hold
+    conv.kernel.assign(phase_kernel(transposed, s))
+    return layers
 
 
 @keras.saving.register_keras_serializable(package="keras_latent")

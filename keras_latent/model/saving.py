@@ -1,6 +1,14 @@
-"""Loading a run's `model.keras` safely (the custom layers registered, `safe_mode=True`, one-line errors), and
-opening a run folder with this model's loaders (`open_run`: a `runs.run.Run` that can hand out its model,
-layers, decode paths and data)."""
+"""Loading a run's `model.keras` safely: `safe_mode=True`, one-line errors, and old files' classes known.
+
+A model.keras written since issue 21 holds standard Keras layers only: `keras.saving.load_model(path,
+compile=False)` loads it without this package (on any backend). Its compile config names the loss
+`keras_latent>image_mse`, registered by `keras_latent.model.layers`; files from before issue 21 also
+name the decoder layer `SubPixelConv2DTranspose`, which `load_model_file` supplies from
+`keras_latent.model.legacy` (as `custom_objects`, for that call only).
+
+`open_run` opens a run folder with this model's loaders: a `runs.run.Run` that can hand out its model, layers,
+decode paths and data.
+"""
 from __future__ import annotations
 
 import re
@@ -8,7 +16,7 @@ import zipfile
 
 import keras
 
-import keras_latent.model.layers  # noqa: F401 (registers the custom layer and loss that model.keras names)
+import keras_latent.model.layers  # noqa: F401 (registers the loss `image_mse` that a compiled model.keras names)
 from keras_latent.config import DECODE_PATHS
 from keras_latent.errors import UsageError
 from keras_latent.model.builders import default_decode_paths, trunk_block_names
@@ -35,8 +43,10 @@ def load_model_file(path: str, compile: bool = True, entry: layout.Entry = layou
     code or an unknown class, or is damaged is a one-line UsageError naming it and the command that rebuilds it."""
     if not zipfile.is_zipfile(path):
         raise UsageError(layout.damaged(entry, path, "is damaged (not a .keras zip archive)"))
+    from keras_latent.model.legacy import LEGACY_OBJECTS  # on demand: only old files name these
+
     try:
-        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+        return keras.saving.load_model(path, compile=compile, safe_mode=True, custom_objects=LEGACY_OBJECTS)
     except Exception as err:  # zip, h5 and deserialization errors all mean the file is not ours to load
         raise UsageError(layout.damaged(entry, path, _why_refused(err))) from None
 

@@ -87,7 +87,7 @@ def _add_performance_flags(p: argparse.ArgumentParser, t: cfg.TrainConfig, m: cf
     perf.add_argument("--inter-op-threads", type=int, default=None,
                       help="TensorFlow ops run at once, 0 = one per core (default: calibrated; static default 0)")
     perf.add_argument("--sub-pixel-decoder", action=argparse.BooleanOptionalAction, default=m.sub_pixel_decoder,
-                      help="compute the decoder's transposed convs as conv + depth_to_space (the same function)")
+                      help="the decoder's transposed convs as stride-1 conv + depth-to-space (the same function)")
     perf.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=t.mixed_precision,
                       help="mixed_bfloat16: bfloat16 compute, float32 weights and outputs")
 

@@ -30,8 +30,13 @@ def test_default_model_outputs_and_submodels():
     assert trunk_block_names(model) == ["conv1", "conv2"]
     assert tuple(trunk.get_layer("conv1").output.shape) == (None, 14, 14, 6)
     assert [tuple(t.shape) for t in trunk.outputs] == [(None, 14, 14, 6), (None, 5, 5, 16)]
-    # the tutorial net's parameter counts: trunk 2,872, head 59,134, decoder 4,113 (as in PyTorch)
-    assert [model.get_layer(n).count_params() for n in ("trunk", "classifier_head", "decoder")] == [2872, 59134, 4113]
+    # the tutorial net's parameter counts: trunk 2,872, head 59,134, decoder 4,113 (as in PyTorch); the sub-pixel
+    # decoder also holds its bias layers' frozen kernels of ones (6 + 3 values)
+    trainable = [sum(int(np.prod(v.shape)) for v in model.get_layer(n).trainable_weights)
+                 for n in ("trunk", "classifier_head", "decoder")]
+    assert trainable == [2872, 59134, 4113]
+    assert model.get_layer("decoder").count_params() == 4113 + 6 + 3
+    assert build_model(ModelConfig(sub_pixel_decoder=False)).get_layer("decoder").count_params() == 4113
 
 
 def test_builder_is_pure():
@@ -91,10 +96,11 @@ def test_saved_and_reloaded_model_gives_same_outputs(tmp_path):
     for name, value in model(x).items():
         np.testing.assert_allclose(again(x)[name], value, atol=1e-6)
     # the layer decoder shares deconv1 with the main decoder after reloading: one kernel drives both outputs
-    deconv1 = again.get_layer("decoder").get_layer("deconv1").layers[0]
+    deconv1 = again.get_layer("decoder").get_layer("deconv1")
     assert len(again.weights) == len(model.weights)
-    deconv1.kernel.assign(np.zeros(deconv1.kernel.shape))
-    deconv1.bias.assign(np.zeros(deconv1.bias.shape))
+    kernel, bias = deconv1.get_layer("deconv1_conv").kernel, deconv1.get_layer("deconv1_bias").bias
+    kernel.assign(np.zeros(kernel.shape))
+    bias.assign(np.zeros(bias.shape))
     out = again(x)
     np.testing.assert_array_equal(out["reconstruction"], 0.0)  # tanh(0)
     np.testing.assert_array_equal(out["reconstruction_conv1"], 0.0)
