@@ -1,9 +1,9 @@
 """Loading a run's `model.keras` safely: `safe_mode=True`, one-line errors, and old files' classes known.
 
-A model.keras written since issue 21 holds standard Keras layers only: `keras.saving.load_model(path,
-compile=False)` loads it without this package (on any backend). Its compile config names the loss
-`keras_latent>image_mse`, registered by `keras_latent.model.layers`; files from before issue 21 also
-name the decoder layer `SubPixelConv2DTranspose`, which `load_model_file` supplies from
+A model.keras written since issue 21 holds standard Keras layers and built-in losses only:
+`keras.saving.load_model(path)` loads it, compiled, without this package (on any backend). Files from before
+name the loss `keras_latent>image_mse` (registered by `keras_latent.model.layers`) and the decoder layer
+`SubPixelConv2DTranspose`, which `load_model_file` supplies from
 `keras_latent.model.legacy` (as `custom_objects`, for that call only).
 
 `open_run` opens a run folder with this model's loaders: a `runs.run.Run` that can hand out its model, layers,

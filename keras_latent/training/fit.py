@@ -21,7 +21,6 @@ from keras_latent.exporting.savedmodel import export_saved_model
 from keras_latent.files import atomic_path, atomic_write_text, save_figure
 from keras_latent.model import build_model, has_decoder
 from keras_latent.model.builders import reconstruction_outputs
-from keras_latent.model.layers import image_mse
 from keras_latent.runs import layout
 from keras_latent.runs.lifecycle import (
     check_free_space,
@@ -64,14 +63,16 @@ def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
     accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy" if two_outputs else "classifier_accuracy")
     metrics = {"classifier": [accuracy]}
     if two_outputs:
-        loss["reconstruction"] = image_mse  # = keras.losses.MeanSquaredError(), reduced per image
+        # A built-in loss, so a compiled model.keras loads in plain Keras (keras_latent.model.layers.image_mse, the
+        # same value reduced per image, is kept registered for files from before).
+        loss["reconstruction"] = keras.losses.MeanSquaredError()
         loss_weights["reconstruction"] = config.recon_weight
         layer_outputs = [name for name in model.output if name.startswith("reconstruction_")]
         weights = resolve_defaults(config).layer_recon_weights
         if len(weights) != len(layer_outputs):
             raise UsageError(f"the model has {len(layer_outputs)} layer reconstruction output(s) "
                              f"({', '.join(layer_outputs) or 'none'}) but layer_recon_weights has {len(weights)}")
-        loss.update(dict.fromkeys(layer_outputs, image_mse))
+        loss.update({name: keras.losses.MeanSquaredError() for name in layer_outputs})
         loss_weights.update(zip(layer_outputs, weights))
     trainer = formulation.for_training(model, config)
     trainer.compile(optimizer=make_optimizer(config), loss=loss, loss_weights=loss_weights, metrics=metrics,

@@ -75,7 +75,8 @@ sys.meta_path.insert(0, RefuseKerasLatent())
 sys.path = [p for p in sys.path if p and not os.path.isdir(os.path.join(p, "keras_latent"))]
 import keras, numpy as np
 model_path, inputs_path, outputs_path = sys.argv[1:]
-model = keras.saving.load_model(model_path, compile=False)
+model = keras.saving.load_model(model_path)  # compile=True: the compile config too
+assert model.compiled, "the loss and metrics were not restored"
 outputs = model.predict(np.load(inputs_path), batch_size=8, verbose=0)
 assert "keras_latent" not in sys.modules
 np.savez(outputs_path, backend=keras.backend.backend(), **{k: np.asarray(v) for k, v in outputs.items()})
