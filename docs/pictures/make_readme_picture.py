@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("KERAS_LATENT_CALIBRATE", "0")  # the picture needs no speed measurement
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = os.path.join(tmp, "run")
+        run_dir = os.path.join(tmp, f"sample-{args.epochs}-epochs")  # the page header names the run
         train_and_analyze(run_dir, args.epochs, args.seed)
         screenshot(run_dir, args.out, args.image, args.off, args.width, args.height)
     print(f"wrote {args.out} ({os.path.getsize(args.out) // 1024} KB)")
