@@ -49,6 +49,7 @@ def test_loss_weights_reach_compile_and_the_loss(sample_splits):
     assert default.get_compile_config()["loss_weights"]["reconstruction_conv1"] == DEFAULT_LAYER_RECON_WEIGHT
 
 
+@pytest.mark.slow
 def test_cli_run_writes_every_file(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "keras_latent.train", "--dataset", "sample", "--max-train-samples",
@@ -153,6 +154,7 @@ def test_bad_input_gets_one_line_and_exit_2(argv, message, tmp_path, capsys):
     assert not os.path.exists(layout.MODEL.path(str(tmp_path / "run")))
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(tmp_path):
     from helpers import tiny_config
 
