@@ -17,17 +17,26 @@ LOGGER = "keras_latent"
 
 
 class CliParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one `error:` line and exit 2 (via `run_cli`), like all bad input."""
+    """An ArgumentParser whose errors are one `error:` line and exit 2 (via `run_cli`), like all bad input, and
+    whose help shows defaults the same way in every command (`HelpFormatter`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except "(default: None)": such defaults are worked out later and said in the help."""
+    """The help formatter of every command: shows a flag's default, except where there is none to show: None
+    (worked out later and said in the help), an on/off flag's False, or a help that already names its default."""
 
     def _get_help_string(self, action):
-        return action.help if action.default is None else super()._get_help_string(action)
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text.lower():
+            return text
+        return super()._get_help_string(action)
 
 
 def _parse_list(text: str, kind: type, example: str) -> tuple:

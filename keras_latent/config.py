@@ -66,7 +66,7 @@ class TrainConfig:
     layer_recon_weights: tuple[float, ...] | None = None  # loss weight of each shallower block's reconstruction
     #   (conv1 .. conv{N-1}, with model.layer_decoders); None: DEFAULT_LAYER_RECON_WEIGHT each (resolve_defaults)
     optimizer: str = "sgd"  # sgd (momentum 0.9, as in the tutorial) or adam
-    lr: float = 0.005  # learning rate (best of a sweep for batch_size 32, 20 epochs; see README)
+    lr: float = 0.005  # learning rate (best of a sweep for batch_size 32, 20 epochs; see docs/performance.md)
     momentum: float = 0.9  # SGD momentum
     epochs: int = 20  # training epochs
     batch_size: int = 32  # images per step
@@ -75,7 +75,7 @@ class TrainConfig:
     num_snapshot_images: int = 8  # test images shown in each reconstruction snapshot
     steps_per_execution: int = 32  # train steps per call into the compiled graph (1 under mirrored/multiworker)
     mixed_precision: bool = False  # mixed_bfloat16 compute, float32 weights/outputs (off: no clear CPU gain)
-    strategy: str = "default"  # default | mirrored | multiworker (tf.distribute, see keras_latent.distribute)
+    strategy: str = "default"  # default | mirrored | multiworker (tf.distribute, see keras_latent.training.distribute)
     # The formulation (FORMULATION_FIELDS); None: chosen by calibration, see STATIC_FORMULATION.
     jit_compile: bool | None = None  # XLA-compile the train step
     batch_split: int | None = None  # each step runs its batch as this many equal parts side by side (same gradient)

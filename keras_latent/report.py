@@ -14,8 +14,7 @@ from keras_latent.runs import layout
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CliParser(prog=layout.REPORT, description=__doc__.splitlines()[0].split(": ", 1)[1],
-                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = CliParser(prog=layout.REPORT, description=__doc__.splitlines()[0].split(": ", 1)[1])
     p.add_argument("run_folder", help=f"run folder written by {layout.TRAIN}, or a study folder written by "
                    f"{layout.STUDY} (then the study's report)")
     p.add_argument("--tuning", default=None, metavar="DIR",

@@ -12,7 +12,7 @@ import argparse
 import os
 
 from keras_latent import config as cfg
-from keras_latent.cli import CliParser, HelpFormatter, add_logging_flags, configure_logging, float_list, run_cli
+from keras_latent.cli import CliParser, add_logging_flags, configure_logging, float_list, run_cli
 from keras_latent.errors import UsageError
 from keras_latent.runs import layout
 from keras_latent.runs.records import read_csv
@@ -23,7 +23,7 @@ PROG = layout.SEARCH
 
 def build_parser() -> argparse.ArgumentParser:
     t = cfg.TrainConfig()
-    p = CliParser(prog=PROG, description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
+    p = CliParser(prog=PROG, description=__doc__.splitlines()[0])
     space = p.add_argument_group("search space")
     space.add_argument("--tuner", choices=TUNERS, default="grid",
                        help="KerasTuner oracle: grid (every pair), bayesian (Gaussian process) or random")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from keras_latent.cli import CliParser, HelpFormatter, add_logging_flags, configure_logging, run_cli
+from keras_latent.cli import CliParser, add_logging_flags, configure_logging, run_cli
 from keras_latent.data.sources import DATASET_NAMES, check_dataset_argument
 from keras_latent.runs import layout
 from keras_latent.studies.config import BASELINE, DEFAULT_SEEDS, TWO_OUTPUT, study_config_from_flags
@@ -20,8 +20,7 @@ from keras_latent.training.options import add_training_flags
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CliParser(prog=layout.STUDY, description=__doc__.splitlines()[0].split(": ", 1)[1],
-                  formatter_class=HelpFormatter)
+    p = CliParser(prog=layout.STUDY, description=__doc__.splitlines()[0].split(": ", 1)[1])
     add_training_flags(p)
     study = p.add_argument_group("study (the training flags above apply to every variant)")
     study.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="N",

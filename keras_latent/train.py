@@ -11,7 +11,7 @@ import logging
 import os
 
 from keras_latent import config as cfg
-from keras_latent.cli import CliParser, HelpFormatter, add_logging_flags, configure_logging, run_cli
+from keras_latent.cli import CliParser, add_logging_flags, configure_logging, run_cli
 from keras_latent.data.sources import DATASET_NAMES, check_dataset_argument
 from keras_latent.runs import layout
 from keras_latent.training.options import add_training_flags, config_from_flags
@@ -20,8 +20,7 @@ log = logging.getLogger("keras_latent")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CliParser(prog=layout.TRAIN, description=__doc__.splitlines()[0].split(": ", 1)[1],
-                  formatter_class=HelpFormatter)
+    p = CliParser(prog=layout.TRAIN, description=__doc__.splitlines()[0].split(": ", 1)[1])
     add_training_flags(p)
     out = p.add_argument_group("output")
     out.add_argument("--out", default=None, help="run folder (default: saved_models/<timestamp>); rerunning the same "

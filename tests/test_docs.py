@@ -82,3 +82,38 @@ def test_readme_links_into_docs_exist():
     assert links, "README.md links to no docs/ page"
     missing = sorted({link for link in links if not os.path.isfile(os.path.join(REPO, link))})
     assert not missing, f"README.md links to missing pages: {', '.join(missing)}"
+
+
+def github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub makes for a page's headings (lower case, punctuation dropped, spaces to hyphens,
+    repeats numbered), outside code blocks."""
+    anchors, seen, fenced = set(), {}, False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#{1,6} ", line):
+            slug = re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+            anchors.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+            seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def markdown_files() -> list[str]:
+    found = []
+    for root, dirs, names in os.walk(REPO):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("saved_models", "node_modules")]
+        found += [os.path.join(root, n) for n in names if n.endswith(".md")]
+    return sorted(found)
+
+
+def test_every_markdown_anchor_resolves():
+    """Every `[text](page.md#anchor)` or `[text](#anchor)` link in the repository's markdown names a heading."""
+    broken = []
+    for path in markdown_files():
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", read(path)):
+            if target.startswith("http") or (target and not target.endswith(".md")):
+                continue
+            page = os.path.normpath(os.path.join(os.path.dirname(path), target)) if target else path
+            if not os.path.isfile(page) or anchor not in github_anchors(read(page)):
+                broken.append(f"{os.path.relpath(path, REPO)}: {target}#{anchor}")
+    assert broken == []

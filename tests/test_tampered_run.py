@@ -125,7 +125,8 @@ def test_a_damaged_file_is_one_line_naming_it_and_what_rebuilds_it(full_run, tmp
     assert fingerprints(run_dir) == before  # nothing else touched, nothing half-written
 
 
-@pytest.mark.parametrize("command", [A, R, E, T])
+@pytest.mark.parametrize("command", [pytest.param(A, marks=pytest.mark.slow), R,  # analyze, export: > 20 s
+                                     pytest.param(E, marks=pytest.mark.slow), T])
 @pytest.mark.parametrize("how", ["deleted", "corrupted"])
 def test_files_a_command_does_not_read_are_left_as_they_were(full_run, tmp_path, capsys, command, how):
     """Everything the command does not read is damaged at once: it runs as usual (train: says the run is
@@ -195,6 +196,7 @@ def test_resuming_a_damaged_interrupted_run_is_one_line(interrupted_run, tmp_pat
     assert fingerprints(run_dir) == before
 
 
+@pytest.mark.slow
 def test_resuming_with_a_snapshot_and_the_tensorboard_logs_damaged_finishes_the_run(interrupted_run, tmp_path,
                                                                                       capsys):
     run_dir = copy_folder(interrupted_run, tmp_path)

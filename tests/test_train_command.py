@@ -1,13 +1,14 @@
 """train.py / training.py: a real CLI run writes every file; loss weights reach compile; bad input."""
 import json
 import os
+import re
 import subprocess
 import sys
 
 import keras
 import numpy as np
 import pytest
-from helpers import run_main
+from helpers import TINY_ARGS, run_main
 
 from keras_latent.config import DEFAULT_LAYER_RECON_WEIGHT, ModelConfig, TrainConfig
 from keras_latent.model.builders import build_model
@@ -48,6 +49,7 @@ def test_loss_weights_reach_compile_and_the_loss(sample_splits):
     assert default.get_compile_config()["loss_weights"]["reconstruction_conv1"] == DEFAULT_LAYER_RECON_WEIGHT
 
 
+@pytest.mark.slow
 def test_cli_run_writes_every_file(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "keras_latent.train", "--dataset", "sample", "--max-train-samples",
@@ -71,6 +73,43 @@ def test_cli_run_writes_every_file(tmp_path):
     assert config["data"]["dataset"] == "sample" and len(config["data"]["class_names"]) == 10
     assert (config["batch_split"], config["intra_op_threads"], config["inter_op_threads"], config["jit_compile"],
             config["formulation_source"]) == (2, 1, 2, False, "flags")
+
+
+# Runs `python -m keras_latent.train ARGS` (runpy, as -m does) and says at exit whether KerasTuner was imported.
+WRAPPED_TRAIN = r'''
+import atexit, runpy, sys
+atexit.register(lambda: print("keras_tuner imported:", "keras_tuner" in sys.modules))
+sys.argv = ["keras_latent.train", *sys.argv[1:]]
+runpy.run_module("keras_latent.train", run_name="__main__", alter_sys=True)
+'''
+TF_LOG_LINE = re.compile(r"^[IWE]\d{4} |^WARNING: All log messages before absl")  # TensorFlow's C++ (absl) lines
+
+
+def _newcomer_env() -> dict:
+    """This environment without the TensorFlow log level the suite's own import of keras_latent set."""
+    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+@pytest.mark.slow
+def test_train_prints_no_cuda_or_tensorflow_start_up_line_and_does_not_import_keras_tuner(tmp_path):
+    """What a newcomer sees: no CUDA or cuInit line (tensorflow-cpu, requirements.txt), no TensorFlow C++ start-up
+    line; and plain training never loads KerasTuner (its patches live with tuning)."""
+    proc = subprocess.run([sys.executable, "-c", WRAPPED_TRAIN, *TINY_ARGS, "--out",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=600, env=_newcomer_env())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()
+    assert [line for line in lines if re.search("cuda|cuinit", line, re.IGNORECASE)] == []
+    assert [line for line in lines if TF_LOG_LINE.search(line)] == []
+    assert "keras_tuner imported: False" in proc.stdout.splitlines()
+
+
+def test_a_real_error_still_reaches_stderr(tmp_path):
+    """The quiet start-up hides no error: a bad flag is still its one `error:` line on stderr, exit 2."""
+    proc = subprocess.run([sys.executable, "-m", "keras_latent.train", "--no-such-flag", "--out",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=120, env=_newcomer_env())
+    assert proc.returncode == 2
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error: ")] == [
+        "error: unrecognized arguments: --no-such-flag (see python -m keras_latent.train --help)"]
 
 
 def test_model_keras_is_the_trained_model(trained_run, sample_splits):
@@ -115,6 +154,7 @@ def test_bad_input_gets_one_line_and_exit_2(argv, message, tmp_path, capsys):
     assert not os.path.exists(layout.MODEL.path(str(tmp_path / "run")))
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(tmp_path):
     from helpers import tiny_config
 

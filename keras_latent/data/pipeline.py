@@ -9,7 +9,7 @@ per image, and no Python runs per step. The reconstruction target is the normali
 
 tf.data's autotuning is switched off in favour of fixed settings: assembling a batch takes well
 under a millisecond, and on a 2-core machine the autotuner's own thread made one training epoch
-in three run at half speed (measured; see README, Performance).
+in three run at half speed (measured; see docs/performance.md, What each default buys).
 """
 from __future__ import annotations
 

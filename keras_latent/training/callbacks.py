@@ -7,12 +7,12 @@ import os
 import keras
 import numpy as np
 
-from keras_latent import patches
 from keras_latent.data.pipeline import denormalize
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_write_text, recover_directory, save_figure
 from keras_latent.runs import layout
 from keras_latent.runs.records import history_csv_text, read_csv
+from keras_latent.training import patches
 from keras_latent.training.plots import plot_reconstructions
 
 

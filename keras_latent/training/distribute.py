@@ -9,7 +9,7 @@ Under a strategy the global batch (`batch_size`) is split across replicas and gr
 all-reduced, so the model learns as on one device with the same batch. Two Keras 3 limits
 shape the code below: `steps_per_execution > 1` fails under tf.distribute strategies
 (keras-team/keras#19246), so distributed runs use 1; and `fit` under MultiWorkerMirroredStrategy
-fails on two reductions (keras-team/keras#20585), which `keras_latent.patches` fixes.
+fails on two reductions (keras-team/keras#20585), which `keras_latent.training.patches` fixes.
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from collections.abc import Iterator
 import keras
 import tensorflow as tf
 
-from keras_latent import patches
 from keras_latent.config import STRATEGIES
 from keras_latent.errors import UsageError, check_choice
+from keras_latent.training import patches
 
 TF_CONFIG_HELP = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                   '"task": {"type": "worker", "index": 0}}\'')

@@ -1,7 +1,7 @@
 """Settings of a loss-weight search: the frozen SearchConfig, its validation, and the distributed role.
 
 Light on purpose (no TensorFlow or KerasTuner import): the CLI checks flags and KERASTUNER_* variables
-here first, so bad input fails at once with one line. `keras_latent.tuner` runs the search.
+here first, so bad input fails at once with one line. `keras_latent.tuning.tuner` runs the search.
 """
 from __future__ import annotations
 

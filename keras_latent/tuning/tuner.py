@@ -21,12 +21,12 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine.trial import TrialStatus
 
-from keras_latent import patches
 from keras_latent.data import Splits, load_splits
 from keras_latent.data.pipeline import make_dataset
 from keras_latent.errors import UsageError
 from keras_latent.model.builders import build_model, reconstruction_outputs
 from keras_latent.training.fit import compile_model
+from keras_latent.tuning import patches
 from keras_latent.tuning.config import SearchConfig, distributed_role, max_trials, search_spec, validate_search
 from keras_latent.tuning.results import (
     MSE_METRIC,

@@ -1,4 +1,4 @@
-"""keras_latent.latent and latent_plots: masked decoding, channel statistics, ablation, figures."""
+"""keras_latent.analysis.latent and analysis.plots: masked decoding, channel statistics, ablation, figures."""
 
 import keras
 import numpy as np

@@ -1,4 +1,4 @@
-"""Loss-weight search: keras_latent.tuner / tuning_config / tuning_results / tuning_plots, the CLI
+"""Loss-weight search: keras_latent.tuning (tuner, config, results, plots), the CLI
 tuning/search_weights.py, and `python -m keras_latent.train --weights-from`."""
 import csv
 import importlib.util

@@ -1,6 +1,6 @@
-"""Every use of a private name of Keras or KerasTuner, in one guarded place.
+"""Training's uses of private Keras and TensorFlow names, guarded.
 
-keras-latent patches or extends three libraries' internals, each for a reason with an upstream issue:
+Training patches or extends Keras internals in two places, each for a reason:
 
 1. Keras `fit` under multi-worker MultiWorkerMirroredStrategy fails on two reductions
    (keras-team/keras#20585): `patch_keras_for_multiworker` replaces two functions of
@@ -9,17 +9,11 @@ keras-latent patches or extends three libraries' internals, each for a reason wi
    a kill can tear them (Keras's own `double_checkpoint` keeps `.bkp` copies, written in place too;
    no upstream issue tracks this): `AtomicBackupSave` overrides its private `_save_model` to swap
    both in at once.
-3. KerasTuner 1.4 writes its state files in place and loses the grid's walk on reload
-   (keras-team/keras-tuner#1055): `AtomicOracleFiles`, `next_untried_grid_cell` and
-   `AtomicTunerFile` use private Oracle and Tuner members.
-4. KerasTuner's `executions_per_trial` repeats `Tuner._build_and_fit_model` without telling the
-   hypermodel which repeat it is, and keeps only the average of the repeats
-   (keras-team/keras-tuner#1022, #737): `SeededExecutions` seeds repeat k with its own seed and
-   passes its index on, so the repeats differ and each one's figures can be kept.
 
 At import this module checks that every private name it uses exists in the installed versions and
 fails with one line naming the supported versions otherwise, instead of a patch that silently does
-nothing. `tests/test_patches.py` checks that each patch still takes effect.
+nothing. `tests/training/test_training_patches.py` checks that each patch still takes effect. KerasTuner's
+patches live with tuning (`keras_latent.tuning.patches`), so that training never imports KerasTuner.
 """
 from __future__ import annotations
 
@@ -27,13 +21,11 @@ import importlib
 import json
 
 import keras
-import keras_tuner
-from keras_tuner.engine.trial import TrialStatus
 
 from keras_latent.errors import UsageError
-from keras_latent.files import atomic_directory, atomic_write_text
+from keras_latent.files import atomic_directory
 
-SUPPORTED = "tensorflow 2.21, keras 3.15 and keras-tuner 1.4 (tested: 2.21.0, 3.15.1, 1.4.8)"
+SUPPORTED = "tensorflow 2.21 and keras 3.15 (tested: 2.21.0, 3.15.1)"
 TRAINER_MODULE = "keras.src.backend.tensorflow.trainer"
 
 # (module, dotted attribute) pairs this module relies on.
@@ -45,34 +37,29 @@ PRIVATE_NAMES = (
     ("tensorflow.python.distribute.collective_all_reduce_strategy",
      "CollectiveAllReduceExtended._in_multi_worker_mode"),
     ("keras.callbacks", "BackupAndRestore._save_model"),
-    ("keras_tuner", "Oracle._get_oracle_fname"),
-    ("keras_tuner", "Oracle._get_trial_dir"),
-    ("keras_tuner", "Oracle._save_trial"),
-    ("keras_tuner", "Oracle._duplicate"),
-    ("keras_tuner", "Tuner._is_worker"),
-    ("keras_tuner", "Tuner._get_tuner_fname"),
-    ("keras_tuner", "Tuner._build_and_fit_model"),
 )
 # Attributes set in __init__, checked on a fresh instance.
 BACKUP_ATTRIBUTES = ("_weights_path", "_training_metadata_path", "_current_epoch", "_last_batch_seen")
-ORACLE_ATTRIBUTES = ("_retry_queue", "_tried_so_far")
 
 
-def missing_private_names() -> list[str]:
-    """The private names this module uses that the installed Keras and KerasTuner lack."""
+def missing_names(pairs) -> list[str]:
+    """Of (module, dotted attribute) `pairs`, those the installed libraries lack, as 'module.dotted'."""
     missing = []
-    for module_name, dotted in PRIVATE_NAMES:
+    for module_name, dotted in pairs:
         try:
             value = importlib.import_module(module_name)
             for part in dotted.split("."):
                 value = getattr(value, part)
         except (ImportError, AttributeError):
             missing.append(f"{module_name}.{dotted}")
-    backup = keras.callbacks.BackupAndRestore("unused")  # sets attributes only; creates nothing
-    missing += [f"keras.callbacks.BackupAndRestore().{a}" for a in BACKUP_ATTRIBUTES if not hasattr(backup, a)]
-    oracle = keras_tuner.oracles.GridSearchOracle()
-    missing += [f"keras_tuner.Oracle().{a}" for a in ORACLE_ATTRIBUTES if not hasattr(oracle, a)]
     return missing
+
+
+def missing_private_names() -> list[str]:
+    """The private names this module uses that the installed TensorFlow and Keras lack."""
+    backup = keras.callbacks.BackupAndRestore("unused")  # sets attributes only; creates nothing
+    return (missing_names(PRIVATE_NAMES)
+            + [f"keras.callbacks.BackupAndRestore().{a}" for a in BACKUP_ATTRIBUTES if not hasattr(backup, a)])
 
 
 def check_private_names() -> None:
@@ -81,9 +68,8 @@ def check_private_names() -> None:
     if missing:
         import tensorflow as tf
 
-        raise UsageError(f"tensorflow {tf.__version__} / keras {keras.__version__} / keras-tuner "
-                         f"{keras_tuner.__version__} lack "
-                         f"{', '.join(missing)}, which keras_latent patches; supported: {SUPPORTED}")
+        raise UsageError(f"tensorflow {tf.__version__} / keras {keras.__version__} lack {', '.join(missing)}, "
+                         f"which keras_latent's training patches; supported: {SUPPORTED}")
 
 
 # ---------------------------------------------------------------- 1. Keras fit under MultiWorkerMirroredStrategy
@@ -158,74 +144,6 @@ class AtomicBackupSave:
             self.model.save_weights(f"{tmp}/{self._weights_path.rsplit('/', 1)[-1]}", overwrite=True)
             with open(f"{tmp}/{self._training_metadata_path.rsplit('/', 1)[-1]}", "w") as f:
                 json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
-
-
-# ---------------------------------------------------------------- 3. KerasTuner state files
-
-
-class AtomicOracleFiles:
-    """Mixin for KerasTuner oracles: oracle.json and each trial.json written atomically; a trial that a
-    kill caught between its two saves is not retried."""
-
-    def save(self):
-        atomic_write_text(self._get_oracle_fname(), json.dumps(self.get_state()))
-
-    def _save_trial(self, trial):
-        atomic_write_text(f"{self._get_trial_dir(trial.trial_id)}/trial.json", json.dumps(trial.get_state()))
-
-    def reload(self):
-        """KerasTuner's reload sends every trial that was running to the retry queue; one whose trial.json
-        already says it ended (killed between the two saves of `end_trial`) is not run again."""
-        super().reload()
-        ended = (TrialStatus.COMPLETED, TrialStatus.FAILED)
-        self._retry_queue = [i for i in self._retry_queue if self.trials[i].status not in ended]
-
-
-def next_untried_grid_cell(oracle, cells) -> dict | None:
-    """The first of `cells` ({name: value} dicts, in grid order) the oracle has not tried yet, or None.
-
-    KerasTuner 1.4.8's GridSearchOracle keeps its walk out of its saved state (keras-team/keras-tuner#1055);
-    `_tried_so_far`, which `_duplicate` reads, is saved, so the next cell can be found again after a reload.
-    """
-    return next((values for values in cells if not oracle._duplicate(values)), None)
-
-
-class AtomicTunerFile:
-    """Mixin for `keras_tuner.Tuner`: its state file written atomically (and the oracle's, unless a worker)."""
-
-    def save(self):
-        if not self._is_worker():
-            self.oracle.save()
-        atomic_write_text(self._get_tuner_fname(), json.dumps(self.get_state()))
-
-
-# ---------------------------------------------------------------- 4. KerasTuner executions_per_trial
-
-
-class SeededExecutions:
-    """Mixin for `keras_tuner.Tuner`: repeat k of every trial (KerasTuner's `executions_per_trial`) is seeded
-    with `execution_seed(k)` and told its index.
-
-    `Tuner.run_trial` calls `_build_and_fit_model` once per execution, all under one random state, and averages
-    the results (keras-team/keras-tuner#1022, #737). Here each execution first calls
-    `keras.utils.set_random_seed(execution_seed(k))`, so its initial weights differ from the other repeats but
-    are the same as repeat k of every other trial, and the hypermodel's `fit` gets `seed=` and `execution=k`
-    (for its batch order, and to report its own figures under names of its own).
-    """
-
-    def execution_seed(self, execution: int) -> int:
-        raise NotImplementedError
-
-    def run_trial(self, trial, *args, **kwargs):
-        self._next_execution = 0
-        return super().run_trial(trial, *args, **kwargs)
-
-    def _build_and_fit_model(self, trial, *args, **kwargs):
-        execution = self._next_execution
-        self._next_execution += 1
-        seed = self.execution_seed(execution)
-        keras.utils.set_random_seed(seed)
-        return super()._build_and_fit_model(trial, *args, seed=seed, execution=execution, **kwargs)
 
 
 check_private_names()

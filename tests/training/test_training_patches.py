@@ -1,4 +1,4 @@
-"""patches.py: every private Keras/KerasTuner name checked at import, and each patch still taking effect."""
+"""training/patches.py: every private Keras/TensorFlow name checked at import, and each patch still taking effect."""
 import importlib
 import json
 import os
@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_latent import patches
 from keras_latent.errors import UsageError
+from keras_latent.training import patches
 
 
 def test_every_private_name_exists_in_the_installed_versions():
@@ -74,33 +74,3 @@ def test_backup_save_is_ours_when_keras_saves_a_backup(tmp_path, monkeypatch):
     assert saved == [1, 2]
     assert sorted(os.listdir(backup)) == ["latest.weights.h5", "training_metadata.json"]
     assert json.load(open(os.path.join(backup, "training_metadata.json"))) == {"epoch": 2, "batch": 0}
-
-
-def test_tuner_state_files_are_written_by_our_mixins(tmp_path):
-    import keras_tuner
-
-    from keras_latent.tuning.tuner import GridOracle, WeightTuner
-
-    class TwoWeights(keras_tuner.HyperModel):
-        def build(self, hp):
-            hp.Choice("ce_weight", [1.0, 2.0])
-            hp.Fixed("recon_weight", 1.0)
-            return _tiny_model()
-
-        def fit(self, hp, model, *args, **kwargs):
-            return {"val_classifier_accuracy": hp.get("ce_weight") / 4}
-
-    oracle = GridOracle(objective=keras_tuner.Objective("val_classifier_accuracy", "max"), max_trials=2, seed=1)
-    tuner = WeightTuner(oracle, TwoWeights(), trial_seed=0, directory=str(tmp_path), project_name="p")
-    tuner.search()
-    assert sorted(t.hyperparameters.get("ce_weight") for t in oracle.trials.values()) == [1.0, 2.0]
-    project = tmp_path / "p"
-    assert (project / "oracle.json").is_file() and (project / "tuner0.json").is_file()
-    leftovers = [n for _, _, names in os.walk(project) for n in names if ".tmp" in n]
-    assert leftovers == []
-    reloaded = GridOracle(objective=keras_tuner.Objective("val_classifier_accuracy", "max"), max_trials=2, seed=1)
-    WeightTuner(reloaded, TwoWeights(), trial_seed=0, directory=str(tmp_path), project_name="p")  # reloads
-    tried = [{"ce_weight": 1.0, "recon_weight": 1.0}, {"ce_weight": 2.0, "recon_weight": 1.0}]
-    assert patches.next_untried_grid_cell(reloaded, tried) is None
-    untried = {"ce_weight": 3.0, "recon_weight": 1.0}
-    assert patches.next_untried_grid_cell(reloaded, tried + [untried]) == untried
