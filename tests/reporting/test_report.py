@@ -30,7 +30,7 @@ from keras_latent.reporting.assets import fmt
 from keras_latent.reporting.build import build_report
 from keras_latent.runs import layout
 
-SECTION_IDS = ["setup", "training", "classification", "reconstructions", "analysis", "tuning"]
+SECTION_IDS = ["setup", "training", "classification", "reconstructions", "analysis", "sanity", "tuning"]
 VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
