@@ -3,13 +3,20 @@
 Turns flags into an AnalysisConfig and calls `keras_latent.analysis.run.analyze_run`, which writes
 RUN_FOLDER/analysis/ (figures, channel_stats.csv, ablation.csv, features.csv, analysis.json) in one
 atomic step. --methods picks the views: decode (channels alone through the decoder), features
-(feature visualization), gradcam (Grad-CAM) and saliency (SmoothGrad).
+(feature visualization), gradcam (Grad-CAM) and saliency (SmoothGrad); sanity (opt-in, minutes) adds the
+controls and sanity checks of every view (sanity.json and its figures).
 """
 from __future__ import annotations
 
 import argparse
 
-from keras_latent.analysis.config import DECODE_PATH_CHOICES, METHODS, AnalysisConfig, validate_analysis
+from keras_latent.analysis.config import (
+    DECODE_PATH_CHOICES,
+    DEFAULT_METHODS,
+    METHODS,
+    AnalysisConfig,
+    validate_analysis,
+)
 from keras_latent.cli import CliParser, add_logging_flags, configure_logging, int_list, name_list, run_cli
 from keras_latent.runs import layout
 
@@ -32,15 +39,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how a layer's channels become images: tail (through deconv{k} .. deconv1), propagate "
                         "(through the rest of the trunk, then the whole decoder), or auto: each layer's path with the "
                         "lower all-channels error on the test split (default: auto)")
-    p.add_argument("--methods", type=name_list, default=METHODS,
-                   help=f"views to make, comma-separated: {', '.join(METHODS)} (default: all; channel statistics "
-                   "and ablation are always measured)")
+    p.add_argument("--methods", type=name_list, default=DEFAULT_METHODS,
+                   help=f"views to make, comma-separated: {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)}; "
+                   "sanity, the controls of every view, is opt-in: minutes; channel statistics and ablation are "
+                   "always measured)")
     p.add_argument("--feature-steps", type=int, default=512,
                    help="gradient-ascent steps of the feature visualization (default: 512)")
     p.add_argument("--feature-lr", type=float, default=0.05,
                    help="Adam learning rate of the feature visualization (default: 0.05)")
     p.add_argument("--saliency-samples", type=int, default=50,
                    help="noisy copies per image in SmoothGrad saliency (default: 50)")
+    p.add_argument("--sanity-images", type=int, default=32,
+                   help="with --methods ...,sanity: test images the sanity checks analyse (default: 32)")
+    p.add_argument("--sanity-accuracy-images", type=int, default=512,
+                   help="test images of the channel-deletion check, half to rank and half to score (default: 512)")
+    p.add_argument("--sanity-decoder-epochs", type=int, default=5,
+                   help="epochs of each decoder fitted for the randomized-trunk control (default: 5)")
+    p.add_argument("--sanity-decoder-images", type=int, default=1024,
+                   help="training images of those decoders (default: 1024)")
     add_logging_flags(p)
     return p
 
@@ -61,6 +77,8 @@ def print_summary(summary: dict, run_dir: str) -> None:
         if ratios:
             print(f"{layer}: optimized images reach {min(ratios):.1f}x to {max(ratios):.1f}x the highest test-image "
                   "activation of their channel")
+    for view in ((summary.get("sanity") or {}).get("verdicts") or {}).values():
+        print(f"sanity: {view['line']}")
     times = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in summary.get("seconds", {}).items())
     print(f"wall time: {times}")
     print(f"{len(summary['files'])} figures, {layout.CHANNEL_STATS.name}, {layout.ABLATION.name} and "
@@ -73,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     config = validate_analysis(AnalysisConfig(
         dataset=args.dataset, train_index=args.train_index, test_index=args.test_index, layers=args.layers,
         channels=args.channels, mode=args.mode, top=args.top, decode_path=args.decode_path, methods=args.methods,
-        feature_steps=args.feature_steps, feature_lr=args.feature_lr, saliency_samples=args.saliency_samples))
+        feature_steps=args.feature_steps, feature_lr=args.feature_lr, saliency_samples=args.saliency_samples,
+        sanity_images=args.sanity_images, sanity_accuracy_images=args.sanity_accuracy_images,
+        sanity_decoder_epochs=args.sanity_decoder_epochs, sanity_decoder_images=args.sanity_decoder_images))
     from keras_latent.analysis.run import analyze_run
 
     summary = analyze_run(args.run_dir, config)

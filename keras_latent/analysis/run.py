@@ -186,6 +186,13 @@ def analyze_run(run_dir: str, config: AnalysisConfig = AnalysisConfig()) -> dict
             added = views.write_views(model, splits, class_names, layer_channels, images, config, seed,
                                       out, seconds, summary["decode_paths"])
             summary["files"] += added.pop("files")
+            if "sanity" in config.methods:  # the controls of every view (issue 23): sanity.json and its figures
+                from keras_latent.analysis.sanity_method import write_sanity
+
+                with views.timed(seconds, "sanity"):
+                    sanity = write_sanity(run, list(layer_channels), summary["decode_paths"], config, seed, out)
+                summary["sanity"] = {"path": layout.analysis_relative(layout.SANITY_SUMMARY),
+                                     "verdicts": sanity["verdicts"]}
             summary.update(added, methods=list(config.methods), seconds=seconds)
             write_json(layout.ANALYSIS_SUMMARY.path(out), summary)
             return summary

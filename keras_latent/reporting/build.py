@@ -2,7 +2,8 @@
 
 RUN_FOLDER/report.html holds, in order: configuration, data set and model summary; curves and
 final figures; the classification report with the confusion matrix; the reconstructions at each
-snapshot epoch; the latent analysis (RUN_FOLDER/analysis/); and, with --tuning DIR, a loss-weight
+snapshot epoch; the latent analysis (RUN_FOLDER/analysis/); the sanity checks of its views
+(analysis/sanity.json, with `analyze --methods ...,sanity`); and, with --tuning DIR, a loss-weight
 search. Figures are the PNGs those steps already rendered, embedded as data URIs, so the file
 needs no network and no other file. Missing parts are left out with the command that makes them.
 
@@ -25,7 +26,8 @@ log = logging.getLogger("keras_latent")
 TEMPLATE = "report.html.j2"
 SECTIONS = (("setup", "Configuration, data and model"), ("training", "Training curves and final figures"),
             ("classification", "Classification report"), ("reconstructions", "Reconstructions"),
-            ("analysis", "Latent analysis: what each channel carries"), ("tuning", "Loss-weight search"))
+            ("analysis", "Latent analysis: what each channel carries"),
+            ("sanity", "Sanity checks: can these views be trusted?"), ("tuning", "Loss-weight search"))
 
 
 def _analysis_needed(run: Run) -> bool:
@@ -107,12 +109,16 @@ def collect(run: Run, tuning_dir: str | None, report_path: str | None = None) ->
         reconstruction_section,
         training_section,
     )
+    from keras_latent.reporting.sanity_section import sanity_section
     from keras_latent.reporting.tuning_section import tuning_section
 
     run_dir, config, metrics = run.folder, run.config, run.metrics
     analysis = following_contract(analysis_section, (run, config.model.layer_decoders),
                                   run.analysis_path(layout.ANALYSIS_SUMMARY),
                                   "the analysis layout", f"rerun {layout.ANALYZE} {run_dir}")
+    sanity = following_contract(sanity_section, (run,), run.analysis_path(layout.SANITY_SUMMARY),
+                                "the sanity checks layout", f"rerun {layout.ANALYZE} {run_dir} --methods "
+                                f"{layout.SANITY_METHODS}")
     tuning = following_contract(tuning_section, (tuning_dir, config), layout.BEST.path(tuning_dir or ""),
                                 "the tuning results layout", f"rerun {layout.SEARCH}")
     model, model_missing = following_contract(model_section, (run,), run.path(layout.MODEL_SUMMARY),
@@ -129,7 +135,7 @@ def collect(run: Run, tuning_dir: str | None, report_path: str | None = None) ->
             "training": training_section(run),
             "classification": classification,
             "reconstructions": reconstruction_section(run_dir, config, metrics),
-            "analysis": analysis, "tuning": tuning, "study": study}
+            "analysis": analysis, "sanity": sanity, "tuning": tuning, "study": study}
 
 
 def build_report(run_dir: str, tuning_dir: str | None = None, analyze: bool = False, out: str | None = None) -> str:

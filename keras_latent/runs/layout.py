@@ -152,9 +152,20 @@ CHANNEL_VIEWS = _analysis_file("views_{layer}.npz",
 # image and the test image that excites it most; decoded (N, K, S, S, 3) uint8; activation_maps (N, K, h, w)
 # float32. The arrays of a method that did not run are left out.
 CHANNEL_VIEW_ARRAYS = ("channels", "originals", "optimized", "best_test", "decoded", "activation_maps")
+# the sanity method (issue 23), opt-in: analyze --methods decode,features,gradcam,saliency,sanity
+SANITY_METHODS = "decode,features,gradcam,saliency,sanity"
+SANITY_SUMMARY = _analysis_file("sanity.json", written_by=f"{ANALYZE} --methods ...,sanity",
+                                rebuild=f"{REANALYZE} --methods {SANITY_METHODS}",
+                                what="the controls and sanity checks of every view: each check's numbers, p-values "
+                                     "and intervals, a verdict per view, timings per part, the list of its figures")
+SANITY_FIGURE = _analysis_file("sanity_{figure}.png", written_by=f"{ANALYZE} --methods ...,sanity",
+                               rebuild=f"{REANALYZE} --methods {SANITY_METHODS}",
+                               what="one figure of the sanity checks: cascade_<view>, deletion_<view>, "
+                                    "channel_deletion_<layer> or trunk_control_<layer>")
 
 ANALYSIS_FILES = (ANALYSIS_SUMMARY, CHANNEL_STATS, ABLATION, CHANNEL_GRID, ACTIVATION_MAPS, CLASS_HEATMAP,
-                  ABLATION_PLOT, FEATURES_TABLE, FEATURE_GRID, GRAD_CAM, SALIENCY, CHANNEL_VIEWS)
+                  ABLATION_PLOT, FEATURES_TABLE, FEATURE_GRID, GRAD_CAM, SALIENCY, CHANNEL_VIEWS, SANITY_SUMMARY,
+                  SANITY_FIGURE)
 
 # ---------------------------------------------------------------- tuning results folder
 

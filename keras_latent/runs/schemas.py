@@ -254,6 +254,72 @@ KERAS_TUNER_SPACE = record({"space": list_of(record({"class_name": text(), "conf
     {"name": text()}, "name")}, "class_name and config"), "hyperparameters"),
                             "values": mapping(anything(), "name: value")}, "space and values")
 
+VERDICT = text(("pass", "weak", "fail"))
+SPREAD = record({**dict.fromkeys(("mean", "sd", "ci_low", "ci_high", "p2_5", "p97_5"), number(null=True)),
+                 "n": integer(0)}, "n, mean, sd, ci_low, ci_high, p2_5 and p97_5")  # similarity.summarize
+P_VALUE = number(0, 1, null=True)
+_DEPENDENCE = {"verdict": VERDICT, "p_value": P_VALUE, "tested_similarity": SPREAD, "threshold": number(0, 1),
+               "rule": text()}  # checks.dependence_verdict
+_CURVES = mapping(record({"per_step": list_of(SPREAD, "spreads"), "auc": SPREAD}, "per_step and auc"),
+                  "ranking: its curve")
+_MAP_CHECKS = {  # Grad-CAM of one layer, SmoothGrad: checks.cascading_randomization, random_class_test, deletion
+    "cascading": optional(record({**_DEPENDENCE, "steps": list_of(text(), "layer paths"),
+                                  "similarity": mapping(list_of(SPREAD, "spreads"), "measure: spread per step")},
+                                 "verdict, p_value, steps and similarity")),
+    "random_class": optional(record({**_DEPENDENCE, "similarity": mapping(SPREAD, "measure: spread")},
+                                    "verdict, p_value and similarity")),
+    "deletion_insertion": optional(record({
+        "verdict": VERDICT, "fill": text(), "fractions": list_of(FRACTION, "fractions"),
+        "deletion": _CURVES, "insertion": _CURVES,
+        "tests": mapping(record({"better_by": SPREAD, "p_value": P_VALUE}, "better_by and p_value"),
+                         "test: result"), "beats_centre_prior": mapping(Field("true or false", lambda v: isinstance(
+                             v, bool)), "curve: true or false")}, "verdict, fill, curves and tests"))}
+CHANNEL_DELETION = record({"verdict": VERDICT, "p_value": FRACTION, "fractions": list_of(FRACTION, "fractions"),
+                           "ranking": list_of(integer(0), "channels"),
+                           "ranked": record({"accuracy": list_of(number(0, 1, null=True), "accuracies"),
+                                             "auc": number(0, 1)}, "accuracy and auc"),
+                           "random": record({"auc": SPREAD}, "auc")}, "verdict, p_value, ranked and random")
+TRUNK_CONTROL = record({  # checks.randomized_trunk_control
+    "channels": list_of(record({"channel": integer(0), "rank_correlation": SPREAD, "ssim": SPREAD,
+                                "verdict": text(("shows the decoder", "shows the channel", "unclear")),
+                                "matched_rank_correlation": _or_null(SPREAD, True)},
+                               "channel, rank_correlation, ssim and verdict"), "channels"),
+    "flagged": list_of(integer(0), "channels"), "threshold": number(0, 1), "verdict": text(),
+    "mse": record({"trained": SPREAD, "random": SPREAD, "model_decoder": _or_null(SPREAD, True)},
+                  "trained, random and model_decoder")}, "channels, flagged and mse")
+REENCODING = record({  # checks.reencoding
+    "verdict": VERDICT,
+    "feature_error": record({"decode": SPREAD, "mean_image": SPREAD, "p_value": P_VALUE},
+                            "decode, mean_image and p_value"),
+    "same_class": record({"rate": FRACTION, "n": integer(0), "chance": FRACTION, "p_value": P_VALUE},
+                         "rate, n, chance and p_value"),
+    "channel_lights_up": _or_null(record({"rate": FRACTION, "chance": FRACTION, "p_value": P_VALUE,
+                                          "mean_rank": SPREAD, "chance_mean_rank": number(0),
+                                          "per_channel": mapping(FRACTION, "channel: rate")},
+                                         "rate, chance, p_value and per_channel"), True)},
+    "verdict, feature_error, same_class and channel_lights_up")
+SANITY = {  # analysis/sanity.json: keras_latent.analysis.sanity.run_sanity_checks + analysis.sanity_method
+    "settings": record({"images": integer(2), "seed": integer(0), "threshold": number(0, 1)},
+                       "images, seed and threshold"),
+    "image_indices": list_of(integer(0), "test image indices"),
+    "cascade_layers": list_of(text(), "layer paths"),
+    "gradcam": mapping(record(_MAP_CHECKS, "its checks"), "layer: its checks"),
+    "smoothgrad": record(_MAP_CHECKS, "its checks"),
+    "ablation": mapping(record({"cascading": _MAP_CHECKS["cascading"],
+                                "channel_deletion": optional(CHANNEL_DELETION)}, "its checks"), "layer: its checks"),
+    "decode": mapping(record({"randomized_trunk": optional(TRUNK_CONTROL), "reencoding": optional(REENCODING),
+                              "channel_deletion": optional(CHANNEL_DELETION)}, "its checks"), "layer: its checks"),
+    "verdicts": mapping(record({"verdict": VERDICT, "checks": mapping(VERDICT, "check: verdict"), "line": text()},
+                               "verdict, checks and line"), "view: its verdict"),
+    "timings_s": mapping(number(0), "part: seconds"),
+    "figures": mapping(Field("analysis/NAME, NAME a figure named in keras_latent.runs.layout", _is_analysis_path),
+                       "figure name: path"),
+    "seconds": number(0),
+    "layers": optional(list_of(text(), "layer names")),
+    "decode_paths": optional(DECODE_PATH_BY_LAYER),
+    "dataset": optional(text()),
+}
+
 JSON_SCHEMAS: dict[str, dict[str, Field]] = {
     layout.METRICS.name: {
         "test_accuracy": FRACTION,
@@ -347,6 +413,7 @@ JSON_SCHEMAS: dict[str, dict[str, Field]] = {
         "status": text(TRIAL_STATUSES),
         "message": optional(text(null=True)),
     },
+    layout.SANITY_SUMMARY.name: SANITY,
     # config.json and search.json: their dataclasses (config.from_dict); {tuner_id}.json: any object
 }
 

@@ -116,9 +116,9 @@ def test_flags_choose_layers_channels_images_and_mode(copy_run, capsys):
     (["--channels", "a,b"], "expected comma-separated integers like 6,16, got 'a,b'"),
     (["--dataset", "/no/such/data"], "is neither a known name nor an existing path"),
     (["--methods", "decode,lime"], "--methods must be a comma-separated list of decode, features, gradcam, "
-                                   "saliency, got decode,lime"),
-    (["--methods", ","], "--methods must be a comma-separated list of decode, features, gradcam, saliency, got "
-                         "nothing"),
+                                   "saliency, sanity, got decode,lime"),
+    (["--methods", ","], "--methods must be a comma-separated list of decode, features, gradcam, saliency, sanity, "
+                         "got nothing"),
     (["--feature-steps", "0"], "--feature-steps must be >= 1, got 0"),
     (["--feature-lr", "0"], "--feature-lr must be > 0, got 0.0"),
     (["--saliency-samples", "-2"], "--saliency-samples must be >= 1, got -2"),
