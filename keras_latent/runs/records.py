@@ -151,6 +151,26 @@ def write_json(path: str, value: dict) -> None:
 
 # ---------------------------------------------------------------- config.json
 
+ATTACHED_KIND = "attached"  # config.json's "kind" of a run with decoders attached to a user's model (issue 22)
+
+
+def _raw_config(run_dir: str) -> dict | None:
+    path = layout.CONFIG.path(run_dir)
+    return read_json(path, layout.CONFIG) if os.path.isfile(path) else None
+
+
+def run_kind(run_dir: str) -> str:
+    """config.json's "kind": "attached" for decoders attached to a user's model, "trained" for a run `train` made
+    (whose config.json has no "kind": runs from before issue 22 read the same)."""
+    raw = _raw_config(run_dir)
+    return ATTACHED_KIND if raw is not None and raw.get("kind") == ATTACHED_KIND else "trained"
+
+
+def read_attached(run_dir: str) -> dict | None:
+    """An attached run's config.json (checked against its schema); None for any other folder."""
+    raw = _raw_config(run_dir)
+    return raw if raw is not None and raw.get("kind") == ATTACHED_KIND else None
+
 
 def save_config(config: TrainConfig, run_dir: str) -> str:
     path = layout.CONFIG.path(run_dir)
@@ -167,6 +187,8 @@ def load_config(run_dir: str) -> TrainConfig:
         raise UsageError(f"{run_dir!r} is not a run folder: it has no {layout.CONFIG.name} "
                          f"(made by {layout.TRAIN})")
     values = read_json(path, layout.CONFIG)
+    if values.get("kind") == ATTACHED_KIND:  # an attached run: its data recipe and seed, as a TrainConfig
+        values = values["train"]
     try:
         return validate(from_dict(values))
     except UsageError as err:

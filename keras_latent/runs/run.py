@@ -100,6 +100,18 @@ class Run:
         return records.load_config(self.folder)
 
     @functools.cached_property
+    def kind(self) -> str:
+        """"trained" (a run `train` made; config.json without "kind", so older runs too) or "attached" (decoders
+        attached to a user's own model, `python -m keras_latent.attach`)."""
+        return records.run_kind(self.folder)
+
+    @functools.cached_property
+    def attached(self) -> dict | None:
+        """An attached run's config.json record (source model, layers, image spec, decoder settings); None for a
+        trained run."""
+        return records.read_attached(self.folder)
+
+    @functools.cached_property
     def metrics(self) -> dict | None:
         """metrics.json (None until training has finished)."""
         return records.read_json(self.path(layout.METRICS), layout.METRICS)
