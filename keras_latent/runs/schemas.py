@@ -380,6 +380,10 @@ ATTACHED_JSON_SCHEMAS: dict[str, dict[str, Field]] = {
         "dataset": text(), "train_images": integer(0), "test_images": integer(0), "epochs": integer(1),
         "seconds": number(0), "layers": list_of(text(), "layer paths"),
     },
+    layout.ANALYSIS_SUMMARY.name: {
+        **{k: v for k, v in JSON_SCHEMAS[layout.ANALYSIS_SUMMARY.name].items() if k != "faithfulness"},
+        "kind": text(("attached",)), "faithfulness": ATTACHED_FAITHFULNESS,
+    },
 }
 
 CSV_SCHEMAS: dict[str, CsvSchema] = {
