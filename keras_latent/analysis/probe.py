@@ -41,8 +41,9 @@ class TrainedProbe:
 
     kind = "trained"
 
-    def __init__(self, model: keras.Model, layers, decode_paths: dict[str, str]):
-        self.model, self.layers, self.decode_paths = model, list(layers), dict(decode_paths)
+    def __init__(self, model: keras.Model, layers, decode_paths: dict[str, str] | None = None):
+        """decode_paths: each layer's default path for `masked_decoder` (analyze passes the path it chose)."""
+        self.model, self.layers, self.decode_paths = model, list(layers), dict(decode_paths or {})
         self.image_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
 
     def to_input(self, images_uint8):
@@ -238,4 +239,48 @@ def probe_for(run):
     """The analysis probe of an opened run: `AttachedProbe` for an attached run, else `TrainedProbe`."""
     if run.kind == "attached":
         return attached_probe(run)
-    return TrainedProbe(run.model, run.layers, run.decode_paths)
+    return TrainedProbe(run.model, run.layers)  # analyze measures the decode paths itself (not metrics.json)
+
+
+def attached_sanity_probe(probe: AttachedProbe):
+    """The `analysis.sanity.run.SanityProbe` of an attached run, so the sanity checks run on it too: every
+    function takes the user's model (or a randomized copy of it) first and rebuilds its graph with the run's
+    image size, class output and output kind; the decoded view is each layer's attached decoder, and the
+    randomized-trunk control trains a fresh decoder of the same architecture (`attached.decoders.build_decoder`).
+    Images are in the model's input range (`probe.to_input`)."""
+    from keras_latent.analysis.sanity import checks
+    from keras_latent.analysis.sanity.run import SanityProbe
+    from keras_latent.attached.decoders import build_decoder, decoder_name, unit_decoder
+    from keras_latent.attached.graph import CLASS_OUTPUT, ModelGraph
+
+    base, spec = probe.graph, probe.spec
+    probes = {id(base.model): probe}
+
+    def of(model) -> AttachedProbe:
+        if id(model) not in probes:
+            graph = ModelGraph(model, image_size=spec.shape[:2], class_output=base.class_output,
+                               output_kind=base.output_kind)
+            probes[id(model)] = AttachedProbe(graph, probe.decoders, spec)
+        return probes[id(model)]
+
+    def fit_decoder(model, layer, epochs):
+        def fit(encoder, images, seed):
+            keras.utils.set_random_seed(seed)
+            acts = checks.call(encoder, images)
+            fresh = build_decoder(acts.shape[1:], spec, decoder_name(layer) + "_fresh",
+                                  np.sqrt(np.mean(np.square(acts), axis=(0, 1, 2))))
+            unit = unit_decoder(fresh)
+            unit.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+            lo, hi = spec.input_range
+            unit.fit(acts, (np.asarray(images, np.float32) - lo) / (hi - lo), epochs=epochs, batch_size=64, verbose=0)
+            return fresh
+        return fit
+
+    return SanityProbe(
+        model=base.model, layers=tuple(probe.layers), encoder=lambda m, layer: of(m).encoder(layer),
+        class_probabilities=lambda m, x: of(m).class_probabilities(x),
+        classifier_output=lambda m, x: of(m).graph.feature_model(probe.layers[:1])(x)[CLASS_OUTPUT],
+        grad_cam=lambda m, x, c, layer: of(m).grad_cam(x, c, [layer])[layer],
+        smoothgrad=lambda m, x, c, samples, seed: of(m).smoothgrad(x, c, samples, seed),
+        ablation_model=lambda m, layer: of(m).ablation_model(layer),
+        decoder=lambda m, layer: probe.decoders[layer], fit_decoder=fit_decoder)

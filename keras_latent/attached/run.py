@@ -10,7 +10,8 @@ split and writes a run folder in one atomic step (nothing is written when any in
                          so `Run.config` and `Run.data` rebuild the data set exactly as for a trained run)
     source_model.keras   a byte copy of the user's file (checked: same sha256), from which analysis rebuilds the graph
     model.keras          the attached model: image -> {"class_output", layer: decoded image}; plain Keras loads it
-    history.csv          decoder training, one row per epoch: loss/<layer> (train MSE) and val_loss/<layer> (test)
+    history.csv          decoder training, one row per epoch: loss/<layer> (train MSE), val_loss/<layer> (test), and
+                         loss, val_loss: their means over the layers
     metrics.json         kind "attached": faithfulness per layer (MSE, PSNR, normalized error, mean image), the
                          user's model's test accuracy when its class count matches the data's, times
 
@@ -121,8 +122,9 @@ def attach_decoders(config: AttachConfig, run_dir: str) -> dict:
                           "learning_rate": config.learning_rate, "channel_dropout": config.channel_dropout,
                           "loss": "pixel MSE on [0, 1] images", "seed": config.seed},
               "train": to_json_dict(resolved)}
-    rows = [{"epoch": e, **{k: history[k][i] for k in history if k not in ("epoch",)}}
-            for i, e in enumerate(history["epoch"])]
+    rows = [{"epoch": e, "loss": float(np.mean([history[f"loss/{p}"][i] for p in layers])),
+             "val_loss": float(np.mean([history[f"val_loss/{p}"][i] for p in layers])),
+             **{k: history[k][i] for k in history if k != "epoch"}} for i, e in enumerate(history["epoch"])]
     model = attached_model(graph, decoders)
     try:
         with atomic_directory(run_dir) as out:
