@@ -219,20 +219,9 @@ class AttachedProbe:
 
 def attached_probe(run) -> AttachedProbe:
     """The probe of an attached run (`attached.run.open_any_run`): its source model's graph, its decoders."""
-    from keras_latent.attached.decoders import decoder_name
-    from keras_latent.attached.graph import ModelGraph
-    from keras_latent.attached.reading import ImageSpec
-    from keras_latent.attached.run import load_attached_model
-    from keras_latent.runs import layout
+    from keras_latent.attached.run import attached_parts
 
-    record = run.attached
-    image = record["image"]
-    source = load_attached_model(run.path(layout.SOURCE_MODEL), tuple(record["source"]["imports"]))
-    graph = ModelGraph(source, image_size=(image["height"], image["width"]), class_output=record["class_output"],
-                       output_kind=record["output_kind"])
-    decoders = {layer: run.model.get_layer(decoder_name(layer)) for layer in record["layers"]}
-    return AttachedProbe(graph, decoders, ImageSpec(image["height"], image["width"], image["channels"],
-                                                    tuple(image["input_range"])))
+    return AttachedProbe(*attached_parts(run))
 
 
 def probe_for(run):

@@ -179,6 +179,24 @@ def attached_loaders(record: dict) -> Loaders:
                    decode_paths=lambda measured, model: dict.fromkeys(layers, DECODE_PATH))
 
 
+def attached_parts(run: Run):
+    """(graph, decoders, spec) of an opened attached run: the user's graph rebuilt from source_model.keras
+    (`ModelGraph`, with the run's image size, class output and output kind), {layer: its decoder} from
+    model.keras, and the `ImageSpec` of the images the model takes."""
+    from keras_latent.attached.decoders import decoder_name
+    from keras_latent.attached.graph import ModelGraph
+    from keras_latent.attached.reading import ImageSpec
+
+    record = run.attached
+    image = record["image"]
+    source = load_attached_model(run.path(layout.SOURCE_MODEL), tuple(record["source"]["imports"]))
+    graph = ModelGraph(source, image_size=(image["height"], image["width"]), class_output=record["class_output"],
+                       output_kind=record["output_kind"])
+    decoders = {layer: run.model.get_layer(decoder_name(layer)) for layer in record["layers"]}
+    return graph, decoders, ImageSpec(image["height"], image["width"], image["channels"],
+                                      tuple(image["input_range"]))
+
+
 def open_any_run(run_dir: str, dataset: str | None = None, compile: bool = True) -> Run:
     """The run folder `run_dir` with the loaders of its kind: a trained run's (`model.saving.open_run`) or an
     attached run's (`attached_loaders`)."""
