@@ -134,6 +134,11 @@ def write_attributions(probe, images: list[dict], class_names, layers: list[str]
     return files, predictions
 
 
+def _rgb(images: np.ndarray) -> np.ndarray:
+    """Grey images (..., 1) repeated to RGB (..., 3), as views_{layer}.npz holds them; RGB unchanged."""
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
 def write_channel_arrays(probe, images: list[dict], layer_channels: dict, mode: str, decode: bool,
                          optimized: dict, decode_paths: dict[str, str], out: str) -> dict[str, str]:
     """views_{layer}.npz (layout.CHANNEL_VIEW_ARRAYS) of every layer with per-channel views, the decoded
@@ -152,6 +157,8 @@ def write_channel_arrays(probe, images: list[dict], layer_channels: dict, mode: 
                     probe.masked_decoder(layer, decode_paths[layer]), acts, masks))
         if len(arrays) == 2:
             continue  # no per-channel view
+        arrays = {k: _rgb(v) if k in ("originals", "optimized", "best_test", "decoded") else v
+                  for k, v in arrays.items()}
         write_arrays(layout.CHANNEL_VIEWS.path(out, **file_fields({"layer": layer})), arrays)
         written[layer] = layout.analysis_relative(layout.CHANNEL_VIEWS, **file_fields({"layer": layer}))
     return written

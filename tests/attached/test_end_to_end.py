@@ -157,3 +157,44 @@ def test_a_users_convnet_goes_end_to_end(tmp_path, sample_splits, capsys):
     np.testing.assert_array_equal(keras.saving.load_model(path).predict_on_batch(probe_images), before)
     assert file_sha256(os.path.join(out, layout.SOURCE_MODEL.name)) == sha
     print("seconds:", {k: round(v, 1) for k, v in seconds.items()})
+
+
+def test_a_grey_model_with_two_outputs_and_h_not_w_goes_through_every_command(tmp_path, capsys):
+    """Grey 24 x 40 images, two outputs (--class-output), a shared layer, inputs in [0, 1] (--input-range): attach,
+    analyze, report, export and the explorer all run, and the sanity checks get a probe that works."""
+    from attached.attached_models import two_outputs
+
+    from keras_latent.analysis import AnalysisConfig, analyze_run
+    from keras_latent.analysis.probe import attached_probe, attached_sanity_probe
+    from keras_latent.attach import main as attach_main
+    from keras_latent.attached.run import open_any_run
+    from keras_latent.explorer.session import Explorer
+    from keras_latent.exporting.savedmodel import export_run
+    from keras_latent.reporting import build_report
+
+    path, out = str(tmp_path / "grey.keras"), str(tmp_path / "run")
+    two_outputs(classes=10).save(path)
+    code, printed, err = run_main(attach_main, [path, "--out", out, "--epochs", "1", "--max-train-samples", "64",
+                                                "--class-output", "probs", "--input-range", "0,1", "-q"], capsys)
+    assert code == 0, err
+    run = open_any_run(out)
+    assert run.data.splits.x_test.shape[1:] == (24, 40, 1)
+    summary = analyze_run(out, AnalysisConfig(feature_steps=4, saliency_samples=2, channels=(0, 1)))
+    assert summary["layers"] == run.layers
+    assert os.path.isfile(build_report(out))
+    signatures = tf.saved_model.load(export_run(out)[0]).signatures
+    pixels = tf.constant(run.data.splits.x_test[:2])
+    assert signatures["serving_default"](images=pixels)["probabilities"].shape == (2, 10)
+    explorer = Explorer(out)
+    try:
+        assert set(explorer.view("test-1")["layers"]) == set(run.layers)
+    finally:
+        explorer.close()
+    probe = attached_sanity_probe(attached_probe(run))
+    x = attached_probe(run).to_input(run.data.splits.x_test[:3])
+    layer = run.layers[-1]
+    assert probe.encoder(probe.model, layer)(x).shape[0] == 3
+    assert probe.class_probabilities(probe.model, x).shape == (3, 10)
+    assert probe.grad_cam(probe.model, x, np.zeros(3, np.int32), layer).shape[0] == 3
+    assert probe.ablation_model(probe.model, layer).predict_on_batch(
+        [x, np.ones((3, 1, probe.encoder(probe.model, layer).output.shape[-1]), np.float32)]).shape == (3, 1, 10)
