@@ -65,7 +65,8 @@ def print_summary(summary: dict, run_dir: str) -> None:
     print(f"intact test accuracy {100 * summary['intact_accuracy']:.1f}% on {summary['test_images']} images")
     faithful = summary["faithfulness"]
     for layer, path in summary["decode_paths"].items():
-        figures, baseline = faithful["layers"][layer][path], faithful["mean_image"]
+        figures, baseline = faithful["layers"][layer], faithful["mean_image"]
+        figures = figures.get(path, figures)  # a trained run: per decode path; an attached run: its own decoder
         flag = "  NOT FAITHFUL: no better than the mean image" if layer in faithful["no_better_than_mean_image"] else ""
         print(f"{layer}: all channels decoded along the {path} path: MSE {figures['mse']:.4f}, PSNR "
               f"{figures['psnr']:.1f} dB (mean image {baseline['mse']:.4f}, {baseline['psnr']:.1f} dB){flag}")

@@ -22,7 +22,7 @@ LAYERS = [
     {"reporting"},
     {"studies"},
     {"explorer"},
-    {"train", "analyze", "report", "export", "search_weights", "study", "explore"},  # the commands
+    {"train", "analyze", "report", "export", "search_weights", "study", "explore", "attach"},  # the commands
 ]
 COMMANDS = LAYERS[-1]
 

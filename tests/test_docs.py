@@ -15,7 +15,7 @@ from helpers import REPO
 from keras_latent.runs import layout
 
 COMMANDS = ("keras_latent.train", "keras_latent.analyze", "keras_latent.report", "keras_latent.export",
-            "keras_latent.search_weights", "keras_latent.study", "keras_latent.explore")
+            "keras_latent.search_weights", "keras_latent.study", "keras_latent.explore", "keras_latent.attach")
 CLI_DOC = os.path.join(REPO, "docs", "cli.md")
 RUN_FOLDER_DOC = os.path.join(REPO, "docs", "run-folder.md")
 README = os.path.join(REPO, "README.md")

@@ -130,13 +130,15 @@ def _to_image(param, settings: FeatureSettings, size: int, color_sqrt):
     return 2.0 * ops.sigmoid(x) - 1.0
 
 
-def _initial_parameter(settings: FeatureSettings, channels: np.ndarray, n_channels: int, size: int) -> np.ndarray:
+def _initial_parameter(settings: FeatureSettings, channels: np.ndarray, n_channels: int, size: int,
+                       colors: int = 3, width: int | None = None) -> np.ndarray:
     """The random start of each chosen channel's image, drawn for all `n_channels` and then picked, so a
-    channel starts the same whichever other channels are optimized with it."""
+    channel starts the same whichever other channels are optimized with it. Images are (size, width or size,
+    colors); the Fourier parameterization needs square images."""
     rng = np.random.default_rng(settings.seed)
     if settings.parameterization == "fourier":
-        return rng.normal(0.0, INIT_SD, (2, n_channels, 3, size, size // 2 + 1)).astype(np.float32)[:, channels]
-    return rng.normal(0.0, INIT_SD, (n_channels, size, size, 3)).astype(np.float32)[channels]
+        return rng.normal(0.0, INIT_SD, (2, n_channels, colors, size, size // 2 + 1)).astype(np.float32)[:, channels]
+    return rng.normal(0.0, INIT_SD, (n_channels, size, width or size, colors)).astype(np.float32)[channels]
 
 
 # ---------------------------------------------------------------- transformations, penalties, objective
@@ -227,18 +229,35 @@ def visualize_channels(model: keras.Model, layer: str, channels=None, settings: 
     All K images are optimized in one compiled call. Returns the images (K, S, S, 3) in [-1, 1] and
     the mean block activation each reaches on its channel.
     """
-    import tensorflow as tf
 
     validate_settings(settings)
     n_channels = latent.num_channels(model, layer)
     chosen = latent.check_channels(n_channels, channels, layer)
-    size = int(model.inputs[0].shape[1])
+    images = optimize_channel_images(pre_relu_channel_means(model, layer), tuple(model.inputs[0].shape[1:]), chosen,
+                                     n_channels, settings, color_images)
+    reached = channel_means(model, images, layer)[np.arange(len(chosen)), chosen]
+    return FeatureVisualization(layer, chosen, images, reached.astype(np.float32))
+
+
+def optimize_channel_images(score, image_shape, chosen: np.ndarray, n_channels: int,
+                            settings: FeatureSettings = FeatureSettings(),
+                            color_images: np.ndarray | None = None) -> np.ndarray:
+    """The optimization of `visualize_channels` for any model: score(images (K, H, W, C) in [-1, 1]) -> (K,
+    n_channels) channel means to maximize; returns the optimized images (K, H, W, C) in [-1, 1] float32.
+    Non-square or grey images use the pixel parameterization (the Fourier one is square RGB) and no colour
+    decorrelation for grey."""
+    import tensorflow as tf
+
+    height, width, colors = (int(d) for d in image_shape)
+    size = height
+    if height != width or colors != 3:
+        settings = dataclasses.replace(settings, parameterization="pixel", decorrelate=settings.decorrelate and
+                                       colors == 3)
     color_sqrt = None
     if settings.decorrelate:
         color_sqrt = IMAGENET_COLOR_SQRT if color_images is None else color_correlation_sqrt(color_images)
         color_sqrt = tf.constant(color_sqrt / np.max(np.linalg.norm(color_sqrt, axis=0)))  # Lucid's normalization
-    score = pre_relu_channel_means(model, layer)
-    param = tf.Variable(_initial_parameter(settings, chosen, n_channels, size))
+    param = tf.Variable(_initial_parameter(settings, chosen, n_channels, size, colors, width))
     optimizer = keras.optimizers.Adam(settings.learning_rate)
     optimizer.build([param])
     pick = tf.constant(np.stack([np.arange(len(chosen)), chosen], axis=1), tf.int32)  # (K, 2): image k, channel c_k
@@ -256,6 +275,4 @@ def visualize_channels(model: keras.Model, layer: str, channels=None, settings: 
             optimizer.apply_gradients([(tape.gradient(loss, param), param)])
         return _to_image(param, settings, size, color_sqrt)
 
-    images = np.asarray(optimize(), np.float32)
-    reached = channel_means(model, images, layer)[np.arange(len(chosen)), chosen]
-    return FeatureVisualization(layer, chosen, images, reached.astype(np.float32))
+    return np.asarray(optimize(), np.float32)

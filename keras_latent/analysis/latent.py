@@ -229,7 +229,12 @@ class ChannelStats:
 def channel_statistics(model: keras.Model, images: np.ndarray, labels: np.ndarray, layer: str,
                        num_classes: int, batch_size: int = 256) -> ChannelStats:
     """Spatial mean of each channel per image (in the graph), then averaged overall and per class."""
-    enc = encoder(model, layer)
+    return encoder_statistics(encoder(model, layer), images, labels, layer, num_classes, batch_size)
+
+
+def encoder_statistics(enc: keras.Model, images: np.ndarray, labels: np.ndarray, layer: str, num_classes: int,
+                       batch_size: int = 256) -> ChannelStats:
+    """`channel_statistics` with the encoder given (image (B, ...) -> activations (B, h, w, C)): any model's."""
     pooled = keras.Model(enc.inputs, keras.layers.GlobalAveragePooling2D()(enc.outputs[0]))
     per_image = predict_in_chunks(pooled, [np.asarray(images, np.float32)], batch_size).astype(np.float64)  # (N, C)
     by_class = np.full((per_image.shape[1], num_classes), np.nan)
@@ -266,10 +271,17 @@ def ablate_channels(model: keras.Model, images: np.ndarray, labels: np.ndarray, 
     images: normalized (N, S, S, 3); labels: (N,). The intact model is mask row 0 (all ones) of the
     same call, so intact and ablated scores come from the same graph.
     """
-    n = num_channels(model, layer)
+    return ablate_with(ablation_model(model, layer), num_channels(model, layer), images, labels, layer, num_classes,
+                       channels)
+
+
+def ablate_with(masked: keras.Model, n: int, images: np.ndarray, labels: np.ndarray, layer: str, num_classes: int,
+                channels=None) -> Ablation:
+    """`ablate_channels` with the ablation model given: [image, masks (B, K, n)] -> class scores (B, K, classes)
+    (probabilities or logits: only the argmax counts), for any model (an attached run's `masked_model`)."""
     chosen = check_channels(n, channels, layer)
     masks = intact_and_channel_masks(n, chosen, "drop")
-    predicted = predict_masked(ablation_model(model, layer), images, masks).argmax(axis=-1)  # (N, 1 + K)
+    predicted = predict_masked(masked, images, masks).argmax(axis=-1)  # (N, 1 + K)
     accuracy = (predicted == np.asarray(labels)[:, None]).mean(axis=0)
     per_class = np.stack([per_class_accuracy(confusion_matrix(labels, predicted[:, j], labels=range(num_classes)))
                           for j in range(predicted.shape[1])])

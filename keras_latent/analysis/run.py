@@ -15,13 +15,13 @@ import numpy as np
 
 from keras_latent.analysis import latent, plots, views
 from keras_latent.analysis.config import AnalysisConfig, validate_analysis
-from keras_latent.data.pipeline import denormalize, normalize
+from keras_latent.analysis.probe import probe_for
+from keras_latent.attached.run import open_any_run
+from keras_latent.data.pipeline import normalize
 from keras_latent.errors import UsageError
 from keras_latent.files import atomic_directory, atomic_write_text
-from keras_latent.model.saving import open_run
 from keras_latent.runs import layout
 from keras_latent.runs.records import csv_text, write_json
-from keras_latent.runs.run import Run
 from keras_latent.training.evaluation import per_class_dict
 from keras_latent.training.faithfulness import measure_test_faithfulness
 
@@ -34,28 +34,27 @@ def check_index(index: int, size: int, flag: str) -> int:
     return index
 
 
-def chosen_layers(run: Run, layers) -> list[str]:
-    """The layers asked for (checked against the model's), or every layer a decoder reads."""
-    names = list(layers) if layers else run.layers
-    for name in names:
-        latent.layer_index(run.model, name)  # UsageError listing the valid names
+def chosen_layers(probe, layers) -> list[str]:
+    """The layers asked for (checked against the model's: one UsageError line listing the valid names), or every
+    layer a decoder reads."""
+    names = [probe.check_layer(name) for name in layers] if layers else probe.layers
     return list(dict.fromkeys(names))
 
 
 _save_figure_entry = views.figure_entry
 
 
-def write_image_figures(model, images: list[dict], layer: str, channels, mode: str, path: str | None,
+def write_image_figures(probe, images: list[dict], layer: str, channels, mode: str, path: str | None,
                         out: str) -> list[dict]:
     """Channel grid (decoded along `path`; None: no decoder) and activation maps of each image at `layer`;
     returns the `files` entries."""
     x = np.stack([im["normalized"] for im in images])  # (N, S, S, 3)
-    acts = latent.layer_activations(model, x, layer)  # (N, h, w, C)
+    acts = views.activations(probe, x, layer)  # (N, h, w, C)
     decoded = None
     if path is not None:
         masks = latent.intact_and_channel_masks(acts.shape[-1], channels, mode)  # all, then each
-        decoder = latent.masked_decoder(model, layer, path)
-        decoded = denormalize(latent.predict_masked(decoder, acts, masks))  # (N, 1 + K, S, S, 3)
+        decoder = probe.masked_decoder(layer, path)
+        decoded = probe.to_uint8(latent.predict_masked(decoder, acts, masks))  # (N, 1 + K, S, S, 3)
     files = []
     for i, im in enumerate(images):
         what = f"{im['split']} image {im['index']} ({im['label']}), {layer} {'x'.join(map(str, acts.shape[1:]))}"
@@ -71,10 +70,11 @@ def write_image_figures(model, images: list[dict], layer: str, channels, mode: s
     return files
 
 
-def layer_measures(model, x_test, y_test, class_names, layer: str, channels, out: str):
+def layer_measures(probe, x_test, y_test, class_names, layer: str, channels, out: str):
     """Channel statistics and ablation of one layer on the test split: (stats rows, ablation, files)."""
-    stats = latent.channel_statistics(model, x_test, y_test, layer, len(class_names))
-    ablation = latent.ablate_channels(model, x_test, y_test, layer, len(class_names), channels)
+    stats = latent.encoder_statistics(probe.encoder(layer), x_test, y_test, layer, len(class_names))
+    ablation = latent.ablate_with(probe.ablation_model(layer), probe.num_channels(layer), x_test, y_test, layer,
+                                  len(class_names), channels)
     stats_rows = [[layer, int(c), float(stats.mean_activation[c]), *map(float, stats.class_mean_activation[c])]
                   for c in channels]
     files = [
@@ -91,13 +91,15 @@ def layer_measures(model, x_test, y_test, class_names, layer: str, channels, out
 
 def layer_decode_paths(faithful: dict | None, setting: str, layers) -> dict[str, str]:
     """The decode path of each analysed layer: the measured faithful one (`auto`), or the one asked for;
-    {} without a decoder (`faithful` None)."""
+    {} without a decoder (`faithful` None); "tail" (its own decoder) for an attached run's layers."""
     if faithful is None:
         return {}
+    if "decode_paths" not in faithful:  # an attached run: each layer has its own decoder
+        return dict.fromkeys(layers, "tail")
     return {layer: faithful["decode_paths"][layer] if setting == "auto" else setting for layer in layers}
 
 
-def write_analysis(model, splits, class_names, layer_channels: dict, images, config: AnalysisConfig,
+def write_analysis(probe, splits, class_names, layer_channels: dict, images, config: AnalysisConfig,
                    faithful: dict | None, out: str, seconds: dict | None = None) -> dict:
     """The decoded channels (with `decode` in `config.methods`), statistics and ablation (always) and both
     CSV tables into folder `out`; returns analysis.json's summary so far. Adds wall times to `seconds`.
@@ -108,7 +110,7 @@ def write_analysis(model, splits, class_names, layer_channels: dict, images, con
     mode, top = config.mode, config.top
     paths = layer_decode_paths(faithful, config.decode_path, layer_channels)
     seconds = {} if seconds is None else seconds
-    x_test = np.asarray(normalize(splits.x_test))
+    x_test = probe.to_input(splits.x_test)
     summary = {"mode": mode, "layers": list(layer_channels), "decode_path_setting": config.decode_path,
                "decode_paths": paths, "faithfulness": faithful,
                "images": [{k: im[k] for k in ("split", "index", "label", "class_index")} for im in images],
@@ -119,9 +121,9 @@ def write_analysis(model, splits, class_names, layer_channels: dict, images, con
     for layer, channels in layer_channels.items():
         if "decode" in config.methods:
             with views.timed(seconds, "decode"):
-                summary["files"] += write_image_figures(model, images, layer, channels, mode, paths.get(layer), out)
+                summary["files"] += write_image_figures(probe, images, layer, channels, mode, paths.get(layer), out)
         with views.timed(seconds, "measures"):
-            rows, ablation, files = layer_measures(model, x_test, splits.y_test, class_names, layer, channels, out)
+            rows, ablation, files = layer_measures(probe, x_test, splits.y_test, class_names, layer, channels, out)
         stats_rows += rows
         ablation_rows += [[layer, int(c), float(ablation.accuracy[j]), float(ablation.accuracy_drop[j]),
                            *map(float, ablation.per_class[j])] for j, c in enumerate(channels)]
@@ -139,15 +141,17 @@ def write_analysis(model, splits, class_names, layer_channels: dict, images, con
     return summary
 
 
-def chosen_images(splits, class_names, train_index: int, test_index: int) -> list[dict]:
-    """The two images to decode, uint8 and normalized, with their split, index and label."""
+def chosen_images(splits, class_names, train_index: int, test_index: int, probe=None) -> list[dict]:
+    """The two images to decode, uint8 and as the model takes them ("normalized": [-1, 1], or the attached
+    model's input range with `probe`), with their split, index and label."""
     images = []
     for split, x, y, index in (("train", splits.x_train, splits.y_train, train_index),
                                ("test", splits.x_test, splits.y_test, test_index)):
         check_index(index, len(x), f"--{split}-index")
         images.append({"split": split, "index": index, "label": class_names[int(y[index])],
                        "class_index": int(y[index]), "uint8": x[index],
-                       "normalized": np.asarray(normalize(x[index]))})
+                       "normalized": probe.to_input(x[index:index + 1])[0] if probe is not None
+                       else np.asarray(normalize(x[index]))})
     return images
 
 
@@ -159,21 +163,24 @@ def analyze_run(run_dir: str, config: AnalysisConfig = AnalysisConfig()) -> dict
     import tensorflow as tf
 
     validate_analysis(config)
-    run = open_run(run_dir, config.dataset)
+    run = open_any_run(run_dir, config.dataset)
     run.config  # noqa: B018 (not a run folder, or a damaged config.json: one line before the model loads)
-    model = run.model
+    probe = probe_for(run)
     splits, class_names, seed = run.data.splits, run.data.class_names, run.data.config.seed
     keras.utils.set_random_seed(seed)
-    layer_channels = {layer: latent.check_channels(latent.num_channels(model, layer), config.channels, layer)
-                      for layer in chosen_layers(run, config.layers)}
-    images = chosen_images(splits, class_names, config.train_index, config.test_index)
-    faithful = measure_test_faithfulness(model, splits)
+    layer_channels = {layer: latent.check_channels(probe.num_channels(layer), config.channels, layer)
+                      for layer in chosen_layers(probe, config.layers)}
+    images = chosen_images(splits, class_names, config.train_index, config.test_index, probe)
+    if probe.kind == "attached":  # measured on the test split when the decoders were attached
+        faithful = run.metrics["faithfulness"]
+    else:
+        faithful = measure_test_faithfulness(probe.model, splits)
     if faithful is None:
         log.info("this run has no decoder (--no-decoder): channel grids skipped; feature maps, statistics and "
                  "ablation written")
     else:
         for layer, path in layer_decode_paths(faithful, config.decode_path, layer_channels).items():
-            figures = faithful["layers"][layer][path]
+            figures = faithful["layers"][layer] if probe.kind == "attached" else faithful["layers"][layer][path]
             log.info(f"{layer}: decoded along the {path} path (all channels: MSE {figures['mse']:.4f}, "
                      f"PSNR {figures['psnr']:.1f} dB; mean image {faithful['mean_image']['mse']:.4f})")
     folder = layout.analysis_dir(run_dir)
@@ -182,18 +189,20 @@ def analyze_run(run_dir: str, config: AnalysisConfig = AnalysisConfig()) -> dict
     try:
         with atomic_directory(folder) as out:
             seconds = {}
-            summary = write_analysis(model, splits, class_names, layer_channels, images, config, faithful, out, seconds)
-            added = views.write_views(model, splits, class_names, layer_channels, images, config, seed,
+            summary = write_analysis(probe, splits, class_names, layer_channels, images, config, faithful, out, seconds)
+            added = views.write_views(probe, splits, class_names, layer_channels, images, config, seed,
                                       out, seconds, summary["decode_paths"])
             summary["files"] += added.pop("files")
             if "sanity" in config.methods:  # the controls of every view (issue 23): sanity.json and its figures
                 from keras_latent.analysis.sanity_method import write_sanity
 
                 with views.timed(seconds, "sanity"):
-                    sanity = write_sanity(run, list(layer_channels), summary["decode_paths"], config, seed, out)
+                    sanity = write_sanity(run, probe, list(layer_channels), summary["decode_paths"], config, seed, out)
                 summary["sanity"] = {"path": layout.analysis_relative(layout.SANITY_SUMMARY),
                                      "verdicts": sanity["verdicts"]}
             summary.update(added, methods=list(config.methods), seconds=seconds)
+            if probe.kind == "attached":
+                summary["kind"] = probe.kind
             write_json(layout.ANALYSIS_SUMMARY.path(out), summary)
             return summary
     except OSError as err:

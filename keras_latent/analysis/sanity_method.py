@@ -23,21 +23,24 @@ from keras_latent.runs.records import write_json
 log = logging.getLogger("keras_latent")
 
 
-def sanity_probe_for(run, layers: list[str], decode_paths: dict[str, str]):
-    """The `SanityProbe` of the run's model: the one place that knows which kind of run gets which probe.
+def sanity_probe_for(probe, layers: list[str], decode_paths: dict[str, str]):
+    """The `SanityProbe` of an analysis probe (`analysis.probe.probe_for(run)`): the one place that knows which
+    kind of run gets which sanity probe.
 
-    A run `train` made (opened with `model.saving.open_run`'s loaders): `own_model_probe` along the
-    analysed `layers` and each layer's `decode_paths` entry ({} without a decoder: no decoded views).
-    Any other kind is a one-line UsageError until its probe builder is plugged in here.
+    A run `train` made (`TrainedProbe`): `own_model_probe` along the analysed `layers` and each layer's
+    `decode_paths` entry ({} without a decoder: no decoded views). A run with decoders attached to a user's
+    model (`AttachedProbe`): `analysis.probe.attached_sanity_probe`. Any other kind is one line.
     """
+    from keras_latent.analysis.probe import attached_sanity_probe
     from keras_latent.analysis.sanity import own_model_probe
-    from keras_latent.model import saving
 
-    if run.loaders is saving.LOADERS:
-        return own_model_probe(run.model, layers, decode_paths or None)
-    raise UsageError(f"the sanity checks know runs made by {layout.TRAIN} (opened with "
-                     f"keras_latent.model.saving.open_run); {run.folder!r} was opened with other loaders "
-                     f"({type(run.loaders).__name__}): no sanity probe for this kind of run yet")
+    kind = getattr(probe, "kind", None)
+    if kind == "attached":
+        return attached_sanity_probe(probe)
+    if kind == "trained":
+        return own_model_probe(probe.model, layers, decode_paths or None)
+    raise UsageError(f"the sanity checks know runs made by {layout.TRAIN} and by {layout.ATTACH}; "
+                     f"got a probe of kind {kind!r}")
 
 
 def sanity_settings(config: AnalysisConfig, seed: int):
@@ -49,7 +52,7 @@ def sanity_settings(config: AnalysisConfig, seed: int):
         decoder_epochs=config.sanity_decoder_epochs, decoder_images=config.sanity_decoder_images))
 
 
-def write_sanity(run, layers: list[str], decode_paths: dict[str, str], config: AnalysisConfig, seed: int,
+def write_sanity(run, probe, layers: list[str], decode_paths: dict[str, str], config: AnalysisConfig, seed: int,
                  out: str) -> dict:
     """Run every sanity check on the run's views and write sanity.json and its figures into folder `out`.
 
@@ -60,16 +63,15 @@ def write_sanity(run, layers: list[str], decode_paths: dict[str, str], config: A
     (wall time of the whole method).
     """
     from keras_latent.analysis.sanity import run_sanity_checks
-    from keras_latent.data.pipeline import normalize
 
     start = time.perf_counter()
     settings = sanity_settings(config, seed)
-    probe = sanity_probe_for(run, layers, decode_paths)
+    sanity_probe = sanity_probe_for(probe, layers, decode_paths)
     splits, class_names = run.data.splits, run.data.class_names
-    x_test = np.asarray(normalize(splits.x_test), np.float32)
-    x_train = np.asarray(normalize(splits.x_train), np.float32)  # all: the fill colour is the split's mean
-    log.info(f"sanity checks: {settings.images} test images, seed {seed}, layers {', '.join(probe.layers)}")
-    summary, figures = run_sanity_checks(probe, x_test, splits.y_test, x_train,
+    x_test = np.asarray(probe.to_input(splits.x_test), np.float32)  # the model's input range
+    x_train = np.asarray(probe.to_input(splits.x_train), np.float32)  # all: the fill colour is the split's mean
+    log.info(f"sanity checks: {settings.images} test images, seed {seed}, layers {', '.join(sanity_probe.layers)}")
+    summary, figures = run_sanity_checks(sanity_probe, x_test, splits.y_test, x_train,
                                          len(class_names), settings)
     saving_start = time.perf_counter()
     paths = {}
@@ -77,7 +79,7 @@ def write_sanity(run, layers: list[str], decode_paths: dict[str, str], config: A
         save_figure(fig, layout.SANITY_FIGURE.path(out, figure=name))
         paths[name] = layout.analysis_relative(layout.SANITY_FIGURE, figure=name)
     summary["timings_s"]["saving figures"] = round(time.perf_counter() - saving_start, 2)
-    summary.update(figures=paths, layers=list(probe.layers), decode_paths=dict(decode_paths),
+    summary.update(figures=paths, layers=list(sanity_probe.layers), decode_paths=dict(decode_paths),
                    class_names=list(class_names), dataset=splits.description,
                    seconds=round(time.perf_counter() - start, 2))
     summary["settings"] = {**summary["settings"], "checks": list(summary["settings"]["checks"])}

@@ -36,24 +36,35 @@ def timed(seconds: dict, key: str):
     seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - start
 
 
+def file_fields(fields: dict) -> dict:
+    """`fields` as a file name takes them: a nested layer path "stem/conv1" becomes "stem.conv1"."""
+    return {k: v.replace("/", ".") if k == "layer" else v for k, v in fields.items()}
+
+
 def figure_entry(fig, out: str, entry: layout.Entry, kind: str, **fields) -> dict:
     """Save `fig` as `entry` (its `fields` filled) in folder `out`; returns its analysis.json `files` entry."""
-    save_figure(fig, entry.path(out, **fields))
-    return {"kind": kind, **fields, "path": layout.analysis_relative(entry, **fields)}
+    save_figure(fig, entry.path(out, **file_fields(fields)))
+    return {"kind": kind, **fields, "path": layout.analysis_relative(entry, **file_fields(fields))}
 
 
-def write_features(model, splits, layer_channels: dict, settings: features.FeatureSettings,
+
+def activations(probe, images: np.ndarray, layer: str, batch_size: int = 256) -> np.ndarray:
+    """Model-input images (N, H, W, C) -> `layer`'s activations (N, h, w, c) float32, through `probe`."""
+    return latent.predict_in_chunks(probe.encoder(layer), [np.asarray(images, np.float32)], batch_size)
+
+
+def write_features(probe, splits, layer_channels: dict, settings: features.FeatureSettings,
                    out: str) -> tuple[list, dict, dict]:
     """Feature visualization of every chosen channel, its grid per layer and features.csv.
 
     Returns (files entries, analysis.json's `features`, {layer: {"optimized": uint8 (K, S, S, 3),
     "best_test": the test image that excites each channel most, uint8 (K, S, S, 3)}}).
     """
-    x_train, x_test = np.asarray(normalize(splits.x_train)), np.asarray(normalize(splits.x_test))
+    colour_images, x_test = np.asarray(normalize(splits.x_train)), probe.to_input(splits.x_test)
     files, summary, optimized, rows = [], {}, {}, []
     for layer, channels in layer_channels.items():
-        found = features.visualize_channels(model, layer, channels, settings, color_images=x_train)
-        test_means = features.channel_means(model, x_test, layer)[:, channels]  # (N, K)
+        found = probe.visualize(layer, channels, settings, colour_images)
+        test_means = activations(probe, x_test, layer).mean(axis=(1, 2))[:, channels]  # (N, K)
         best, best_index = test_means.max(axis=0), test_means.argmax(axis=0)
         optimized[layer] = {"optimized": denormalize(found.images), "best_test": splits.x_test[best_index]}
         summary[layer] = [{"channel": int(c), "optimized_activation": float(found.activation[j]),
@@ -68,6 +79,16 @@ def write_features(model, splits, layer_channels: dict, settings: features.Featu
     return files, summary, optimized
 
 
+def upsample(maps: np.ndarray, size) -> np.ndarray:
+    """Maps (N, h, w) resized bilinearly to (N, H, W), size (H, W) (or one int for a square), float32."""
+    if isinstance(size, int):
+        return attribution.upsample(maps, size)
+    from keras import ops
+
+    return np.asarray(ops.image.resize(np.asarray(maps, np.float32)[..., None], tuple(size),
+                                       interpolation="bilinear"))[..., 0]
+
+
 def _class_rows(image: dict, probabilities: np.ndarray, class_names) -> tuple[list[int], list[str]]:
     """The classes to explain for one image: predicted, then true when it differs; with their labels."""
     predicted = int(probabilities.argmax())
@@ -79,14 +100,14 @@ def _class_rows(image: dict, probabilities: np.ndarray, class_names) -> tuple[li
     return classes, labels
 
 
-def write_attributions(model, images: list[dict], class_names, layers: list[str], methods, samples: int, seed: int,
+def write_attributions(probe, images: list[dict], class_names, layers: list[str], methods, samples: int, seed: int,
                        out: str, seconds: dict) -> tuple[list, list]:
     """Grad-CAM and/or SmoothGrad figures of each analysed image, for its predicted and its true class.
 
     Returns (files entries, analysis.json's `predictions`); adds each method's time to `seconds`.
     """
     x = np.stack([im["normalized"] for im in images])  # (N, S, S, 3)
-    probabilities = attribution.class_probabilities(model, x)  # (N, classes)
+    probabilities = probe.class_probabilities(x)  # (N, classes)
     files, predictions = [], []
     for i, image in enumerate(images):
         classes, labels = _class_rows(image, probabilities[i], class_names)
@@ -99,21 +120,26 @@ def write_attributions(model, images: list[dict], class_names, layers: list[str]
         repeated = np.repeat(x[i:i + 1], len(classes), axis=0)
         if "gradcam" in methods:
             with timed(seconds, "gradcam"):
-                cams = attribution.grad_cam(model, repeated, classes, layers)
-                maps = np.stack([attribution.upsample(cams[layer], x.shape[1]) for layer in layers], axis=1)
+                cams = probe.grad_cam(repeated, classes, layers)
+                maps = np.stack([upsample(cams[layer], x.shape[1:3]) for layer in layers], axis=1)
                 files.append(figure_entry(view_plots.plot_grad_cam(image["uint8"], maps, layers, labels,
                                                                    f"{what}: Grad-CAM"),
                                           out, layout.GRAD_CAM, "gradcam", **fields))
         if "saliency" in methods:
             with timed(seconds, "saliency"):
-                saliency = attribution.smoothgrad(model, repeated, classes, samples=samples, seed=seed)
+                saliency = probe.smoothgrad(repeated, classes, samples, seed)
                 files.append(figure_entry(view_plots.plot_saliency(image["uint8"], saliency, labels,
                                                                    f"{what}: SmoothGrad saliency, {samples} samples"),
                                           out, layout.SALIENCY, "saliency", **fields))
     return files, predictions
 
 
-def write_channel_arrays(model, images: list[dict], layer_channels: dict, mode: str, decode: bool,
+def _rgb(images: np.ndarray) -> np.ndarray:
+    """Grey images (..., 1) repeated to RGB (..., 3), as views_{layer}.npz holds them; RGB unchanged."""
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+def write_channel_arrays(probe, images: list[dict], layer_channels: dict, mode: str, decode: bool,
                          optimized: dict, decode_paths: dict[str, str], out: str) -> dict[str, str]:
     """views_{layer}.npz (layout.CHANNEL_VIEW_ARRAYS) of every layer with per-channel views, the decoded
     tiles along each layer's decode path (`decode_paths`, as the channel grids); returns {layer: path}."""
@@ -123,18 +149,22 @@ def write_channel_arrays(model, images: list[dict], layer_channels: dict, mode: 
         arrays = {"channels": np.asarray(channels, np.int64), "originals": np.stack([im["uint8"] for im in images])}
         arrays.update(optimized.get(layer, {}))
         if decode:
-            arrays["activation_maps"] = np.moveaxis(latent.layer_activations(model, x, layer)[..., channels], -1, 1)
+            acts = activations(probe, x, layer)
+            arrays["activation_maps"] = np.moveaxis(acts[..., channels], -1, 1)
             if layer in decode_paths:  # with a decoder
-                arrays["decoded"] = denormalize(latent.masked_reconstructions(model, x, layer, channels, mode,
-                                                                              decode_paths[layer]))
+                masks = latent.channel_masks(acts.shape[-1], channels, mode)
+                arrays["decoded"] = probe.to_uint8(latent.predict_masked(
+                    probe.masked_decoder(layer, decode_paths[layer]), acts, masks))
         if len(arrays) == 2:
             continue  # no per-channel view
-        write_arrays(layout.CHANNEL_VIEWS.path(out, layer=layer), arrays)
-        written[layer] = layout.analysis_relative(layout.CHANNEL_VIEWS, layer=layer)
+        arrays = {k: _rgb(v) if k in ("originals", "optimized", "best_test", "decoded") else v
+                  for k, v in arrays.items()}
+        write_arrays(layout.CHANNEL_VIEWS.path(out, **file_fields({"layer": layer})), arrays)
+        written[layer] = layout.analysis_relative(layout.CHANNEL_VIEWS, **file_fields({"layer": layer}))
     return written
 
 
-def write_views(model, splits, class_names, layer_channels: dict, images: list[dict], config: AnalysisConfig,
+def write_views(probe, splits, class_names, layer_channels: dict, images: list[dict], config: AnalysisConfig,
                 seed: int, out: str, seconds: dict, decode_paths: dict[str, str]) -> dict:
     """Every view of `config.methods` but `decode` (which run.py draws), and the channel arrays (decoded along
     `decode_paths`, {} without a decoder), into `out`.
@@ -147,13 +177,13 @@ def write_views(model, splits, class_names, layer_channels: dict, images: list[d
     if "features" in methods:
         settings = features.FeatureSettings(steps=config.feature_steps, learning_rate=config.feature_lr, seed=seed)
         with timed(seconds, "features"):
-            files, added["features"], optimized = write_features(model, splits, layer_channels, settings, out)
+            files, added["features"], optimized = write_features(probe, splits, layer_channels, settings, out)
         added["files"] += files
         added["feature_settings"] = dataclasses.asdict(settings)
     if "gradcam" in methods or "saliency" in methods:
-        files, added["predictions"] = write_attributions(model, images, class_names, list(layer_channels), methods,
+        files, added["predictions"] = write_attributions(probe, images, class_names, list(layer_channels), methods,
                                                          config.saliency_samples, seed, out, seconds)
         added["files"] += files
-    added["channel_views"] = write_channel_arrays(model, images, layer_channels, config.mode, "decode" in methods,
+    added["channel_views"] = write_channel_arrays(probe, images, layer_channels, config.mode, "decode" in methods,
                                                   optimized, decode_paths, out)
     return added

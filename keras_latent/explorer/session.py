@@ -28,13 +28,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_latent.analysis import latent
+from keras_latent.attached.run import open_any_run
 from keras_latent.data.pipeline import denormalize, normalize
 from keras_latent.errors import UsageError
 from keras_latent.explorer.config import ExploreConfig
 from keras_latent.explorer.uploads import png_bytes, png_data_url, read_upload
 from keras_latent.explorer.worker import BatchingWorker
 from keras_latent.model.builders import has_decoder
-from keras_latent.model.saving import open_run
 from keras_latent.runs import layout
 from keras_latent.runs.run import Run
 
@@ -63,11 +63,29 @@ def layer_view_model(model: keras.Model, layer: str, decode_path: str = "tail") 
     return keras.Model([images, masks], outputs, name=f"view_{layer}")
 
 
-def _traced(model: keras.Model, specs: list[tf.TensorSpec]):
-    """`model` on uint8 images (normalized in the graph, as in training) and any further inputs, as a tf.function
-    traced once for `specs` (any batch size and mask count), in inference mode."""
+def attached_view_model(probe, layer: str) -> keras.Model:
+    """`layer_view_model` of an attached run (analysis.probe.AttachedProbe): [images (B, H, W, C) in the model's
+    input range, masks (B, K, c)] -> [reconstructions (B, K, H, W, C) in the input range, through the layer's own
+    decoder; probabilities (B, K, classes): the channels x each mask row wherever the user's graph uses the layer,
+    then its own head (softmax of logits where it outputs logits); strength (B, c)]."""
+    images = keras.Input(probe.image_shape, name="image")
+    masks = keras.Input((None, probe.num_channels(layer)), name="channel_masks")
+    activations = probe.encoder(layer)(images)
+    scores = probe.ablation_model(layer)([images, masks])
+    if probe.graph.output_kind == "logits":
+        scores = keras.layers.Softmax(name="probabilities")(scores)
+    return keras.Model([images, masks], [probe.masked_decoder(layer)([activations, masks]), scores,
+                                         keras.layers.GlobalAveragePooling2D(name="strength")(activations)],
+                       name=f"view_{layer.replace('/', '_')}")
+
+
+def _traced(model: keras.Model, specs: list[tf.TensorSpec], to_input=normalize):
+    """`model` on uint8 images (converted in the graph by `to_input`: normalized, as in training, or an attached
+    model's input range) and any further inputs, as a tf.function traced once for `specs` (any batch size and mask
+    count), in inference mode."""
+
     def call(pixels, *rest):
-        return model([normalize(pixels), *rest] if rest else normalize(pixels), training=False)
+        return model([to_input(pixels), *rest] if rest else to_input(pixels), training=False)
 
     return tf.function(call, input_signature=specs)
 
@@ -97,8 +115,12 @@ class Explorer:
     """A run's model and images behind the explorer's JSON API; safe to call from many threads."""
 
     def __init__(self, run_dir: str, config: ExploreConfig = ExploreConfig(), max_batch: int = 64):
-        run = open_run(run_dir, config.dataset)
+        run = open_any_run(run_dir, config.dataset)
         self.dataset = run.config.data.dataset  # what training resized (not a --dataset override)
+        self._to_uint8, self.kind = denormalize, run.kind
+        if run.kind == "attached":
+            self._open_attached(run, config, max_batch)
+            return
         model, splits = run.model, run.data.splits
         self.run_name = os.path.basename(os.path.normpath(run_dir))
         self.config, self.model, self.class_names = config, model, run.data.class_names
@@ -106,6 +128,8 @@ class Explorer:
         self.image_size = run.data.config.model.image_size
         self.test_images, self.test_labels = splits.x_test, np.asarray(splits.y_test)  # (N, S, S, 3) uint8, (N,)
         self.has_decoder = has_decoder(model)
+        self.full_reconstruction = self.has_decoder
+        self.image_shape = (self.image_size, self.image_size, 3)
         self.layers = run.layers
         self.channels = {layer: latent.num_channels(model, layer) for layer in self.layers}
         self.decode_paths = run.decode_paths  # each layer's faithful path, as measured at training
@@ -116,6 +140,47 @@ class Explorer:
         self._views_by_layer = {
             layer: _traced(layer_view_model(model, layer, self.decode_paths[layer]),
                            [image_spec, tf.TensorSpec((None, None, self.channels[layer]), tf.float32)])
+            for layer in self.layers}
+        self._worker = BatchingWorker(self._run_group, max_batch=max_batch)
+        self._warm_up()
+
+    def _open_attached(self, run: Run, config: ExploreConfig, max_batch: int) -> None:
+        """The same explorer on an attached run: per chosen layer, its own decoder and the user's own head
+        (`attached_view_model`); no whole-image reconstruction (the page shows each layer's)."""
+        from keras_latent.analysis.probe import attached_probe
+        from keras_latent.attached.graph import CLASS_OUTPUT
+
+        probe = attached_probe(run)
+        splits = run.data.splits
+        self.run_name = os.path.basename(os.path.normpath(run.folder))
+        self.config, self.model, self.class_names = config, None, run.data.class_names
+        self.description = splits.description
+        self.image_shape = probe.image_shape
+        self.image_size = probe.image_shape[0]
+        self.test_images, self.test_labels = splits.x_test, np.asarray(splits.y_test)
+        self.has_decoder, self.full_reconstruction = True, False
+        self.layers = list(probe.layers)
+        self.channels = {layer: probe.num_channels(layer) for layer in self.layers}
+        self.decode_paths = dict.fromkeys(self.layers, "tail")
+        self.ranking = self._analysis_ranking(run)
+        self._uploads, self._views = _LRU(MAX_UPLOADS), _LRU(MAX_CACHED_VIEWS)
+        self._to_uint8, self._probe = probe.to_uint8, probe
+        lo, hi = probe.spec.input_range
+
+        def to_input(pixels):
+            return lo + (hi - lo) * tf.cast(pixels, tf.float32) / 255.0
+
+        image_spec = tf.TensorSpec((None, *self.image_shape), tf.uint8)
+        classify, logits = probe.graph.score_model(), probe.graph.output_kind == "logits"
+
+        def full(pixels):
+            p = tf.cast(classify(to_input(pixels), training=False)[CLASS_OUTPUT], tf.float32)
+            return {"classifier": tf.nn.softmax(p, axis=-1) if logits else p}
+
+        self._full = tf.function(full, input_signature=[image_spec])
+        self._views_by_layer = {
+            layer: _traced(attached_view_model(probe, layer),
+                           [image_spec, tf.TensorSpec((None, None, self.channels[layer]), tf.float32)], to_input)
             for layer in self.layers}
         self._worker = BatchingWorker(self._run_group, max_batch=max_batch)
         self._warm_up()
@@ -137,7 +202,8 @@ class Explorer:
     def _compute(self, key: tuple, items: list) -> list:
         if key[0] == "full":
             out = self._full(np.stack([image for image, in items]))
-            recon = np.asarray(out["reconstruction"]) if self.has_decoder else [None] * len(items)
+            recon = (np.asarray(out["reconstruction"]) if self.has_decoder and self.full_reconstruction
+                     else [None] * len(items))
             return list(zip(recon, np.asarray(out["classifier"])))
         images, masks = (np.stack(parts) for parts in zip(*items))
         out = [np.asarray(x) for x in self._views_by_layer[key[1]](images, masks)]
@@ -147,7 +213,7 @@ class Explorer:
 
     def _warm_up(self) -> None:
         """Trace every compiled function now, so the first click is as fast as the rest."""
-        image = np.zeros((self.image_size, self.image_size, 3), np.uint8)
+        image = np.zeros(self.image_shape, np.uint8)
         self._worker.submit(("full",), (image,))
         for layer, n in self.channels.items():
             self._worker.submit(("layer", layer, 1), (image, np.ones((1, n), np.float32)))
@@ -214,6 +280,10 @@ class Explorer:
         """Check, decode and resize an uploaded PNG or JPEG; keep it; returns its id and what was read."""
         pixels = read_upload(data, self.image_size, self.dataset, self.config.max_upload_bytes,
                              self.config.max_upload_pixels)
+        if self.kind == "attached":  # the attached model's size (H x W) and channels
+            from keras_latent.attached.reading import prepare_images
+
+            pixels = prepare_images(pixels[None], self._probe.spec)[0]
         image_id = "upload-" + hashlib.sha256(pixels.tobytes()).hexdigest()[:16]  # same picture, same id
         self._uploads.put(image_id, {"id": image_id, "source": "upload", "index": None, "label": None,
                                      "pixels": pixels})
@@ -260,6 +330,8 @@ class Explorer:
     def check_mask(self, layer: str, mask=None, keep=None, drop=None) -> np.ndarray:
         """The mask (C,) float32 of exactly one of: `mask` (C numbers in [0, 1]), `keep` or `drop` (channel lists)."""
         if not isinstance(layer, str) or layer not in self.channels:
+            if self.model is None:
+                raise UsageError(f"unknown layer {str(layer)[:80]!r}; the layers are {', '.join(self.layers)}")
             latent.layer_index(self.model, str(layer)[:80])  # UsageError naming the trunk layers
         n = self.channels[layer]
         given = [name for name, value in (("mask", mask), ("keep", keep), ("drop", drop)) if value is not None]
@@ -287,8 +359,7 @@ class Explorer:
         """(reconstruction uint8 (S, S, 3) or None, probabilities (classes,)) with `layer`'s channels x mask (C,)."""
         x = self._image(image_id)["pixels"]
         recon, probs, _ = self._masked(x, layer, np.asarray(mask, np.float32)[None])
-        return (None if recon is None else denormalize(recon[0])), probs[0]
+        return (None if recon is None else self._to_uint8(recon[0])), probs[0]
 
-    @staticmethod
-    def _data_url(decoded: np.ndarray | None) -> str | None:
-        return None if decoded is None else png_data_url(denormalize(decoded))
+    def _data_url(self, decoded: np.ndarray | None) -> str | None:
+        return None if decoded is None else png_data_url(self._to_uint8(decoded))

@@ -61,7 +61,10 @@ def read_upload(data: bytes, image_size: int, dataset: str, max_bytes: int, max_
 def png_bytes(image: np.ndarray) -> bytes:
     """uint8 (H, W, 3) -> PNG file content."""
     out = io.BytesIO()
-    Image.fromarray(np.asarray(image, np.uint8), "RGB").save(out, format="PNG", compress_level=1)
+    image = np.asarray(image, np.uint8)
+    if image.ndim == 3 and image.shape[-1] == 1:  # a grey model's image (an attached run)
+        image = np.repeat(image, 3, axis=-1)
+    Image.fromarray(image, "RGB").save(out, format="PNG", compress_level=1)
     return out.getvalue()
 
 

@@ -32,11 +32,13 @@ serving_default, converted by TensorFlow.
 """
 from __future__ import annotations
 
+import logging
 import os
 
 import keras
 import tensorflow as tf
 
+from keras_latent.attached.run import open_any_run
 from keras_latent.config import DECODE_PATHS, TrainConfig
 from keras_latent.data.pipeline import normalize
 from keras_latent.files import atomic_directory, atomic_write_bytes
@@ -48,7 +50,6 @@ from keras_latent.model.builders import (
     trunk_block_names,
     trunk_blocks,
 )
-from keras_latent.model.saving import open_run
 from keras_latent.runs import layout
 
 SIGNATURES = ("serving_default", "encode", "decode_masked", "decode_masked_path", "gradcam")
@@ -264,9 +265,30 @@ def convert_tflite(saved_model_dir: str) -> bytes:
 
 
 def export_run(run_dir: str, tflite: bool = False) -> list[str]:
-    """Re-export a finished run folder; returns the paths written."""
-    run = open_run(run_dir)
+    """Re-export a finished run folder (a trained or an attached run); returns the paths written. An attached
+    run's model that TFLite cannot convert gets a warning and no model.tflite."""
+    run = open_any_run(run_dir)
     config = run.config
+    if run.kind == "attached":
+        from keras_latent.attached.run import attached_parts
+        from keras_latent.exporting.attached import build_attached_archive
+
+        graph, decoders, spec = attached_parts(run)
+        archive = build_attached_archive(graph, decoders, spec, config.data.class_names)
+        with atomic_directory(run.path(layout.SAVED_MODEL)) as tmp:
+            archive.write_out(tmp, verbose=False)
+        written = [run.path(layout.SAVED_MODEL)]
+        if tflite:
+            try:
+                flatbuffer = convert_tflite(written[0])
+            except Exception as err:  # the converter's many error types: the user's ops, not ours
+                logging.getLogger("keras_latent").warning(
+                    f"notice: TFLite cannot convert this model ({type(err).__name__}: "
+                    f"{(str(err).splitlines() or [''])[0][:200]}); no {layout.TFLITE.name} written")
+                return written
+            atomic_write_bytes(run.path(layout.TFLITE), flatbuffer)
+            written.append(run.path(layout.TFLITE))
+        return written
     written = [export_saved_model(run.model, config, run.path(layout.SAVED_MODEL), run.decode_paths)]
     if tflite:
         path = run.path(layout.TFLITE)
@@ -280,4 +302,4 @@ def describe_export(path: str) -> str:
     if not os.path.isdir(path):
         return f"{os.path.getsize(path) / 1e6:.2f} MB"
     signatures = tf.saved_model.load(path).signatures
-    return "signatures: " + ", ".join(n for n in SIGNATURES if n in signatures)
+    return "signatures: " + ", ".join(n for n in dict.fromkeys(SIGNATURES + ("gradcam",)) if n in signatures)

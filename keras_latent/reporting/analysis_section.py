@@ -173,7 +173,7 @@ def faithfulness_rows(summary: dict, layer_decoders: bool) -> list[dict]:
 def faithfulness_block(summary: dict, layer_decoders: bool) -> dict | None:
     """The faithfulness table of the report (None for an analysis without a decoder or from before it)."""
     faithful = summary.get("faithfulness")
-    if not faithful:
+    if not faithful or "deepest_layer" not in faithful:  # none, or an attached run's (its own section shows it)
         return None
     deepest = faithful["deepest_layer"]
     return {"rows": faithfulness_rows(summary, layer_decoders), "mean_mse": fmt(faithful["mean_image"]["mse"]),

@@ -113,12 +113,30 @@ def collect(run: Run, tuning_dir: str | None, report_path: str | None = None) ->
     from keras_latent.reporting.tuning_section import tuning_section
 
     run_dir, config, metrics = run.folder, run.config, run.metrics
-    analysis = following_contract(analysis_section, (run, config.model.layer_decoders),
-                                  run.analysis_path(layout.ANALYSIS_SUMMARY),
-                                  "the analysis layout", f"rerun {layout.ANALYZE} {run_dir}")
     sanity = following_contract(sanity_section, (run,), run.analysis_path(layout.SANITY_SUMMARY),
                                 "the sanity checks layout", f"rerun {layout.ANALYZE} {run_dir} --methods "
                                 f"{layout.SANITY_METHODS}")
+    if run.kind == "attached":  # a user's model with decoders: no training curves, classification or snapshots
+        from keras_latent.reporting.attached_section import attached_section
+
+        attached = following_contract(attached_section, (run,), run.path(layout.METRICS), "the attached run layout",
+                                      f"rerun {layout.ATTACH}")
+        analysis = following_contract(analysis_section, (run, True), run.analysis_path(layout.ANALYSIS_SUMMARY),
+                                      "the analysis layout", f"rerun {layout.ANALYZE} {run_dir}")
+        sections = (SECTIONS[0], ("attached", "Attached decoders: source model and faithfulness"),
+                    *[s for s in SECTIONS if s[0] in ("analysis", "sanity")])
+        return {"title": f"keras-latent report: {run.name} (your model)", "run_dir": run_dir, "version": __version__,
+                "generated": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                "toc": [{"id": i, "title": t} for i, t in sections], "sections": {**dict(SECTIONS), **dict(sections)},
+                "dataset": dataset_info(config, metrics), "config_groups": config_groups(config)[:1],
+                "model": None,
+                "model_missing": "Your own model: its source file, input and layers are in the next section.",
+                "attached": attached, "analysis": analysis, "sanity": sanity,
+                "tuning": {"present": False, "notes": []}, "study": None,
+                **dict.fromkeys(("training", "classification", "reconstructions"))}
+    analysis = following_contract(analysis_section, (run, config.model.layer_decoders),
+                                  run.analysis_path(layout.ANALYSIS_SUMMARY),
+                                  "the analysis layout", f"rerun {layout.ANALYZE} {run_dir}")
     tuning = following_contract(tuning_section, (tuning_dir, config), layout.BEST.path(tuning_dir or ""),
                                 "the tuning results layout", f"rerun {layout.SEARCH}")
     model, model_missing = following_contract(model_section, (run,), run.path(layout.MODEL_SUMMARY),
@@ -135,7 +153,8 @@ def collect(run: Run, tuning_dir: str | None, report_path: str | None = None) ->
             "training": training_section(run),
             "classification": classification,
             "reconstructions": reconstruction_section(run_dir, config, metrics),
-            "analysis": analysis, "sanity": sanity, "tuning": tuning, "study": study}
+            "analysis": analysis, "sanity": sanity, "tuning": tuning, "study": study,
+            "attached": None}
 
 
 def build_report(run_dir: str, tuning_dir: str | None = None, analyze: bool = False, out: str | None = None) -> str:
@@ -148,7 +167,8 @@ def build_report(run_dir: str, tuning_dir: str | None = None, analyze: bool = Fa
     if tuning_dir is not None:
         check_tuning_dir(tuning_dir)
     ensure_analysis(run, analyze)
-    warn_missing(run)
+    if run.kind != "attached":
+        warn_missing(run)
     path = out or run.path(layout.REPORT_FILE)
     html = render(collect(run, tuning_dir, path))
     try:

@@ -34,6 +34,7 @@ REPORT = "python -m keras_latent.report"
 EXPORT = "python -m keras_latent.export"
 SEARCH = "python tuning/search_weights.py"
 STUDY = "python -m keras_latent.study"
+ATTACH = "python -m keras_latent.attach"
 KERAS = "Keras (BackupAndRestore)"
 KERAS_TUNER = "KerasTuner"
 
@@ -110,8 +111,15 @@ ANALYSIS_DIR = Entry("analysis", ANALYZE, "the latent analysis (ANALYSIS_FILES)"
 REPORT_FILE = Entry("report.html", REPORT, "the whole study as one self-contained HTML page",
                     rebuild=f"{REPORT} RUN")
 
+# An attached run (python -m keras_latent.attach: decoders attached to a user's own model) writes CONFIG, MODEL,
+# HISTORY and METRICS with its own content (config.json and metrics.json say "kind": "attached") and this copy.
+REATTACH = f"{ATTACH} MODEL.keras --out RUN (with the run's other flags: it trains the decoders again)"
+SOURCE_MODEL = Entry("source_model.keras", ATTACH, "an attached run's byte copy of the user's model file (same "
+                     "sha256): the graph analysis rebuilds", rebuild=REATTACH)
+
 RUN_FILES = (CONFIG, MODEL, HISTORY, METRICS, MODEL_SUMMARY, CLASSIFICATION_REPORT, CONFUSION_MATRIX, CURVES, SNAPSHOT,
-             TENSORBOARD, SAVED_MODEL, TFLITE, BACKUP, DATA_CACHE, LAST_GOOD, WORKER, ANALYSIS_DIR, REPORT_FILE)
+             TENSORBOARD, SAVED_MODEL, TFLITE, BACKUP, DATA_CACHE, LAST_GOOD, WORKER, ANALYSIS_DIR, REPORT_FILE,
+             SOURCE_MODEL)
 # What a training run (and its export) made: removed, model first, when a run starts over (--overwrite).
 # Other tools' outputs (analysis/, report.html) are left alone.
 TRAINING_OUTPUTS = (MODEL, BACKUP, DATA_CACHE, LAST_GOOD, CONFIG, HISTORY, CURVES, CLASSIFICATION_REPORT,

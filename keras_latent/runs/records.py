@@ -151,6 +151,26 @@ def write_json(path: str, value: dict) -> None:
 
 # ---------------------------------------------------------------- config.json
 
+ATTACHED_KIND = "attached"  # config.json's "kind" of a run with decoders attached to a user's model (issue 22)
+
+
+def read_config_json(run_dir: str) -> dict | None:
+    """config.json's content, checked against its schema (None when absent)."""
+    return read_json(layout.CONFIG.path(run_dir), layout.CONFIG)
+
+
+def run_kind(run_dir: str, values: dict | None = None) -> str:
+    """config.json's "kind": "attached" for decoders attached to a user's model, "trained" for a run `train` made
+    (whose config.json has no "kind": runs from before issue 22 read the same). `values`: the file's content."""
+    raw = read_config_json(run_dir) if values is None else values
+    return ATTACHED_KIND if raw is not None and raw.get("kind") == ATTACHED_KIND else "trained"
+
+
+def read_attached(run_dir: str, values: dict | None = None) -> dict | None:
+    """An attached run's config.json (checked against its schema); None for any other folder."""
+    raw = read_config_json(run_dir) if values is None else values
+    return raw if raw is not None and raw.get("kind") == ATTACHED_KIND else None
+
 
 def save_config(config: TrainConfig, run_dir: str) -> str:
     path = layout.CONFIG.path(run_dir)
@@ -158,15 +178,18 @@ def save_config(config: TrainConfig, run_dir: str) -> str:
     return path
 
 
-def load_config(run_dir: str) -> TrainConfig:
-    """Read a run folder's config.json, every field checked; a folder that is not a run is a UsageError."""
+def load_config(run_dir: str, values: dict | None = None) -> TrainConfig:
+    """Read a run folder's config.json, every field checked; a folder that is not a run is a UsageError.
+    `values`: config.json's content already read (`read_config_json`), so the file is read once."""
     path = layout.CONFIG.path(run_dir)
     if not os.path.isfile(path):
         if any(os.path.exists(e.path(run_dir)) for e in (layout.MODEL, layout.HISTORY, layout.METRICS, layout.BACKUP)):
             raise UsageError(layout.damaged(layout.CONFIG, path, "is missing (the other files of a run are there)"))
         raise UsageError(f"{run_dir!r} is not a run folder: it has no {layout.CONFIG.name} "
                          f"(made by {layout.TRAIN})")
-    values = read_json(path, layout.CONFIG)
+    values = read_json(path, layout.CONFIG) if values is None else values
+    if values.get("kind") == ATTACHED_KIND:  # an attached run: its data recipe and seed, as a TrainConfig
+        values = values["train"]
     try:
         return validate(from_dict(values))
     except UsageError as err:

@@ -94,10 +94,26 @@ class Run:
     # ------------------------------------------------------------ records (files only)
 
     @functools.cached_property
+    def _config_json(self) -> dict | None:
+        return records.read_config_json(self.folder)  # read once; config, kind and attached derive from it
+
+    @functools.cached_property
     def config(self) -> TrainConfig:
         """config.json, every field checked (as trained: `dataset` does not change it); a folder that is not a
-        run is a UsageError."""
-        return records.load_config(self.folder)
+        run is a UsageError. An attached run's: its data recipe and seed (config.json's "train")."""
+        return records.load_config(self.folder, self._config_json)
+
+    @functools.cached_property
+    def kind(self) -> str:
+        """"trained" (a run `train` made; config.json without "kind", so older runs too) or "attached" (decoders
+        attached to a user's own model, `python -m keras_latent.attach`)."""
+        return records.run_kind(self.folder, self._config_json or {})
+
+    @functools.cached_property
+    def attached(self) -> dict | None:
+        """An attached run's config.json record (source model, layers, image spec, decoder settings); None for a
+        trained run."""
+        return records.read_attached(self.folder, self._config_json or {})
 
     @functools.cached_property
     def metrics(self) -> dict | None:

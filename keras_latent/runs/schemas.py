@@ -191,8 +191,9 @@ def check_json(path: str, value: Any, entry: layout.Entry) -> None:
     """Raise a one-line UsageError unless `value` (read from `path`) is an object that follows `entry`'s schema."""
     if not isinstance(value, dict):
         raise UsageError(layout.damaged(entry, path, f"must hold a JSON object, got {type(value).__name__}"))
+    schemas = ATTACHED_JSON_SCHEMAS if value.get("kind") == "attached" else JSON_SCHEMAS
     try:
-        _check_record(JSON_SCHEMAS.get(entry.name, {}), value)
+        _check_record(schemas.get(entry.name, {}), value)
     except _Invalid as bad:
         raise UsageError(layout.damaged(entry, path, bad.problem())) from None
 
@@ -415,6 +416,41 @@ JSON_SCHEMAS: dict[str, dict[str, Field]] = {
     },
     layout.SANITY_SUMMARY.name: SANITY,
     # config.json and search.json: their dataclasses (config.from_dict); {tuner_id}.json: any object
+}
+
+# Files of an attached run (python -m keras_latent.attach) whose content says "kind": "attached".
+ATTACHED_FAITHFULNESS = record({  # keras_latent.attached.faithfulness.faithfulness_table
+    "layers": mapping(record({"mse": number(0), "psnr": number(), "normalized_error_pct": number(0)},
+                             "mse, psnr and normalized_error_pct"), "layer: its all-channels decode figures"),
+    "mean_image": record({"mse": number(0), "psnr": number(), "normalized_error_pct": number(0)},
+                         "mse, psnr and normalized_error_pct"),
+    "pair_distance": number(0), "no_better_than_mean_image": list_of(text(), "layer names")},
+    "each layer's decode figures and the mean image's")
+ATTACHED_JSON_SCHEMAS: dict[str, dict[str, Field]] = {
+    layout.CONFIG.name: {
+        "kind": text(("attached",)), "attach": record({"model_path": text()}, "model_path"),
+        "source": record({"path": text(), "sha256": text(), "weights_digest": text(),
+                          "imports": list_of(text(), "module names")}, "path, sha256, weights_digest, imports"),
+        "layers": list_of(text(), "layer paths"),
+        "layer_shapes": mapping(list_of(integer(1), "sizes"), "layer: (h, w, c)"),
+        "image": record({"height": integer(1), "width": integer(1), "channels": integer(1),
+                         "input_range": list_of(number(), "lo, hi")}, "height, width, channels, input_range"),
+        "class_output": text(), "output_kind": text(("probabilities", "logits")), "score_source": text(),
+        "num_classes": integer(1), "decoder": record({"epochs": integer(1), "channel_dropout": number(0, 1)},
+                                                     "epochs and channel_dropout"),
+        "train": record({"data": record({"dataset": text()}, "dataset"), "seed": integer(0)}, "data and seed"),
+    },
+    layout.METRICS.name: {
+        "kind": text(("attached",)), "faithfulness": ATTACHED_FAITHFULNESS,
+        "test_accuracy": number(0, 1, null=True),
+        "classes_match": Field("true or false", lambda v: isinstance(v, bool)),
+        "dataset": text(), "train_images": integer(0), "test_images": integer(0), "epochs": integer(1),
+        "seconds": number(0), "layers": list_of(text(), "layer paths"),
+    },
+    layout.ANALYSIS_SUMMARY.name: {
+        **{k: v for k, v in JSON_SCHEMAS[layout.ANALYSIS_SUMMARY.name].items() if k != "faithfulness"},
+        "kind": text(("attached",)), "faithfulness": ATTACHED_FAITHFULNESS,
+    },
 }
 
 CSV_SCHEMAS: dict[str, CsvSchema] = {

@@ -39,8 +39,8 @@ def sanity_run(few_epochs_run, tmp_path_factory):
     run_dir = copy_folder(few_epochs_run, tmp_path_factory.mktemp("sanity"))
     real = sanity_method.sanity_probe_for
 
-    def planted(run, layers, decode_paths):
-        probe = real(run, layers, decode_paths)
+    def planted(analysis_probe, layers, decode_paths):
+        probe = real(analysis_probe, layers, decode_paths)
         cam = probe.grad_cam
         return dataclasses.replace(probe, grad_cam=lambda m, x, c, layer: (
             input_image_map(m, x, c, layer) if layer == "conv1" else cam(m, x, c, layer)))
@@ -144,9 +144,11 @@ def test_sanity_flags_are_validated(capsys, copy_run):
     assert not os.path.exists(layout.analysis_dir(run_dir))
 
 
-def test_sanity_probe_for_refuses_a_run_it_does_not_know(copy_run):
+def test_sanity_probe_for_refuses_a_probe_it_does_not_know():
     from keras_latent.analysis.sanity_method import sanity_probe_for
-    from keras_latent.runs.run import Run
 
-    with pytest.raises(UsageError, match="no sanity probe for this kind of run"):
-        sanity_probe_for(Run(copy_run()), ["conv1"], {})
+    class OtherProbe:
+        kind = "other"
+
+    with pytest.raises(UsageError, match="got a probe of kind 'other'"):
+        sanity_probe_for(OtherProbe(), ["conv1"], {})
