@@ -222,8 +222,9 @@ def view_similarity(joint, post) -> dict:
 # ---------------------------------------------------------------- the study
 
 
-def measure_decoders(graph, spec, decoders: dict, splits, pair_distance, mean_image, eval_images: int) -> dict:
-    """{layer: faithfulness + relative feature error + re-encoding check} of post-hoc decoders."""
+def measure_decoders(graph, spec, decoders: dict, splits, pair_distance, eval_images: int) -> tuple[dict, dict]:
+    """({layer: faithfulness + relative feature error + re-encoding check}, {layer: single-channel decodes
+    (N, C, H, W, C_img) in [0, 1]}) of post-hoc decoders."""
     from keras_latent.attached.decoders import decode, unit_decoder
     from keras_latent.attached.faithfulness import figures
     from keras_latent.attached.reading import prepare_images
@@ -307,7 +308,7 @@ def run_seed(seed: int, args, splits, work: str, timings: dict) -> dict:
                 time.perf_counter() - start)
             start = time.perf_counter()
             entry["dropout"][str(p)], singles_by_p[p] = measure_decoders(graph, spec, decoders, splits, pair_distance,
-                                                                        mean_image, args.eval_images)
+                                                                        args.eval_images)
             timings.setdefault(f"measure ({kind})", []).append(time.perf_counter() - start)
         if kind == "tutorial":
             start = time.perf_counter()
