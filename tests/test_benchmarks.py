@@ -1,9 +1,11 @@
 """benchmarks/: the throughput and explorer-latency scripts run end to end and report every figure (no timing
 asserted)."""
 import json
+import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from helpers import REPO
 
@@ -72,3 +74,86 @@ def test_full_size_benchmark_prints_both_figures_and_says_it_is_for_speed(tmp_pa
     with_torch = any(row[0] == "torch" for row in rows)
     assert ("ratio ours/reference: wall time" in out) == with_torch
     assert lines[-1].startswith("CPU: ") and " ISA " in lines[-1]
+
+
+@pytest.mark.slow
+def test_attach_study_prints_every_table_row(tmp_path):
+    """The channel-dropout and joint-vs-post-hoc study at tiny sizes (1 seed, 1 epoch, few images): every
+    (model, layer, P) row of table A, each P > 0 paired against P = 0, and per tutorial layer the joint and
+    post-hoc rows of table B and the view-similarity rows, with figures in range, and the JSON written."""
+    args = [sys.executable, "benchmarks/attach_study.py", "--seeds", "1", "--epochs", "1", "--decoder-epochs", "1",
+            "--max-train-samples", "120", "--eval-images", "6", "--dropouts", "0,0.5", "--residual-layers", "conv2",
+            "--out", str(tmp_path)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("CPU: ") and " ISA " in lines[0] and lines[-1] == lines[0]
+    final = lines[next(i for i, line in enumerate(lines) if line.startswith("======== final tables: 1 seed")):]
+    rows = [line.split() for line in final if line.strip()]
+    table_a = [r[:3] for r in rows if len(r) == 10 and r[0] in ("tutorial", "residual")]
+    assert table_a == [["tutorial", "trunk/conv1", "0"], ["tutorial", "trunk/conv1", "0.5"],
+                       ["tutorial", "trunk/conv2", "0"], ["tutorial", "trunk/conv2", "0.5"],
+                       ["residual", "conv2", "0"], ["residual", "conv2", "0.5"]]
+    for r in rows:
+        if len(r) == 10 and r[0] in ("tutorial", "residual"):
+            mse, ne, _, hit, rank = (float(v) for v in r[3:8])
+            assert 0 < mse < 1 and 0 < ne < 200 and 0 <= hit <= 1 and rank >= 1
+    paired = [r[:3] for r in rows if r[0] in ("tutorial", "residual") and "mse" in r]
+    assert paired == [["tutorial", "trunk/conv1", "0.5"], ["tutorial", "trunk/conv2", "0.5"],
+                      ["residual", "conv2", "0.5"]]
+    table_b = [r for r in rows if r[:1] in (["conv1"], ["conv2"]) and len(r) in (9, 11)]
+    assert [" ".join(r[:2] if r[1] == "joint" else r[:4]) for r in table_b] == [
+        "conv1 joint", "conv1 post hoc P=0", "conv1 post hoc P=0.5",
+        "conv2 joint", "conv2 post hoc P=0", "conv2 post hoc P=0.5"]
+    for r in table_b:
+        mse, psnr, ne, _, hit = (float(v) for v in r[-7:-2])
+        assert 0 < mse < 1 and psnr > 0 and 0 < ne < 200 and 0 <= hit <= 1
+    views = [r for r in rows if r[:1] in (["conv1"], ["conv2"]) and len(r) == 6]
+    assert [r[:2] for r in views] == [["conv1", "P=0"], ["conv1", "P=0.5"], ["conv2", "P=0"], ["conv2", "P=0.5"]]
+    assert all(-1 <= float(v) <= 1 for r in views for v in r[2:])
+    result = json.loads((tmp_path / "attach_study.json").read_text())
+    assert [s["seed"] for s in result["seeds"]] == [0]
+    assert set(result["paired_against_no_dropout"]) == {"tutorial trunk/conv1 P=0.5", "tutorial trunk/conv2 P=0.5",
+                                                        "residual conv2 P=0.5"}
+
+
+def test_attach_study_refuses_bad_dropouts():
+    done = subprocess.run([sys.executable, "benchmarks/attach_study.py", "--dropouts", "0.5,0"], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "--dropouts must start with 0" in done.stderr, done.stderr
+
+
+def _attach_study():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("attach_study", os.path.join(REPO, "benchmarks", "attach_study.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reencoding_check_scores_faithful_single_channel_decodes_and_catches_blind_ones():
+    """A decoder whose single-channel decodes re-encode to exactly that channel scores hit rate 1, rank 1 and no
+    error; a planted blind one (every channel's decode the same image) scores chance, and a dead channel or a
+    channel silent on an image is left out."""
+    study = _attach_study()
+    rng = np.random.default_rng(0)
+    c = 5
+    activations = np.maximum(rng.normal(size=(12, 4, 4, c)), 0).astype(np.float32)  # (N, h, w, C)
+    activations[:, :, :, 3] = 0.0  # a dead channel
+    activations[0, :, :, 1] = 0.0  # a channel silent on one image
+    eye = np.eye(c, dtype=np.float32)
+    faithful = activations[:, None] * eye[None, :, None, None, :]  # (N, K, h, w, C): "images" that re-encode as is
+
+    def identity(x):
+        return np.asarray(x, np.float32)
+
+    good = study.reencoding_check(identity, activations, faithful)
+    assert good["hit_rate"] == 1.0 and good["mean_rank"] == 1.0 and good["k_rel_error"] < 1e-6
+    assert good["alive_channels"] == 4 and good["chance_hit_rate"] == 0.25 and good["chance_mean_rank"] == 2.5
+    assert good["pairs"] == 12 * 4 - 1
+    blind = np.broadcast_to(activations[:, None], faithful.shape)  # every channel's decode: the whole activations
+    bad = study.reencoding_check(identity, activations, blind)
+    assert bad["hit_rate"] < 0.5 and bad["mean_rank"] > 1.5
+    assert study.relative_feature_error(identity, activations, activations) == 0.0
