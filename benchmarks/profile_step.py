@@ -69,7 +69,8 @@ def _is_op(event_name: str) -> bool:
 
 def op_table(logdir: str, by_layer: bool = False) -> tuple[list[tuple[str, float, int]], dict[str, float]]:
     """(op type, self ms, count) sorted by self time, and busy ms per thread pool, from the profiler's trace;
-    with `by_layer`, rows are model parts (`layer_of`) instead of op types."""
+    with `by_layer`, rows are model parts (`layer_of`) instead of op types. Work an op runs nested in its
+    own trace events (the shards of its ParallelFor on the same thread) counts as the op's."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2  # the trace format (a protobuf), read only
 
     paths = sorted(glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb")))
@@ -99,11 +100,10 @@ def op_table(logdir: str, by_layer: bool = False) -> tuple[list[tuple[str, float
         if pool != "tf_Compute":  # TensorFlow's executor threads run the ops
             continue
         for i, event in enumerate(events):
-            name = names[event.metadata_id].name
-            op = layer_of(names[events[owner[i]].metadata_id].name.rsplit(":", 1)[0]) if by_layer else \
-                name.rsplit(":", 1)[-1]
+            owned = names[events[owner[i]].metadata_id].name  # the op whose work this is
+            op = layer_of(owned.rsplit(":", 1)[0]) if by_layer else owned.rsplit(":", 1)[-1]
             ops[op][0] += own.get(i, event.duration_ps) / 1e9
-            ops[op][1] += 1
+            ops[op][1] += owner[i] == i  # ops (and the executor's events), not their shards
     table = sorted(((op, ms, n) for op, (ms, n) in ops.items()), key=lambda row: -row[1])
     return table, dict(pools)
 
