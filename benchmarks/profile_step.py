@@ -38,8 +38,39 @@ def context_switches() -> int:
     return total
 
 
-def op_table(logdir: str) -> tuple[list[tuple[str, float, int]], dict[str, float]]:
-    """(op type, self ms, count) sorted by self time, and busy ms per thread pool, from the profiler's trace."""
+def layer_of(op_name: str) -> str:
+    """The model part an op belongs to, from its name: `decoder/deconv1/deconv1_bias (backward)`, `loss`, ...
+
+    Keras's instance suffixes (`_1`) and the wrappers (the model, a batch split's trainer) are dropped;
+    `gradient_tape/` ops are the backward pass. Ops outside the model: `optimizer`, `metrics`, `loss`, `other`.
+    """
+    parts = [re.sub(r"_\d+$", "", part) for part in op_name.split("/")]
+    backward = "gradient_tape" in parts
+    for kind in ("sgd", "compile_loss", "compile_metrics"):
+        if kind in parts:
+            return {"sgd": "optimizer", "compile_loss": "loss", "compile_metrics": "metrics"}[kind] + (
+                " (backward)" if backward else "")
+    parts = parts[parts.index("keras_latent") + 1:] if "keras_latent" in parts else []
+    parts = [p for p in parts if p != "batch_split_trainer"]
+    if parts and parts[0] in ("trunk", "decoder", "classifier_head"):
+        depth = 3 if parts[0] == "decoder" else 2
+        part = "/".join(parts[:depth])
+    elif parts and (parts[0] == "classifier" or parts[0].startswith("reconstruction")):
+        part = parts[0] + " (output)"
+    else:
+        part = "other"
+    return part + (" (backward)" if backward else "")
+
+
+def _is_op(event_name: str) -> bool:
+    """Whether a trace event is a TensorFlow op ("name:Type"), not the executor's own bookkeeping."""
+    return ":" in event_name and "::" not in event_name and not event_name.startswith("Executor")
+
+
+def op_table(logdir: str, by_layer: bool = False) -> tuple[list[tuple[str, float, int]], dict[str, float]]:
+    """(op type, self ms, count) sorted by self time, and busy ms per thread pool, from the profiler's trace;
+    with `by_layer`, rows are model parts (`layer_of`) instead of op types. Work an op runs nested in its
+    own trace events (the shards of its ParallelFor on the same thread) counts as the op's."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2  # the trace format (a protobuf), read only
 
     paths = sorted(glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb")))
@@ -54,10 +85,13 @@ def op_table(logdir: str) -> tuple[list[tuple[str, float, int]], dict[str, float
     for line in plane.lines:
         pool = re.sub(r"/-?\d+$", "", line.name)
         events = sorted(line.events, key=lambda e: e.offset_ps)
-        stack, own = [], {}
+        stack, own, owner = [], {}, {}
         for i, event in enumerate(events):  # self time: an event's duration less its nested events'
             while stack and events[stack[-1]].offset_ps + events[stack[-1]].duration_ps <= event.offset_ps:
                 stack.pop()
+            # by layer, work nested in an op (its ParallelFor shards) counts as the op's
+            parent = owner[stack[-1]] if stack else i
+            owner[i] = parent if _is_op(names[events[parent].metadata_id].name) else i
             if stack:
                 own[stack[-1]] = own.get(stack[-1], events[stack[-1]].duration_ps) - event.duration_ps
             else:
@@ -66,9 +100,10 @@ def op_table(logdir: str) -> tuple[list[tuple[str, float, int]], dict[str, float
         if pool != "tf_Compute":  # TensorFlow's executor threads run the ops
             continue
         for i, event in enumerate(events):
-            op = names[event.metadata_id].name.rsplit(":", 1)[-1]
+            owned = names[events[owner[i]].metadata_id].name  # the op whose work this is
+            op = layer_of(owned.rsplit(":", 1)[0]) if by_layer else owned.rsplit(":", 1)[-1]
             ops[op][0] += own.get(i, event.duration_ps) / 1e9
-            ops[op][1] += 1
+            ops[op][1] += owner[i] == i  # ops (and the executor's events), not their shards
     table = sorted(((op, ms, n) for op, (ms, n) in ops.items()), key=lambda row: -row[1])
     return table, dict(pools)
 
@@ -102,6 +137,7 @@ def profile(argv: list[str], epochs: int, top: int) -> None:
         wall, cpu1, switched = time.perf_counter() - start, os.times(), context_switches() - switches
         tf.profiler.experimental.stop()
         table, pools = op_table(tmp)
+        layers, _ = op_table(tmp, by_layer=True)
     print(f"CPU: {describe_cpu().describe()}")
     print(f"model {'with' if config.model.layer_decoders else 'without'} layer decoders, batch {config.batch_size}; "
           f"formulation: {describe(config)}")
@@ -114,6 +150,9 @@ def profile(argv: list[str], epochs: int, top: int) -> None:
     print(f"{'op':36s} {'ms/step':>8s} {'share':>6s} {'per step':>8s}")
     for op, ms, n in table[:top]:
         print(f"{op:36s} {ms / steps:8.3f} {100 * ms / total:5.1f}% {n / steps:8.1f}")
+    print(f"{'model part (ops by name)':52s} {'ms/step':>8s} {'share':>6s} {'ops/step':>8s}")
+    for part, ms, n in layers[:top]:
+        print(f"{part:52s} {ms / steps:8.3f} {100 * ms / total:5.1f}% {n / steps:8.1f}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,3 +74,39 @@ def test_backup_save_is_ours_when_keras_saves_a_backup(tmp_path, monkeypatch):
     assert saved == [1, 2]
     assert sorted(os.listdir(backup)) == ["latest.weights.h5", "training_metadata.json"]
     assert json.load(open(os.path.join(backup, "training_metadata.json"))) == {"epoch": 2, "batch": 0}
+
+
+def _save_builds_reference_layers(model, path, monkeypatch) -> bool:
+    """Whether `model.save_weights` constructs a throwaway keras Layer (Keras 3.15's uncached skip sets)."""
+    from keras.src.layers.layer import Layer
+
+    built = []
+    original = Layer.__init__
+
+    def spy(self, *args, **kwargs):
+        if type(self) is Layer:  # get_attr_skipset's reference object; the model's own layers are subclasses
+            built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Layer, "__init__", spy)
+    model.save_weights(path)
+    monkeypatch.setattr(Layer, "__init__", original)
+    return bool(built)
+
+
+def test_cached_skipsets_stop_save_weights_rebuilding_reference_layers_and_save_the_same_file(tmp_path,
+                                                                                               monkeypatch):
+    keras.backend.clear_session()  # the cache starts empty, as in a fresh process
+    model = _tiny_model()
+    x, y = np.random.default_rng(0).normal(size=(16, 4)).astype("float32"), np.arange(16) % 2
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert _save_builds_reference_layers(model, str(tmp_path / "a.weights.h5"), monkeypatch)  # Keras alone
+    patches.cache_saving_skipsets()
+    assert not _save_builds_reference_layers(model, str(tmp_path / "b.weights.h5"), monkeypatch)
+    clone = _tiny_model()
+    clone.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    clone.load_weights(str(tmp_path / "b.weights.h5"))
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), clone.get_weights()))
+    assert [v.name for v in model.optimizer.variables] == [v.name for v in clone.optimizer.variables]
+    assert all(np.array_equal(a, b) for a, b in zip(model.optimizer.variables, clone.optimizer.variables))
+
