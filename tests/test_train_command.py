@@ -27,7 +27,8 @@ serve = tf.saved_model.load(saved_model).signatures["serving_default"]
 np.save(out, serve(images=tf.constant(np.load(images)))["probabilities"].numpy())
 '''
 RUN_FILES = [e.name for e in (layout.CONFIG, layout.MODEL, layout.HISTORY, layout.CURVES, layout.CLASSIFICATION_REPORT,
-                               layout.CONFUSION_MATRIX, layout.METRICS, layout.TENSORBOARD, layout.SAVED_MODEL)]
+                               layout.CONFUSION_MATRIX, layout.METRICS, layout.MODEL_SUMMARY, layout.TENSORBOARD,
+                               layout.SAVED_MODEL)]
 RUN_FILES += [layout.SNAPSHOT.name.format(epoch=e) for e in (0, 1)]
 
 

@@ -58,10 +58,12 @@ def sub_pixel_conv_transpose(filters: int, kernel_size: int | tuple[int, int], s
     """Standard Keras layers computing Conv2DTranspose(filters, kernel_size, strides, "valid", activation).
 
     `in_shape` (h, w, C_in) is the input's; the reshapes need its size. The Conv2D, named `name`, is
-    built here and holds the kernel (B, h', w', s*s*F) phases come from: its initial kernel is the
-    permuted glorot-uniform draw Conv2DTranspose would make at this point of a seeded build (the same
-    Python-random seed is taken, so later layers draw what they drew before). Layers `{block}_pad`,
-    `{block}_split`, `{block}_interleave`, `{block}_merge` surround it, `block` being `name` less "_conv".
+    built here and holds the kernel (B, h', w', s*s*F) phases come from: its initial kernel is drawn from
+    Conv2DTranspose's glorot-uniform distribution (the same limit; the same one Python-random seed is taken, so
+    later layers draw what they drew before). An earlier version assigned Conv2DTranspose's own draw, permuted,
+    after creation: under MultiWorkerMirroredStrategy that local assign left the workers' kernels apart.
+    Layers `{block}_pad`, `{block}_split`, `{block}_interleave`, `{block}_merge` surround it, `block` being
+    `name` less "_conv".
 
     `tied_bias` (default): the bias is Conv2DTranspose's, F values shared by the phases, added after the
     shuffle by `{block}_bias`, a Dense(F) whose identity kernel is frozen (`kernel.trainable` False; a
@@ -79,7 +81,11 @@ def sub_pixel_conv_transpose(filters: int, kernel_size: int | tuple[int, int], s
     block = name.removesuffix("_conv")
     ph, pw = kh // s - 1, kw // s - 1
     hp, wp = h + ph, w + pw  # rows and columns of phases: (h + 2*ph) - (kh/s) + 1
-    init = keras.initializers.GlorotUniform()  # takes one seed, as Conv2DTranspose's default initializer does
+    # Conv2DTranspose's glorot-uniform limit sqrt(6 / (k*k*(F + C_in))) on the phase kernel, whose fans differ
+    # (fan_in C_in*k*k/(s*s), fan_out F*k*k): the same distribution, drawn when the variable is created (so a
+    # distribution strategy broadcasts it like any initial value). Takes one seed, as Conv2DTranspose's does.
+    init = keras.initializers.VarianceScaling(scale=(cin / (s * s) + filters) / (filters + cin), mode="fan_avg",
+                                              distribution="uniform")
     conv = keras.layers.Conv2D(s * s * filters, (kh // s, kw // s), padding="valid", use_bias=not tied_bias,
                                activation=None if tied_bias else activation, kernel_initializer=init, name=name)
     layers = [
@@ -98,8 +104,6 @@ def sub_pixel_conv_transpose(filters: int, kernel_size: int | tuple[int, int], s
             bias.build((None, hp * s, wp * s, filters))
             bias.kernel.trainable = False  # only the bias trains
             layers.append(bias)
-    transposed = keras.ops.convert_to_numpy(init((kh, kw, filters, cin)))  # what Conv2DTranspose would hold
-    conv.kernel.assign(phase_kernel(transposed, s))
     return layers
 
 

@@ -7,17 +7,25 @@ from sklearn.metrics import classification_report, confusion_matrix
 KEPT_OUTPUTS = ("classifier", "reconstruction")  # what evaluation reads; layer reconstructions are not kept
 
 
+def _as_dict(outputs) -> dict:
+    return outputs if isinstance(outputs, dict) else {"classifier": outputs}
+
+
 def predict(model, dataset) -> dict[str, np.ndarray]:
     """Run `model` over a batched dataset (of inputs, or of (inputs, targets)): {"classifier": (N, C) probs,
     "reconstruction": (N, H, W, 3)} (the latter only with a decoder).
 
     Batch by batch, keeping only KEPT_OUTPUTS, written into arrays sized once from the dataset's cardinality:
     on a large test split no list of batches beside the result and no copy of the layer decoders' images."""
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:  # Keras splits the batches over the replicas
+        return {name: np.asarray(value) for name, value in _as_dict(model.predict(dataset, verbose=0)).items()
+                if name in KEPT_OUTPUTS}
     steps = int(dataset.cardinality())  # batches; negative when unknown
     kept, at = {}, 0
     for batch in dataset:
         outputs = model.predict_on_batch(batch[0] if isinstance(batch, tuple) else batch)
-        outputs = outputs if isinstance(outputs, dict) else {"classifier": outputs}
+        outputs = _as_dict(outputs)
         n = 0
         for name in KEPT_OUTPUTS:
             if name not in outputs:

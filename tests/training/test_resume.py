@@ -90,7 +90,7 @@ def test_sigkill_mid_epoch_then_the_same_command_resumes(tmp_path, sample_splits
     metrics = json.load(open(layout.METRICS.path(out)))
     assert metrics["epochs"] == 3 and metrics["resumed_from_epoch"] == killed_at
     finished = (layout.CLASSIFICATION_REPORT, layout.CONFIG, layout.CONFUSION_MATRIX, layout.CURVES, layout.HISTORY,
-                layout.METRICS, layout.MODEL, layout.SAVED_MODEL, layout.TENSORBOARD)
+                layout.METRICS, layout.MODEL, layout.MODEL_SUMMARY, layout.SAVED_MODEL, layout.TENSORBOARD)
     assert visible_files(out) == sorted([e.name for e in finished]
                                         + [os.path.basename(layout.SNAPSHOT.path(out, epoch=e)) for e in range(4)])
     model = keras.saving.load_model(layout.MODEL.path(out), safe_mode=True)
