@@ -118,6 +118,7 @@ def test_an_existing_run_folder_is_refused(tmp_path, capsys):
     assert os.listdir(tmp_path / "run") == ["keep.txt"]
 
 
+@pytest.mark.slow
 def test_a_small_attach_writes_a_run_that_opens_as_attached(tmp_path, capsys):
     from keras_latent.attached.run import open_any_run
 

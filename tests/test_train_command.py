@@ -123,6 +123,7 @@ def test_model_keras_is_the_trained_model(trained_run, sample_splits):
     assert np.mean(probs.argmax(1) == sample_splits.y_test) == pytest.approx(metrics["test_accuracy"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_saved_model_loads_without_the_package(trained_run, sample_splits, tmp_path):
     """A process that cannot import keras or keras_latent loads saved_model/ and matches model.keras."""
     from keras_latent.data.pipeline import normalize

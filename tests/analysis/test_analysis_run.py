@@ -29,6 +29,7 @@ def analyzed_run(trained_run, tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.slow
 def test_default_analysis_writes_every_file(analyzed_run):
     names = sorted(os.listdir(os.path.join(analyzed_run, "analysis")))
     expected = [f"{kind}_{split}_0_{layer}.png" for kind in ("activations", "channels")
@@ -53,6 +54,7 @@ def test_default_analysis_writes_every_file(analyzed_run):
     assert set(summary["seconds"]) == {"decode", "measures", "features", "gradcam", "saliency"}
 
 
+@pytest.mark.slow
 def test_analysis_json_summarizes_the_ablation(analyzed_run, sample_splits):
     with open(os.path.join(analyzed_run, "analysis", "analysis.json"), encoding="utf-8") as f:
         summary = json.load(f)
@@ -72,6 +74,7 @@ def test_analysis_json_summarizes_the_ablation(analyzed_run, sample_splits):
         assert sorted(summary["class_channels"][layer]) == sorted(CLASSES)
 
 
+@pytest.mark.slow
 def test_csv_tables_have_the_contract_columns(analyzed_run):
     stats = read_csv(os.path.join(analyzed_run, "analysis", "channel_stats.csv"))
     ablation = read_csv(os.path.join(analyzed_run, "analysis", "ablation.csv"))
@@ -190,6 +193,7 @@ def test_a_run_without_decoder_gets_maps_statistics_and_ablation(classifier_only
     assert len(ablation) == 6 and np.isfinite([float(r["accuracy"]) for r in ablation]).all()
 
 
+@pytest.mark.slow
 def test_the_module_runs_as_a_script_and_fails_cleanly(tmp_path):
     result = subprocess.run([sys.executable, "-m", "keras_latent.analyze", str(tmp_path / "nowhere")],
                             capture_output=True, text=True, timeout=120)
@@ -198,6 +202,7 @@ def test_the_module_runs_as_a_script_and_fails_cleanly(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_analysis_measures_faithfulness_and_says_which_path_drew_each_grid(analyzed_run):
     with open(layout.analysis_file(analyzed_run, layout.ANALYSIS_SUMMARY), encoding="utf-8") as f:
         summary = json.load(f)
@@ -215,6 +220,7 @@ def test_analysis_measures_faithfulness_and_says_which_path_drew_each_grid(analy
     assert grids and all(entry["decode_path"] == summary["decode_paths"][entry["layer"]] for entry in grids)
 
 
+@pytest.mark.slow
 def test_decode_path_flag_forces_a_path_and_a_bad_one_is_one_line(trained_run, tmp_path, capsys):
     run_dir = copy_folder(trained_run, tmp_path)
     code, out, _ = run_main(analyze.main, [run_dir, "--decode-path", "propagate", "--channels", "0",
@@ -227,6 +233,7 @@ def test_decode_path_flag_forces_a_path_and_a_bad_one_is_one_line(trained_run, t
     assert code == 2 and len(err.strip().splitlines()) == 1 and "tail" in err and "sideways" in err
 
 
+@pytest.mark.slow
 def test_features_csv_and_the_channel_arrays_follow_their_contract(analyzed_run, sample_splits):
     from keras_latent.analysis import latent
     from keras_latent.data.pipeline import normalize
@@ -264,6 +271,7 @@ def test_features_csv_and_the_channel_arrays_follow_their_contract(analyzed_run,
             assert views["activation_maps"].shape == (2, width, side, side)
 
 
+@pytest.mark.slow
 def test_methods_choose_the_views_and_measures_always_run(copy_run, capsys):
     run_dir = copy_run()
     code, out, _ = run_main(analyze.main, [run_dir, "--methods", "gradcam,saliency", "--layers", "conv2",
@@ -287,6 +295,7 @@ def test_methods_choose_the_views_and_measures_always_run(copy_run, capsys):
         assert views["channels"].tolist() == [2, 4]
 
 
+@pytest.mark.slow
 def test_a_run_without_decoder_gets_every_view_but_decoded_tiles(classifier_only_run, copy_run):
     from keras_latent.analysis import AnalysisConfig, analyze_run
 

@@ -121,6 +121,7 @@ def input_as_saliency(model, images, classes):
     return np.abs(np.asarray(images)).mean(axis=-1)
 
 
+@pytest.mark.slow
 def test_input_image_saliency_fails_cascading_and_random_class(trained):
     model, x, classes, _ = trained
     cascade = checks.cascading_randomization(model, input_as_saliency, x, classes, _classifier_layers(model, x))
@@ -138,6 +139,7 @@ def _grad_cam(model, images, classes):
     return upsample(grad_cam(model, images, classes, layers=["conv2"])["conv2"], 32)
 
 
+@pytest.mark.slow
 def test_grad_cam_passes_cascading_randomization(trained):
     """A real Grad-CAM (conv2) of a model trained 3 epochs: its similarity to the trained map falls to near 0
     once the weights are re-initialized from the top down."""
@@ -148,6 +150,7 @@ def test_grad_cam_passes_cascading_randomization(trained):
     assert means[0] == 1.0 and means[-1] < 0.5
 
 
+@pytest.mark.slow
 def test_grad_cam_random_class(trained):
     """The few-epochs model's Grad-CAM differs between a class and a random other class (measured: mean
     Spearman near 0, with a wide spread over images)."""
@@ -178,6 +181,7 @@ def test_deletion_insertion_tells_an_informative_map_from_an_inverted_one():
     assert len(figure.axes) == 2 and "fill: zero" in figure._suptitle.get_text()
 
 
+@pytest.mark.slow
 def test_channel_deletion_catches_a_reversed_ranking(trained, sample_splits):
     from keras_latent.analysis.latent import ablation_model
     from keras_latent.data.pipeline import normalize
@@ -203,6 +207,7 @@ def _tail_fit(model, layer, epochs=2):
     return own_model_probe(model).fit_decoder(model, layer, epochs)
 
 
+@pytest.mark.slow
 def test_randomized_trunk_control_flags_a_decoder_that_ignores_the_trunk(trained):
     """Planted failure: the 'decoder' draws the same picture (the training mean) whatever the trunk gives it,
     so every channel's view is the same from the trained and the random trunk: all flagged."""
@@ -236,6 +241,7 @@ def test_randomized_trunk_control_passes_trained_conv1_views(trained):
     assert result["mse"]["trained"]["mean"] > 0 and result["mse"]["random_minus_trained"]["n"] == len(x)
 
 
+@pytest.mark.slow
 def test_reencoding_catches_decodes_that_ignore_the_image(trained):
     """The model's own conv1 decodes re-encode closer to the image's features than the mean image does; a
     planted 'decode' (a shuffled batch: other images' decodes) is caught: its same-class rate is at chance."""

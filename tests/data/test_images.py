@@ -117,6 +117,7 @@ def test_non_ascii_class_names_and_stray_files(tmp_path, caplog):
     assert len(notices) == 1 and "skipped 1 file(s) that are not images by their name (notes.txt)" in notices[0]
 
 
+@pytest.mark.slow
 def test_a_run_on_converted_images_keeps_non_ascii_class_names_to_the_saved_model(tmp_path, capsys):
     """Grey, transparent and 16-bit images under the classes 猫 and café: trained on (1 epoch), and the names
     reach config.json and the SavedModel's class_name output unchanged."""

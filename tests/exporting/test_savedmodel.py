@@ -116,6 +116,7 @@ def keras_activations(model, images) -> dict[str, np.ndarray]:
     return dict(zip(names, (np.asarray(a) for a in encoder(np.asarray(normalize(images))))))
 
 
+@pytest.mark.slow
 def test_signatures_have_named_inputs_outputs_and_fixed_dtypes(exported):
     signatures = exported["info"]["signatures"]
     assert set(signatures) == {"serving_default", "encode", "decode_masked", "decode_masked_path", "gradcam"}

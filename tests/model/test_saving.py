@@ -100,6 +100,7 @@ def _plain_keras_outputs(model_path: str, x: np.ndarray, tmp_path, backend: str)
     pytest.param("jax", marks=pytest.mark.skipif(importlib.util.find_spec("jax") is None,
                                                  reason="jax is not installed (pip install jax)")),
 ])
+@pytest.mark.slow
 def test_a_run_model_keras_loads_in_plain_keras_without_the_package(trained_run, tmp_path, backend):
     """Only standard Keras layers: no custom object, on TensorFlow and on JAX, the same predictions as our loader."""
     model = load_run_model(trained_run, compile=False)

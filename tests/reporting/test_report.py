@@ -601,6 +601,7 @@ def render_check(browser: str, report: str, width: int, workdir: str) -> dict:
     return json.loads(html.unescape(found.group(1)))
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(built, views_report):
     browser = chromium_binary()
     if browser is None:
@@ -647,6 +648,7 @@ def _png_array(src: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.partition(",")[2]))).convert("RGB"))
 
 
+@pytest.mark.slow
 def test_one_card_per_channel_with_its_three_views(views_report):
     parser, run_dir, summary = views_report["parser"], views_report["run"], views_report["summary"]
     assert all("loss-weight search" in n or n.startswith("No sanity checks") for n in parser.notes()), parser.notes()
@@ -681,6 +683,7 @@ def test_one_card_per_channel_with_its_three_views(views_report):
                 assert "No class loses accuracy without it." in text
 
 
+@pytest.mark.slow
 def test_grad_cam_saliency_and_feature_grids_are_embedded(views_report):
     parser, run_dir, summary = views_report["parser"], views_report["run"], views_report["summary"]
     sources = {a["src"] for a in parser.images}
@@ -693,6 +696,7 @@ def test_grad_cam_saliency_and_feature_grids_are_embedded(views_report):
     assert text.index("Where the classifier looks") < text.index('id="layer-conv1"')  # beside the images
 
 
+@pytest.mark.slow
 def test_broken_channel_arrays_are_one_line_or_a_note(views_report, tmp_path, capsys):
     run_dir = copy_folder(views_report["run"], tmp_path)
     path = layout.analysis_file(run_dir, layout.CHANNEL_VIEWS, layer="conv2")

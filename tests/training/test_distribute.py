@@ -75,6 +75,7 @@ def test_threads_cannot_change_once_tensorflow_runs():
         distribute.configure_threads(-1, 0)
 
 
+@pytest.mark.slow
 def test_threads_apply_in_a_fresh_process():
     code = ("from keras_latent.training import distribute; import tensorflow as tf; "
             "ok = distribute.configure_threads(1, 2); _ = tf.constant(1.0) + 1.0; "

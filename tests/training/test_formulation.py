@@ -28,6 +28,7 @@ def _history(splits, config):
     return trainer, trainer.fit(train_ds, validation_data=test_ds, epochs=2, verbose=0).history
 
 
+@pytest.mark.slow
 def test_the_batch_split_trains_the_same_function():
     """257 training and 65 test images: the last batch of each holds one image, fewer than the parts."""
     splits, base = load_splits(TrainConfig(data=DataConfig(dataset="sample", max_train_samples=257),
@@ -55,6 +56,7 @@ def test_the_split_outputs_are_the_models_for_any_batch_size(n, sample_splits):
             np.testing.assert_allclose(got[name], expected[name], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_run_with_the_batch_split_saves_the_plain_model_and_its_formulation(tmp_path):
     run_dir = str(tmp_path / "run")
     train(tiny_config(batch_split=2, snapshot_epochs=(1,)), run_dir, verbose=0)
@@ -79,6 +81,7 @@ class CrashInEpoch2(keras.callbacks.Callback):
             raise RuntimeError("killed in epoch 2")
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_with_the_formulation_it_chose(tmp_path, monkeypatch):
     """The rerun leaves the formulation to be chosen, and gets the saved run's: the backup of the split
     trainer loads back into one, and the config matches."""

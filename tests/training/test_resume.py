@@ -108,6 +108,7 @@ def test_a_finished_run_is_not_retrained_without_overwrite(copy_run, capsys):
     assert before == {name: os.path.getmtime(os.path.join(trained_run, name)) for name in os.listdir(trained_run)}
 
 
+@pytest.mark.slow
 def test_overwrite_starts_over_and_clears_the_old_run(copy_run, capsys):
     run = copy_run()
     stale = os.path.join(run, "reconstructions_epoch_020.png")  # from an earlier, longer run
@@ -148,6 +149,7 @@ def test_an_interrupted_run_with_another_config_gets_one_line(copy_run, capsys):
     assert visible_files(run) == before  # nothing deleted
 
 
+@pytest.mark.slow
 def test_a_crash_while_saving_the_final_files_resumes_without_retraining(tmp_path, monkeypatch):
     """Killed (here: an exception) after the last epoch, before model.keras: the rerun trains 0 epochs."""
     run = str(tmp_path / "run")
@@ -168,6 +170,7 @@ def test_a_crash_while_saving_the_final_files_resumes_without_retraining(tmp_pat
     assert os.path.isfile(layout.MODEL.path(run)) and not os.path.exists(layout.BACKUP.path(run))
 
 
+@pytest.mark.slow
 def test_a_full_disk_mid_run_keeps_the_previous_files_and_resumes(tmp_path, monkeypatch):
     """ENOSPC injected into the writer of epoch 2's history.csv: one line, epoch 1's file intact, resumable."""
     run = str(tmp_path / "run")
@@ -200,6 +203,7 @@ class PoisonDecoder(keras.callbacks.Callback):
             kernel.assign(np.full(kernel.shape, np.nan, np.float32))
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_with_one_line_and_keeps_the_last_good_model(tmp_path, monkeypatch):
     run = str(tmp_path / "run")
     config = tiny_config(epochs=3, snapshot_epochs=(0,))

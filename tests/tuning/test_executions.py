@@ -18,6 +18,7 @@ def read_rows(folder) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_each_execution_gets_its_own_seed_and_the_same_one_in_every_trial(tmp_path):
     """KerasTuner's executions_per_trial through patches.SeededExecutions: execution k of every trial is seeded
     with seed + k (same initial weights in every trial, other weights than execution k - 1) and says so to fit."""

@@ -24,6 +24,8 @@ GRID_2X2 = ["--dataset", "sample", "--max-train-samples", "300", "--epochs", "1"
             "--recon-weights", "0,2"]
 PROJECT = "loss_weights_grid"
 
+pytestmark = pytest.mark.slow  # every test here runs or reads a real search (about a minute in all)
+
 
 def load_cli():
     spec = importlib.util.spec_from_file_location("search_weights", SCRIPT)
@@ -134,6 +136,7 @@ def test_write_results_lists_every_trial_and_ranks_completed_finite_ones(tmp_pat
 # ---------------------------------------------------------------- a finished grid
 
 
+@pytest.mark.slow
 def test_grid_search_writes_trials_pareto_and_best(grid_search):
     rows = read_trials(grid_search)
     assert list(rows[0]) == ["trial_id", "ce_weight", "recon_weight", "executions", "val_accuracy", "val_accuracy_sd",
@@ -236,6 +239,7 @@ def test_resuming_with_a_damaged_kerastuner_state_file_is_one_line(grid_search, 
     assert path.read_text() == text
 
 
+@pytest.mark.slow
 def test_bayesian_and_random_search_stay_in_their_log_ranges(tmp_path, capsys):
     cli = load_cli()
     for tuner in ("bayesian", "random"):
