@@ -3,6 +3,7 @@ calls, folder copies and free ports. Imported as `helpers` (pyproject.toml puts 
 import io
 import os
 import pickle
+import random
 import shutil
 import socket
 
@@ -88,15 +89,37 @@ def run_main(main, argv: list[str], capsys=None) -> tuple[int, str | None, str |
 
 
 def free_ports(n: int = 1) -> list[int]:
-    """`n` distinct TCP ports on 127.0.0.1 that were free a moment ago (all bound at once, then released)."""
-    sockets = [socket.socket() for _ in range(n)]
+    """`n` distinct TCP ports on 127.0.0.1, free a moment ago, from below the kernel's ephemeral range.
+
+    A port from the ephemeral range (`bind(0)`) can be taken, before the server binds it, as the source port of
+    a client's outgoing connection: with two gRPC workers, the first one started retries connecting to the
+    second's port, and on Linux such a connect can even pick that very port and connect to itself. The server
+    then cannot bind and the other worker sees "Socket closed" (the same flake in TensorFlow's own multi-worker
+    tests: tensorflow/tensorflow#61105). Ports below the range are never handed out for outgoing connections.
+    """
+    low, _ = _ephemeral_range()
+    candidates = random.Random().sample(range(10000, low), k=min(200, low - 10000)) if low > 10000 + n else []
+    ports: list[int] = []
+    for port in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == n:
+            return ports
+    raise RuntimeError(f"found {len(ports)} of {n} free TCP ports below the ephemeral range (from {low})")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' source ports (Linux; the IANA range elsewhere)."""
     try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(v) for v in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 49152, 65535
 
 
 def chromium_binary() -> str | None:
