@@ -19,46 +19,16 @@ import dataclasses
 
 import keras
 import numpy as np
-from keras import ops
 from sklearn.metrics import confusion_matrix
 
 from keras_latent.analysis.config import MODES
 from keras_latent.config import DECODE_PATHS
 from keras_latent.errors import UsageError, check_choice
+from keras_latent.model import masking
 from keras_latent.model.builders import decoder_tail, has_decoder, trunk_block_names, trunk_blocks
 from keras_latent.training.evaluation import per_class_accuracy
 
 MAX_ROWS_PER_CALL = 4096  # images x masks decoded per compiled call (bounds memory)
-
-
-def mask_channels(activations, masks):
-    """Each image's activations once per mask row: (B, h, w, C) x (B, K, C) -> (B, K, h, w, C)."""
-    masks = ops.cast(masks, activations.dtype)
-    return activations[:, None] * masks[:, :, None, None, :]
-
-
-@keras.saving.register_keras_serializable(package="keras_latent")
-class ChannelMasking(keras.layers.Layer):
-    """(activations (B, h, w, C), masks (B, K, C)) -> masked copies (B*K, h, w, C), image-major."""
-
-    def call(self, activations, masks):
-        x = mask_channels(activations, masks)
-        shape = ops.shape(x)
-        return ops.reshape(x, (-1, shape[2], shape[3], shape[4]))
-
-    def compute_output_shape(self, activations_shape, masks_shape):
-        return (None, *activations_shape[1:])
-
-
-@keras.saving.register_keras_serializable(package="keras_latent")
-class UnfoldMasks(keras.layers.Layer):
-    """(outputs (B*K, ...), masks (B, K, C)) -> outputs (B, K, ...): undoes ChannelMasking's fold."""
-
-    def call(self, outputs, masks):
-        return ops.reshape(outputs, (-1, ops.shape(masks)[1], *outputs.shape[1:]))
-
-    def compute_output_shape(self, outputs_shape, masks_shape):
-        return (None, masks_shape[1], *outputs_shape[1:])
 
 
 # ---------------------------------------------------------------- names and checks
@@ -142,12 +112,7 @@ def decoder_from(model: keras.Model, layer: str, path: str = "tail") -> keras.Mo
 def masked_decoder(model: keras.Model, layer: str, path: str = "tail") -> keras.Model:
     """[activations (B, h, w, C), masks (B, K, C)] -> images (B, K, S, S, 3): every mask row of every image,
     decoded along `path` (see `decoder_from`)."""
-    decode = decoder_from(model, layer, path)
-    activations = keras.Input(tuple(decode.inputs[0].shape[1:]), name=f"{layer}_activations")
-    masks = keras.Input((None, activations.shape[-1]), name="channel_masks")
-    images = decode(ChannelMasking(name="channel_masking")(activations, masks))
-    return keras.Model([activations, masks], UnfoldMasks(name="unfold")(images, masks),
-                       name=f"masked_decoder_{layer}_{path}")
+    return masking.masked_decoder(decoder_from(model, layer, path), name=f"masked_decoder_{layer}_{path}")
 
 
 def ablation_model(model: keras.Model, layer: str) -> keras.Model:
@@ -160,11 +125,12 @@ def ablation_model(model: keras.Model, layer: str) -> keras.Model:
     prefix = encoder(model, layer)  # its graph (same image input, same block calls) is this model's prefix
     activations = prefix.outputs[0]
     masks = keras.Input((None, activations.shape[-1]), name="channel_masks")
-    x = ChannelMasking(name="channel_masking")(activations, masks)
+    x = masking.ChannelMasking(name="channel_masking")(activations, masks)
     for block in trunk_blocks(model)[k:]:
         x = block(x)
     probs = model.get_layer("classifier_head")(x)
-    return keras.Model([prefix.inputs[0], masks], UnfoldMasks(name="unfold")(probs, masks), name=f"ablation_{layer}")
+    unfolded = masking.UnfoldMasks(name="unfold")(probs, masks)
+    return keras.Model([prefix.inputs[0], masks], unfolded, name=f"ablation_{layer}")
 
 
 def predict_in_chunks(model: keras.Model, inputs: list[np.ndarray], batch_size: int) -> np.ndarray:

@@ -128,9 +128,9 @@ class AttachedProbe:
         return keras.Model(features_.input, features_.output[layer], name=f"encoder_{layer.replace('/', '_')}")
 
     def masked_decoder(self, layer: str, path: str | None = None):
-        from keras_latent.attached.masking import masked_decoder
+        from keras_latent.model.masking import masked_decoder
 
-        return masked_decoder(self.decoders[layer])
+        return masked_decoder(self.decoders[layer], name=f"masked_decoder_{layer.replace('/', '_')}")
 
     def ablation_model(self, layer: str) -> keras.Model:
         return self.graph.masked_model(layer)

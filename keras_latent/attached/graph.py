@@ -27,9 +27,9 @@ import keras
 from keras import ops
 
 from keras_latent.attached._keras_graph import graph_nodes, is_functional
-from keras_latent.attached.masking import FoldMasks, RepeatPerMask, UnfoldMasks
 from keras_latent.attached.reading import ImageSpec, check_input_range, image_input_shape
 from keras_latent.errors import UsageError, check_choice, shown
+from keras_latent.model.masking import ChannelMasking, RepeatPerMask, UnfoldMasks
 
 SEP = "/"  # between nested model names in a layer path
 CLASS_OUTPUT = "class_output"  # key of the model's class output in the built models' dict outputs
@@ -121,7 +121,7 @@ class _Run:
 
     def fold(self, tensor):
         """`tensor` (B, h, w, c) times each mask row -> (B*K, h, w, c)."""
-        folded = FoldMasks()(tensor, self.masks)
+        folded = ChannelMasking()(tensor, self.masks)
         self.folded.add(id(folded))
         return folded
 
