@@ -197,7 +197,7 @@ def attached_parts(run: Run):
                                       tuple(image["input_range"]))
 
 
-def open_any_run(run_dir: str, dataset: str | None = None, compile: bool = True) -> Run:
+def open_any_run(run_dir: str, dataset: str | None = None, compile: bool = False) -> Run:
     """The run folder `run_dir` with the loaders of its kind: a trained run's (`model.saving.open_run`) or an
     attached run's (`attached_loaders`)."""
     from keras_latent.model.saving import open_run

@@ -38,9 +38,12 @@ def _why_refused(err: Exception) -> str:
     return f"cannot be loaded ({type(err).__name__}: {first_line})"
 
 
-def load_model_file(path: str, compile: bool = True, entry: layout.Entry = layout.MODEL) -> keras.Model:
+def load_model_file(path: str, compile: bool = False, entry: layout.Entry = layout.MODEL) -> keras.Model:
     """A `.keras` file loaded with safe_mode=True (no Lambda code runs); a file that is not a .keras archive, holds
-    code or an unknown class, or is damaged is a one-line UsageError naming it and the command that rebuilds it."""
+    code or an unknown class, or is damaged is a one-line UsageError naming it and the command that rebuilds it.
+
+    `compile=False` (the readers' default: analysis, report, explorer and export only predict) skips the loss,
+    metrics and optimizer state; `compile=True` restores them, for training on from the file."""
     if not zipfile.is_zipfile(path):
         raise UsageError(layout.damaged(entry, path, "is damaged (not a .keras zip archive)"))
     from keras_latent.model.legacy import LEGACY_OBJECTS  # on demand: only old files name these
@@ -51,7 +54,7 @@ def load_model_file(path: str, compile: bool = True, entry: layout.Entry = layou
         raise UsageError(layout.damaged(entry, path, _why_refused(err))) from None
 
 
-def load_run_model(run_dir: str, compile: bool = True) -> keras.Model:
+def load_run_model(run_dir: str, compile: bool = False) -> keras.Model:
     """A run's model.keras; a missing or corrupt file is a one-line UsageError."""
     return open_run(run_dir, compile=compile).model
 
@@ -82,7 +85,7 @@ LOADERS = Loaders(model=load_model_file, data=_load_splits,
                   layers=trunk_block_names, decode_paths=decode_paths_or_defaults)
 
 
-def open_run(run_dir: str, dataset: str | None = None, compile: bool = True) -> Run:
+def open_run(run_dir: str, dataset: str | None = None, compile: bool = False) -> Run:
     """The run folder `run_dir`, able to load its model and data (`dataset` replaces the run's data set)."""
     return Run(run_dir, LOADERS, dataset=dataset, compile=compile)
 

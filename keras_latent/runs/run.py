@@ -58,11 +58,12 @@ class Run:
     (a run still training has no metrics.json), a one-line UsageError where it is damaged.
 
     `loaders` gives the model and the data (`model.saving.open_run` passes them); `dataset` replaces the run's
-    data set (analyze/explore --dataset); `compile`: whether `model` is compiled (its loss and metrics).
+    data set (analyze/explore --dataset); `compile`: whether `model` is compiled (its loss, metrics and optimizer
+    state; readers, which only predict, leave it off).
     """
 
     def __init__(self, folder: str, loaders: Loaders | None = None, dataset: str | None = None,
-                 compile: bool = True):
+                 compile: bool = False):
         self.folder, self.loaders, self.dataset, self.compile = folder, loaders, dataset, compile
 
     def __repr__(self) -> str:

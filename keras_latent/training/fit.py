@@ -55,6 +55,20 @@ def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
     fields left None take their static values (`train` chooses them per machine first).
     """
     config = with_static_formulation(config)
+    optimizer = make_optimizer(config)
+    trainer = formulation.for_training(model, config)
+    # With a batch split, the model inside is compiled too (the same optimizer, so the same state): the model.keras
+    # saved from it carries the compile config, and a plain `keras.saving.load_model` returns it compiled.
+    for compiled in dict.fromkeys([trainer, model]):
+        compiled.compile(optimizer=optimizer, **losses_and_metrics(model, config),
+                         steps_per_execution=distribute.steps_per_execution(config.steps_per_execution,
+                                                                            config.strategy),
+                         jit_compile=config.jit_compile)
+    return trainer
+
+
+def losses_and_metrics(model: keras.Model, config: TrainConfig) -> dict:
+    """compile's `loss`, `loss_weights` and `metrics` for `model`'s outputs (new loss and metric objects per call)."""
     loss = {"classifier": keras.losses.SparseCategoricalCrossentropy()}
     loss_weights = {"classifier": config.ce_weight}
     two_outputs = has_decoder(model)
@@ -74,11 +88,7 @@ def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
                              f"({', '.join(layer_outputs) or 'none'}) but layer_recon_weights has {len(weights)}")
         loss.update({name: keras.losses.MeanSquaredError() for name in layer_outputs})
         loss_weights.update(zip(layer_outputs, weights))
-    trainer = formulation.for_training(model, config)
-    trainer.compile(optimizer=make_optimizer(config), loss=loss, loss_weights=loss_weights, metrics=metrics,
-                    steps_per_execution=distribute.steps_per_execution(config.steps_per_execution, config.strategy),
-                    jit_compile=config.jit_compile)
-    return trainer
+    return dict(loss=loss, loss_weights=loss_weights, metrics=metrics)
 
 
 def make_callbacks(config: TrainConfig, splits: Splits, run_dir: str) -> list[keras.callbacks.Callback]:

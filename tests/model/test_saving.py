@@ -140,7 +140,7 @@ def test_a_model_keras_from_before_issue_21_still_loads(tmp_path):
         del keras.saving.get_custom_objects()[name]
     with pytest.raises(TypeError, match="Could not locate class 'SubPixelConv2DTranspose'"):
         keras.saving.load_model(path)  # the class is not registered globally: the loader supplies it
-    loaded = load_model_file(path)
+    loaded = load_model_file(path, compile=True)
     layer = loaded.get_layer("decoder").get_layer("deconv1").get_layer("deconv1_conv")
     assert type(layer) is SubPixelConv2DTranspose and layer.sub_pixel and loaded.compiled
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")

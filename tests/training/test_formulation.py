@@ -64,6 +64,16 @@ def test_a_run_with_the_batch_split_saves_the_plain_model_and_its_formulation(tm
     assert (saved["batch_split"], saved["formulation_source"], saved["jit_compile"]) == (2, "defaults", False)
     model = keras.saving.load_model(layout.MODEL.path(run_dir))
     assert not isinstance(model, formulation.BatchSplitTrainer) and "reconstruction" in model.output
+    assert model.compiled and set(model.get_compile_config()["loss"]) == set(model.output)  # plain Keras: compiled
+
+
+def test_the_model_inside_the_batch_split_is_compiled_with_the_trainers_optimizer():
+    """So the model.keras saved from it carries the compile config (a plain load returns it compiled)."""
+    config = tiny_config(batch_split=2)
+    trainer = compile_model(build_model(config.model), config)
+    model = formulation.unwrap(trainer)
+    assert model is not trainer and model.compiled and model.optimizer is trainer.optimizer
+    assert model.get_compile_config()["loss_weights"] == trainer.get_compile_config()["loss_weights"]
 
 
 def test_threads_tensorflow_already_runs_with_are_kept_and_recorded(tmp_path, caplog):
