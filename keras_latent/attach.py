@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "PATH (an image folder or cifar-10-batches-py); resized and converted to the model's input "
                    "(default: sample)")
     p.add_argument("--out", required=True, help="the run folder to write (new, or an empty folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out when it is an attached run folder "
+                   "(the old one is kept until the new one is complete)")
     p.add_argument("--layers", type=name_list, default=None, help="layers to decode, names or nested paths "
                    "(stem/conv1), comma-separated (default: the last layer before each spatial downsampling)")
     p.add_argument("--epochs", type=int, default=10, help="decoder training epochs (default: 10)")
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     check_dataset_argument(config.data.dataset)
     from keras_latent.attached.run import attach_decoders
 
-    metrics = attach_decoders(config, args.out)
+    metrics = attach_decoders(config, args.out, overwrite=args.overwrite)
     faithful = metrics["faithfulness"]
     print(f"layers: {', '.join(metrics['layers'])}")
     base = faithful["mean_image"]

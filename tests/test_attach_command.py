@@ -114,7 +114,9 @@ def test_an_existing_run_folder_is_refused(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "keep.txt").write_text("mine")
     code, _, err = run_main(main, [path, "--out", str(tmp_path / "run")], capsys)
-    assert code == 2 and "is not an empty folder" in err
+    assert code == 2 and "is not an empty folder" in err and "--overwrite" in err
+    code, _, err = run_main(main, [path, "--out", str(tmp_path / "run"), "--overwrite"], capsys)
+    assert code == 2 and "is not an attached run folder; --overwrite replaces only those" in err
     assert os.listdir(tmp_path / "run") == ["keep.txt"]
 
 
@@ -138,3 +140,10 @@ def test_a_small_attach_writes_a_run_that_opens_as_attached(tmp_path, capsys):
     loaded = keras.saving.load_model(os.path.join(out, "model.keras"))  # plain Keras, no keras_latent import needed
     decoded = loaded.predict_on_batch(np.zeros((1, 32, 32, 3), np.float32))
     assert decoded["down"].shape == (1, 32, 32, 3) and decoded["class_output"].shape == (1, 10)
+    # attaching again: refused without --overwrite (the run stays), replaced with it
+    again = [path, "--out", out, "--epochs", "1", "--max-train-samples", "64", "--layers", "down", "-q"]
+    code, _, err = run_main(main, again, capsys)
+    assert code == 2 and "is not an empty folder" in err and open_any_run(out).layers == ["stem/relu1", "down"]
+    code, printed, _ = run_main(main, [*again, "--overwrite"], capsys)
+    assert code == 0 and open_any_run(out).layers == ["down"]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".run")]  # no temporary left beside it

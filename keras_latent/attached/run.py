@@ -45,9 +45,17 @@ KIND = records.ATTACHED_KIND  # config.json's "kind" of an attached run
 DECODE_PATH = "tail"  # an attached decoder reads its own layer: the only path
 
 
-def _check_out(run_dir: str) -> None:
-    if os.path.exists(run_dir) and (not os.path.isdir(run_dir) or os.listdir(run_dir)):
-        raise UsageError(f"--out {run_dir!r} exists and is not an empty folder; choose a new run folder")
+def _check_out(run_dir: str, overwrite: bool) -> None:
+    """`run_dir` may be written: new, an empty folder, or (with `overwrite`) an attached run folder. Anything else
+    is refused before any work, so no folder of the user's is ever replaced by mistake."""
+    if not os.path.exists(run_dir) or (os.path.isdir(run_dir) and not os.listdir(run_dir)):
+        return
+    if not overwrite:
+        raise UsageError(f"--out {run_dir!r} exists and is not an empty folder; choose a new run folder, or pass "
+                         "--overwrite to replace an attached run")
+    if not os.path.isdir(run_dir) or records.read_attached(run_dir) is None:
+        raise UsageError(f"--out {run_dir!r} is not an attached run folder; --overwrite replaces only those "
+                         "(nothing written)")
 
 
 def _data_config(config: AttachConfig, spec) -> TrainConfig:
@@ -68,9 +76,12 @@ def _test_accuracy(graph, spec, images_uint8, labels, batch_size: int) -> float:
     return float(np.mean(np.argmax(outputs[CLASS_OUTPUT], axis=-1) == np.asarray(labels)))
 
 
-def attach_decoders(config: AttachConfig, run_dir: str) -> dict:
+def attach_decoders(config: AttachConfig, run_dir: str, overwrite: bool = False) -> dict:
     """Attach decoders to the user's model per `config` and write the run folder `run_dir` (see the module doc);
-    returns metrics.json's content plus "run_dir". Validates, seeds and logs as the command does."""
+    returns metrics.json's content plus "run_dir". Validates, seeds and logs as the command does.
+
+    `run_dir` must be new or empty; with `overwrite`, an attached run folder there is replaced (its analysis with
+    it): the new folder is written beside it and swapped in when complete, so a failure leaves the old one whole."""
     import keras
 
     from keras_latent.attached.decoders import attached_model, train_decoders
@@ -80,7 +91,7 @@ def attach_decoders(config: AttachConfig, run_dir: str) -> dict:
     from keras_latent.data import load_splits
 
     validate_attach(config)
-    _check_out(run_dir)
+    _check_out(run_dir, overwrite)
     start = time.perf_counter()
     user = load_user_model(config.model_path, config.imports)
     graph = ModelGraph(user.model, image_size=config.image_size, class_output=config.class_output,
