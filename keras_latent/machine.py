@@ -89,6 +89,13 @@ def describe_cpu(cpuinfo: str = "/proc/cpuinfo", environ: dict | None = None) ->
                cores=usable_cores(), isa_caps=isa_caps(environ))
 
 
+def onednn_rewrites(environ: dict | None = None) -> bool:
+    """Whether TensorFlow's oneDNN graph rewrites are on, as TF_ENABLE_ONEDNN_OPTS says (keras_latent turns them on
+    for x86-64 CPUs where the user did not choose); unset, TensorFlow decides by CPU, reported as off here."""
+    environ = os.environ if environ is None else environ
+    return environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("1", "true")
+
+
 def emulation_environment(name: str, environ: dict | None = None) -> dict[str, str]:
     """The variables that emulate CPU `name` (EMULATIONS), XLA_FLAGS merged with any already set."""
     environ = os.environ if environ is None else environ

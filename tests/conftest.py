@@ -4,6 +4,9 @@ functions are in helpers.py."""
 import logging
 import os
 
+import keras_latent  # noqa: F401 (first: its TensorFlow settings, keras_latent/__init__.py, apply before TF loads)
+
+# isort: split
 import keras
 import pytest
 from helpers import copy_folder, tiny_study_config, train_tiny

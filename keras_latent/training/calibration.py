@@ -92,7 +92,8 @@ def describe(config: TrainConfig) -> str:
     """The formulation of a resolved config in words: `XLA, batch split 2, threads 1/2`."""
     threads = ("TensorFlow's threads" if (config.intra_op_threads, config.inter_op_threads) == (0, 0)
                else f"threads {config.intra_op_threads or 'auto'}/{config.inter_op_threads or 'auto'}")
-    return (f"{'XLA' if config.jit_compile else 'graph (oneDNN)'}, "
+    graph = "graph (oneDNN)" if machine.onednn_rewrites() else "graph"
+    return (f"{'XLA' if config.jit_compile else graph}, "
             f"{'no batch split' if config.batch_split == 1 else f'batch split {config.batch_split}'}, {threads}")
 
 
