@@ -103,7 +103,11 @@ def configure_logging(quiet: bool = False, verbose: bool = False) -> int:
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
-    """Run a command's `main`, turning a UsageError into one stderr line and exit code 2."""
+    """Run a command's `main`, turning a UsageError into one stderr line and exit code 2; TensorFlow's start-up
+    notices that no log level reaches are kept out of its stderr (`quiet_start`)."""
+    from keras_latent.quiet_start import quiet_tensorflow_import
+
+    quiet_tensorflow_import()
     try:
         code = main(argv)
     except UsageError as err:
