@@ -10,7 +10,7 @@ from helpers import REPO
 
 PACKAGE = os.path.join(REPO, "keras_latent")
 LAYERS = [
-    {"errors", "files", "config", "cli", "stats", "_lazy", "machine", "__init__"},
+    {"errors", "files", "config", "cli", "quiet_start", "stats", "_lazy", "machine", "__init__"},
     {"runs"},
     {"data"},
     {"model"},
