@@ -33,15 +33,28 @@ def _missing_folders(path: str) -> list[str]:
     return missing
 
 
+PROBE_ATTEMPTS = 3
+
+
 def _check_writable(run_dir: str) -> None:
     """Write and delete a probe file in `run_dir`; folders made for the probe are removed again, so a run
-    refused later (bad data, say) leaves nothing behind."""
+    refused later (bad data, say) leaves nothing behind.
+
+    Another process may probe a folder above or below at the same moment (the workers of a multi-worker run:
+    the chief's RUN, the others' RUN/worker-<i>), and its cleanup can remove a parent between this process's
+    makedirs and its write (FileNotFoundError): the probe is then made again, up to PROBE_ATTEMPTS times."""
     made = _missing_folders(run_dir)
     try:
-        os.makedirs(run_dir, exist_ok=True)
-        with atomic_path(os.path.join(run_dir, ".write_test")) as tmp, open(tmp, "wb") as f:
-            f.write(b"ok")
-        os.remove(os.path.join(run_dir, ".write_test"))
+        for attempt in range(1, PROBE_ATTEMPTS + 1):
+            try:
+                os.makedirs(run_dir, exist_ok=True)
+                with atomic_path(os.path.join(run_dir, ".write_test")) as tmp, open(tmp, "wb") as f:
+                    f.write(b"ok")
+                os.remove(os.path.join(run_dir, ".write_test"))
+                break
+            except FileNotFoundError:
+                if attempt == PROBE_ATTEMPTS:
+                    raise
     except OSError as err:
         raise UsageError(f"--out {run_dir!r} is not writable: {err.strerror or err}; "
                          "choose a folder you can write to") from None
