@@ -13,13 +13,6 @@ Training patches or extends Keras internals in two places, each for a reason:
    `save_weights` builds throwaway reference layers again: half the CPU time of a backup (97 -> 52 ms a
    save, measured; no upstream issue found, to be filed): `cache_saving_skipsets` stores the same sets
    under the key Keras reads.
-3. KerasTuner 1.4 writes its state files in place and loses the grid's walk on reload
-   (keras-team/keras-tuner#1055): `AtomicOracleFiles`, `next_untried_grid_cell` and
-   `AtomicTunerFile` use private Oracle and Tuner members.
-4. KerasTuner's `executions_per_trial` repeats `Tuner._build_and_fit_model` without telling the
-   hypermodel which repeat it is, and keeps only the average of the repeats
-   (keras-team/keras-tuner#1022, #737): `SeededExecutions` seeds repeat k with its own seed and
-   passes its index on, so the repeats differ and each one's figures can be kept.
 
 At import this module checks that every private name it uses exists in the installed versions and
 fails with one line naming the supported versions otherwise, instead of a patch that silently does
