@@ -8,17 +8,18 @@ slowest ops of a training step; the stride-1 form trains the whole model about 2
 
     (B, h, w, C_in) -> ZeroPadding2D(k/s - 1) -> Conv2D(s*s*filters, k/s, no bias)   # (B, h', w', s*s*F)
       -> Reshape (h', w', s, s*F) -> Permute (h', s, w', s*F) -> Reshape (s*h', s*w', F)  # depth-to-space
-      -> Dense(F, identity kernel, frozen) + bias, activation                             # the tied bias
+      -> DepthwiseConv2D(1, kernel of ones, frozen) + bias, activation                   # the tied bias
 
 with h' = h + k/s - 1, so the output is (B, s*(h-1) + k, s*(w-1) + k, F) like Conv2DTranspose's, and a
 model built with it saves a `.keras` file that plain Keras loads on any backend (no custom class).
 The kernel is Conv2DTranspose's with its entries permuted (`phase_kernel`), and it starts from the
 same random values a Conv2DTranspose would draw. No standard layer adds a bias tied over the phases,
-so the bias (F values, as Conv2DTranspose's) and the activation follow the shuffle in a Dense(F) whose
-identity kernel is frozen (x @ I is x exactly: each output is x * 1 plus zeros; a MatMul, about a third
-the cost of the 1x1 DepthwiseConv2D with a kernel of ones used before, which TensorFlow runs with its
-own depthwise kernels, forward and input gradient; docs/performance.md); with `tied_bias=False` the
-Conv2D holds a bias per phase channel instead (`phase_bias` maps a Conv2DTranspose bias to it).
+so the bias (F values, as Conv2DTranspose's) and the activation follow the shuffle in a 1x1
+DepthwiseConv2D whose kernel of ones is frozen (x * 1 + b, exact). With oneDNN on (keras_latent turns it on
+for x86-64), oneDNN runs it as one fused depthwise convolution with the bias, and it trains the default
+model faster than a Dense(F) with a frozen identity kernel (a MatMul then a separate BiasAdd), which issue 24
+used while oneDNN was off on AVX2 CPUs (docs/performance.md); with `tied_bias=False` the Conv2D holds a
+bias per phase channel instead (`phase_bias` maps a Conv2DTranspose bias to it).
 
 `image_mse` is Keras's mean squared error averaged per image, with the same value, and faster.
 """
@@ -66,10 +67,10 @@ def sub_pixel_conv_transpose(filters: int, kernel_size: int | tuple[int, int], s
     `name` less "_conv".
 
     `tied_bias` (default): the bias is Conv2DTranspose's, F values shared by the phases, added after the
-    shuffle by `{block}_bias`, a Dense(F) whose identity kernel is frozen (`kernel.trainable` False; a
-    `.keras` file does not keep that flag, so it trains again only if a loaded model is fine-tuned) and
-    which applies the activation. (Files from before hold a 1x1 DepthwiseConv2D with a kernel of ones
-    there: the same function, and they load as they are.) Else the Conv2D has a bias per phase channel
+    shuffle by `{block}_bias`, a 1x1 DepthwiseConv2D whose kernel of ones is frozen (`kernel.trainable`
+    False; a `.keras` file does not keep that flag, so it trains again only if a loaded model is
+    fine-tuned) and which applies the activation. (Files from part of issue 24 hold a Dense(F) with an
+    identity kernel there: the same function, and they load as they are.) Else the Conv2D has a bias per phase channel
     (s*s*F, zero at the start) and the activation: one op fewer, but SGD moves the shared offset at
     1/(s*s) the rate (docs/performance.md).
     """
@@ -98,11 +99,11 @@ def sub_pixel_conv_transpose(filters: int, kernel_size: int | tuple[int, int], s
     with keras.name_scope(block):  # variable paths as if built inside the block: deconv{k}/deconv{k}_conv/kernel
         conv.build((None, h + 2 * ph, w + 2 * pw, cin))
         if tied_bias:
-            # x @ I + b on the last axis: exact, and no random draw (the seeded layers after it draw as before)
-            bias = keras.layers.Dense(filters, kernel_initializer="identity", activation=activation,
-                                      name=f"{block}_bias")
+            # x * 1 + b per channel: exact, and no random draw (the seeded layers after it draw as before)
+            bias = keras.layers.DepthwiseConv2D(1, depthwise_initializer="ones", activation=activation,
+                                                name=f"{block}_bias")
             bias.build((None, hp * s, wp * s, filters))
-            bias.kernel.trainable = False  # only the bias trains
+            bias.kernel.trainable = False  # x * 1 + b: only the bias trains
             layers.append(bias)
     return layers
 

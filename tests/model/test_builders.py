@@ -31,11 +31,11 @@ def test_default_model_outputs_and_submodels():
     assert tuple(trunk.get_layer("conv1").output.shape) == (None, 14, 14, 6)
     assert [tuple(t.shape) for t in trunk.outputs] == [(None, 14, 14, 6), (None, 5, 5, 16)]
     # the tutorial net's parameter counts: trunk 2,872, head 59,134, decoder 4,113 (as in PyTorch); the sub-pixel
-    # decoder also holds its bias layers' frozen identity kernels (6 x 6 + 3 x 3 values)
+    # decoder also holds its bias layers' frozen kernels of ones (6 + 3 values)
     trainable = [sum(int(np.prod(v.shape)) for v in model.get_layer(n).trainable_weights)
                  for n in ("trunk", "classifier_head", "decoder")]
     assert trainable == [2872, 59134, 4113]
-    assert model.get_layer("decoder").count_params() == 4113 + 36 + 9
+    assert model.get_layer("decoder").count_params() == 4113 + 6 + 3
     assert build_model(ModelConfig(sub_pixel_decoder=False)).get_layer("decoder").count_params() == 4113
 
 
