@@ -77,6 +77,36 @@ def test_full_size_benchmark_prints_both_figures_and_says_it_is_for_speed(tmp_pa
 
 
 @pytest.mark.slow
+def test_onednn_accuracy_runs_both_studies_and_pairs_them_by_seed(tmp_path):
+    """Two studies, oneDNN off then on (TensorFlow's own answer checked first), paired per variant and seed."""
+    args = [sys.executable, "benchmarks/onednn_accuracy.py", "--seeds", "2", "--epochs", "1", "--out",
+            str(tmp_path), "--", "--dataset", "sample", "--max-train-samples", "128", "--no-calibrate"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("CPU: ") and lines[-1] == lines[0]
+    assert any(line.startswith("study onednn-off (TF_ENABLE_ONEDNN_OPTS=0: TensorFlow's oneDNN rewrites off)")
+               for line in lines)
+    assert any(line.startswith("study onednn-on (TF_ENABLE_ONEDNN_OPTS=1: TensorFlow's oneDNN rewrites on)")
+               for line in lines)
+    for name in ("onednn-off", "onednn-on"):
+        rows = (tmp_path / name / "study.csv").read_text().strip().splitlines()[1:]
+        assert sorted(row.split(",")[:2] for row in rows) == [["classifier-only", "0"], ["classifier-only", "1"],
+                                                              ["two-output", "0"], ["two-output", "1"]]
+    for variant in ("classifier-only", "two-output"):
+        line = next(line for line in lines if line.startswith(variant + ": off "))
+        assert "on - off" in line and "paired t-test p = " in line and "2 seeds" in line, line
+
+
+def test_onednn_accuracy_refuses_a_single_seed(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/onednn_accuracy.py", "--seeds", "1", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "--seeds must be >= 2" in done.stderr, done.stderr
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
 def test_attach_study_prints_every_table_row(tmp_path):
     """The channel-dropout and joint-vs-post-hoc study at tiny sizes (1 seed, 1 epoch, few images): every
     (model, layer, P) row of table A, each P > 0 paired against P = 0, and per tutorial layer the joint and
