@@ -9,9 +9,9 @@ TensorFlow's oneDNN ops off (`TF_ENABLE_ONEDNN_OPTS=0`, what AVX2 CPUs ran befor
 (the default), into `OUT/onednn-off` and `OUT/onednn-on`; the setting is read when TensorFlow is imported, so
 it cannot be a variant inside one study. Both studies train the default model ("two-output") and the
 classifier-only baseline per seed. Then, for each variant, it pairs the two studies' runs by seed and prints
-each side's mean test accuracy with its 95% interval and the paired difference (on - off) with its interval
-and the two-sided paired t-test's p-value (`keras_latent.stats`, as `study` computes them). Rerunning the same
-command continues both studies (finished runs are kept).
+each side's mean test accuracy with its 95% interval and the study's conclusion sentence for on against off
+(paired difference, its interval, the two-sided paired t-test: `keras_latent.studies.statistics`, as `study`
+computes them). Rerunning the same command continues both studies (finished runs are kept).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from keras_latent.cli import run_cli
 from keras_latent.errors import UsageError
 from keras_latent.machine import describe_cpu
 from keras_latent.runs import layout
-from keras_latent.stats import mean_interval, paired_difference, significant
+from keras_latent.studies.statistics import comparison, variant_summary
 
 SETTINGS = {"onednn-off": "0", "onednn-on": "1"}
 # TensorFlow's own answer (the flag keras_latent.machine.onednn_rewrites reads is only what was asked for);
@@ -54,50 +54,48 @@ def run_study(out: str, onednn: str, seeds: int, epochs: int, study_flags: list[
         raise UsageError(f"the study in {out} (TF_ENABLE_ONEDNN_OPTS={onednn}) failed; see its output above")
 
 
-def accuracies(study_dir: str) -> dict[str, dict[int, float]]:
-    """{variant: {seed: test accuracy}} from a study's study.csv."""
+def study_rows(study_dir: str, setting: str) -> list[dict]:
+    """A study's study.csv rows as `studies.statistics` takes them, each variant named with the setting:
+    "two-output (onednn-on)"."""
     with open(layout.STUDY_CSV.path(study_dir), newline="") as f:
-        rows = list(csv.DictReader(f))
-    result: dict[str, dict[int, float]] = {}
-    for row in rows:
-        result.setdefault(row["variant"], {})[int(row["seed"])] = float(row["test_accuracy"])
-    return result
+        return [{"variant": f"{row['variant']} ({setting})", "seed": int(row["seed"]),
+                 "test_accuracy": float(row["test_accuracy"]), "per_class_accuracy": {}}
+                for row in csv.DictReader(f)]
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    study_flags = argv[argv.index("--") + 1:] if "--" in argv else []
+    own, study_flags = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--out", default="/tmp/onednn_accuracy", help="folder of the two studies")
-    args = p.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    args = p.parse_args(own)
     if args.seeds < 2 or args.epochs < 1:
         raise UsageError(f"--seeds must be >= 2 and --epochs >= 1 (got {args.seeds}, {args.epochs})")
     print(f"CPU: {describe_cpu().describe()}")
-    results = {}
-    for name, onednn in SETTINGS.items():
-        state = onednn_in_tensorflow(onednn)
-        if state != {"0": "off", "1": "on"}[onednn]:  # else the two studies would not differ
+    states = {onednn: onednn_in_tensorflow(onednn) for onednn in SETTINGS.values()}
+    for onednn, state in states.items():  # both checked before anything trains
+        if state != ("on" if onednn == "1" else "off"):  # else the two studies would not differ
             raise UsageError(f"with TF_ENABLE_ONEDNN_OPTS={onednn} TensorFlow's oneDNN rewrites are {state}; this "
                              "comparison needs them off at 0 and on at 1 (an x86-64 CPU)")
+    rows = []
+    for name, onednn in SETTINGS.items():
+        state = states[onednn]
         folder = os.path.join(args.out, name)
         print(f"study {name} (TF_ENABLE_ONEDNN_OPTS={onednn}: TensorFlow's oneDNN rewrites {state}) -> {folder}",
               flush=True)
         run_study(folder, onednn, args.seeds, args.epochs, study_flags)
-        results[name] = accuracies(folder)
-    off, on = results["onednn-off"], results["onednn-on"]
-    print(f"\ntest accuracy, {args.seeds} seeds, {args.epochs} epochs; paired by seed: oneDNN on - off")
-    for variant in sorted(set(off) & set(on)):
-        seeds = sorted(set(off[variant]) & set(on[variant]))
-        a, b = [on[variant][s] for s in seeds], [off[variant][s] for s in seeds]
-        off_ci, on_ci, diff = mean_interval(b), mean_interval(a), paired_difference(a, b)
-        verdict = "significant" if significant(diff["p_value"]) else "not significant"
-        print(f"{variant}: off {off_ci['mean']:.4f} (95% CI {off_ci['ci_low']:.4f} to {off_ci['ci_high']:.4f}), "
-              f"on {on_ci['mean']:.4f} (95% CI {on_ci['ci_low']:.4f} to {on_ci['ci_high']:.4f}); "
-              f"on - off {100 * diff['difference']:+.2f} points (95% CI {100 * diff['ci_low']:+.2f} to "
-              f"{100 * diff['ci_high']:+.2f}; paired t-test p = {diff['p_value']:.3g}; {len(seeds)} seeds): "
-              f"{verdict} at the 0.05 level")
+        rows += study_rows(folder, name)
+    print(f"\ntest accuracy, {args.seeds} seeds, {args.epochs} epochs; paired by seed: oneDNN on against off")
+    for variant in dict.fromkeys(row["variant"].rsplit(" (", 1)[0] for row in rows):
+        off, on = f"{variant} (onednn-off)", f"{variant} (onednn-on)"
+        for name in (off, on):
+            accuracy = variant_summary(rows, name, [])["test_accuracy"]
+            if accuracy["n"]:
+                print(f"{name}: mean {accuracy['mean']:.4f} (95% CI {accuracy['ci_low']:.4f} to "
+                      f"{accuracy['ci_high']:.4f}), {accuracy['n']} seeds")
+        print(comparison(rows, on, off, [])["conclusion"])
     print(f"CPU: {describe_cpu().describe()}")
 
 

@@ -94,8 +94,11 @@ def test_onednn_accuracy_runs_both_studies_and_pairs_them_by_seed(tmp_path):
         assert sorted(row.split(",")[:2] for row in rows) == [["classifier-only", "0"], ["classifier-only", "1"],
                                                               ["two-output", "0"], ["two-output", "1"]]
     for variant in ("classifier-only", "two-output"):
-        line = next(line for line in lines if line.startswith(variant + ": off "))
-        assert "on - off" in line and "paired t-test p = " in line and "2 seeds" in line, line
+        for setting in ("onednn-off", "onednn-on"):
+            assert any(line.startswith(f"{variant} ({setting}): mean ") and line.endswith(", 2 seeds")
+                       for line in lines), variant
+        line = next(line for line in lines if line.startswith(f"{variant} (onednn-on) vs {variant} (onednn-off): "))
+        assert "paired t-test p" in line and "2 seeds" in line, line
 
 
 def test_onednn_accuracy_refuses_a_single_seed(tmp_path):
@@ -104,6 +107,24 @@ def test_onednn_accuracy_refuses_a_single_seed(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "--seeds must be >= 2" in done.stderr, done.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_onednn_accuracy_refuses_when_the_setting_does_not_take(tmp_path, monkeypatch):
+    """Planted: TensorFlow reports its oneDNN rewrites off at TF_ENABLE_ONEDNN_OPTS=1 (a CPU without them): one
+    line, and no study trained, since both would run the same kernels; where the setting takes, the studies run."""
+    from keras_latent.errors import UsageError
+
+    script = _benchmark("onednn_accuracy")
+    trained = []
+    monkeypatch.setattr(script, "run_study", lambda out, *args: trained.append(out))
+    monkeypatch.setattr(script, "study_rows", lambda folder, setting: [])
+    monkeypatch.setattr(script, "onednn_in_tensorflow", lambda onednn: "off")
+    with pytest.raises(UsageError, match="TF_ENABLE_ONEDNN_OPTS=1 TensorFlow's oneDNN rewrites are off"):
+        script.main(["--seeds", "2", "--out", str(tmp_path)])
+    assert trained == []  # both settings are checked before either study trains
+    monkeypatch.setattr(script, "onednn_in_tensorflow", lambda onednn: "on" if onednn == "1" else "off")
+    script.main(["--seeds", "2", "--out", str(tmp_path)])
+    assert trained == [str(tmp_path / "onednn-off"), str(tmp_path / "onednn-on")]
 
 
 @pytest.mark.slow
@@ -154,10 +175,11 @@ def test_attach_study_refuses_bad_dropouts():
     assert done.stderr.strip().count("\n") == 0 and "--dropouts must start with 0" in done.stderr, done.stderr
 
 
-def _attach_study():
+def _benchmark(name: str):
+    """benchmarks/<name>.py as a module (the folder is not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("attach_study", os.path.join(REPO, "benchmarks", "attach_study.py"))
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "benchmarks", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -167,7 +189,7 @@ def test_the_reencoding_check_scores_faithful_single_channel_decodes_and_catches
     """A decoder whose single-channel decodes re-encode to exactly that channel scores hit rate 1, rank 1 and no
     error; a planted blind one (every channel's decode the same image) scores chance, and a dead channel or a
     channel silent on an image is left out."""
-    study = _attach_study()
+    study = _benchmark("attach_study")
     rng = np.random.default_rng(0)
     c = 5
     activations = np.maximum(rng.normal(size=(12, 4, 4, c)), 0).astype(np.float32)  # (N, h, w, C)

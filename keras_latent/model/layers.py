@@ -70,9 +70,9 @@ def sub_pixel_conv_transpose(filters: int, kernel_size: int | tuple[int, int], s
     shuffle by `{block}_bias`, a 1x1 DepthwiseConv2D whose kernel of ones is frozen (`kernel.trainable`
     False; a `.keras` file does not keep that flag, so it trains again only if a loaded model is
     fine-tuned) and which applies the activation. (Files from part of issue 24 hold a Dense(F) with an
-    identity kernel there: the same function, and they load as they are.) Else the Conv2D has a bias per phase channel
-    (s*s*F, zero at the start) and the activation: one op fewer, but SGD moves the shared offset at
-    1/(s*s) the rate (docs/performance.md).
+    identity kernel there: the same function, and they load as they are.) Else the Conv2D has a bias per
+    phase channel (s*s*F, zero at the start) and the activation: one op fewer, but SGD moves the shared
+    offset at 1/(s*s) the rate (docs/performance.md).
     """
     kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
     s = strides
