@@ -12,9 +12,13 @@ measured again once on a quiet run. Formulation fields set explicitly (flags, or
 TrainConfig field that is not None) are kept, and only candidates that agree with them compete.
 
 Thread settings belong to a process and are fixed once TensorFlow's runtime starts, so each group of
-candidates with the same threads is measured in a fresh child process (`python -m
+candidates with the same threads is measured in a child process of its own (`python -m
 keras_latent.training.timing REQUEST`), on random images of the run's shape, through the same
-`compile_model` and tf.data pipeline as training. The child reads no data set and writes nothing.
+`compile_model` and tf.data pipeline as training. The children start side by side and then take turns,
+one timing while the others wait, over REPEATS rounds, and each candidate keeps its best round: how fast
+the machine is drifts by tens of percent within a minute on a shared host, and timing one child after
+the other let a slow spell fall on one child's candidates only (a choice 1.36x off, docs/performance.md).
+A child reads no data set and writes nothing.
 """
 from __future__ import annotations
 
@@ -25,8 +29,11 @@ import importlib.metadata
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 from keras_latent import __version__, machine
@@ -42,15 +49,18 @@ from keras_latent.runs import layout
 
 log = logging.getLogger("keras_latent")
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: children take turns (version 1 timed them one after the other: measured again)
 ENV_SWITCH = "KERAS_LATENT_CALIBRATE"  # "0": never calibrate (the static formulation), e.g. on CI
 # How train() chose a formulation (TrainConfig.formulation_source).
 SOURCES = ("calibration", "flags", "defaults")
-RESULT_PREFIX = "CALIBRATION_RESULT "  # the line of keras_latent.training.timing's output that holds its result
+READY_LINE = "CALIBRATION_READY"  # keras_latent.training.timing's line once its candidates are warmed up
+ROUND_PREFIX = "CALIBRATION_ROUND "  # ... and the start of its line with one round's images/s per candidate
 MARGIN = 0.03  # a later candidate must beat an earlier one by 3% to be chosen: noise does not flip the choice
 CHILD_TIMEOUT_S = 300
-MEASURED_STEPS = 8  # steps per call into the compiled step while measuring (fewer than training's 32: quicker)
+REPEATS = 5  # rounds; each candidate keeps its best (a busy spell only slows a round down)
+MEASURED_IMAGES = 512  # images per call into the compiled step while measuring (steps: 16 at batch 32, 4 at 128)
 DISTURBED_CORES = 0.5  # other processes this busy while measuring: the result is provisional (measured again)
+CHILD_ERRORS = (OSError, ValueError, TimeoutError)  # a measuring child failed (left out, never the run)
 QUIET_PROBE_S = 0.5  # how long a run with a provisional cache entry looks at the load before deciding
 
 
@@ -187,36 +197,144 @@ def choose(timings: dict[str, float], pool: list[Candidate], fixed: dict) -> Can
 
 
 def measure(config: TrainConfig, pool: list[Candidate], steps: int | None = None, executions: int = 3,
-            repeats: int = 3) -> dict:
-    """images/s of every candidate of `pool` for `config`'s workload; one child process per thread setting
-    (`keras_latent.training.timing`: rounds of `executions` calls of `steps` steps, the first call untimed).
+            repeats: int = REPEATS) -> dict:
+    """images/s of every candidate of `pool` for `config`'s workload: each candidate's best of `repeats` rounds.
 
-    A child that fails costs its candidates (left out, with a notice), never the run.
+    One child process per thread setting (`keras_latent.training.timing`). The children start and warm up
+    side by side, then take turns: a round is one child timing each of its candidates (`executions` calls of
+    `steps` steps, the first untimed) while the others wait, idle, for their turn; the next round starts once
+    every child has had its turn. So a slower spell of the machine falls on every candidate alike instead of
+    on whichever child ran during it. A child that fails costs its candidates (left out, with a notice),
+    never the run.
     """
-    steps = steps or min(config.steps_per_execution, MEASURED_STEPS)
-    timings = {}
+    steps = steps or measured_steps(config)
+    children = []
     for threads in dict.fromkeys(c.threads for c in pool):
         group = [c for c in pool if c.threads == threads]
         request = {"config": to_json_dict(config), "candidates": [dataclasses.asdict(c) for c in group],
-                   "steps": steps, "executions": executions, "repeats": repeats}
+                   "steps": steps, "executions": executions}
         try:
-            timings.update(_run_child(request))
-        except (OSError, subprocess.SubprocessError, ValueError) as err:
+            children.append(_start_child(request, [c.name for c in group]))
+        except OSError as err:
             log.warning(f"calibration of {', '.join(c.name for c in group)} failed ({err}); left out")
-    return timings
+    return _take_turns(children, repeats, time.monotonic() + CHILD_TIMEOUT_S)
 
 
-def _run_child(request: dict) -> dict:
+def measured_steps(config: TrainConfig) -> int:
+    """Steps per call into the compiled step while measuring: about MEASURED_IMAGES images, at most the run's
+    own steps per execution, at least one step. The same amount of work per call at every batch size keeps a
+    round short at large batches, so that more rounds fit in the same few seconds."""
+    return max(1, min(config.steps_per_execution, MEASURED_IMAGES // config.batch_size))
+
+
+def _take_turns(children: list, repeats: int, deadline: float) -> dict:
+    """{candidate name: best images/s} from `children` (`_Child`-like) timing in turns: every child ready
+    first, then `repeats` rounds of one child at a time. A child that fails or runs past `deadline` is
+    stopped and its candidates left out."""
+    best: dict[str, float] = {}
+    working = []
+    for child in children:
+        try:
+            child.wait_ready(deadline)
+            working.append(child)
+        except CHILD_ERRORS as err:
+            _drop(child, err)
+    for _ in range(repeats):
+        for child in list(working):
+            try:
+                child.send_round()
+                speeds = child.read_round(deadline)
+            except CHILD_ERRORS as err:
+                _drop(child, err)
+                working.remove(child)
+                for name in child.names:
+                    best.pop(name, None)
+                continue
+            for name, value in speeds.items():
+                best[name] = max(best.get(name, 0.0), float(value))
+    for child in working:
+        child.close()
+    return {name: round(value, 1) for name, value in best.items()}
+
+
+def _drop(child, err: Exception) -> None:
+    log.warning(f"calibration of {', '.join(child.names)} failed ({err}); left out")
+    child.stop()
+
+
+def _start_child(request: dict, names: list[str]) -> _Child:
     command = [sys.executable, "-m", "keras_latent.training.timing", json.dumps(request)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)  # this checkout's package
-    done = subprocess.run(command, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, env=env)
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ValueError(f"exit {done.returncode}: {tail}")
-    return json.loads(lines[-1].removeprefix(RESULT_PREFIX))
+    return _Child(command, env, names)
+
+
+class _Child:
+    """A measuring child process and its line protocol (keras_latent.training.timing): it prints READY_LINE
+    once warmed up; for each `round` line on its stdin it times its candidates and prints ROUND_PREFIX and
+    {name: images/s}; `done` (or the end of its stdin) ends it. Its stderr goes to a temporary file (read for
+    the last line when it fails), so that a chatty child never blocks on a full pipe."""
+
+    def __init__(self, command: list[str], env: dict, names: list[str]):
+        self.names = names
+        self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=self._stderr, text=True, env=env)
+        self._lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        for line in self._process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)  # the child closed its stdout (ended)
+
+    def _expect(self, prefix: str, deadline: float) -> str:
+        """The rest of the child's next line starting with `prefix` (other lines are skipped)."""
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"no answer within {CHILD_TIMEOUT_S} s") from None
+            if line is None:
+                raise ValueError(f"exit {self._process.wait()}: {self._last_error_line()}")
+            if line.startswith(prefix):
+                return line.removeprefix(prefix)
+
+    def _last_error_line(self) -> str:
+        self._stderr.seek(0)
+        return (self._stderr.read().strip().splitlines() or ["no output"])[-1]
+
+    def wait_ready(self, deadline: float) -> None:
+        self._expect(READY_LINE, deadline)
+
+    def send_round(self) -> None:
+        self._process.stdin.write("round\n")
+        self._process.stdin.flush()
+
+    def read_round(self, deadline: float) -> dict:
+        speeds = json.loads(self._expect(ROUND_PREFIX, deadline))
+        if not (isinstance(speeds, dict) and set(speeds) == set(self.names) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in speeds.values())):
+            raise ValueError(f"unexpected answer {speeds!r}")
+        return speeds
+
+    def close(self) -> None:
+        """End the child (`done`); stopped if it does not end in a few seconds."""
+        try:
+            self._process.stdin.write("done\n")
+            self._process.stdin.close()
+            self._process.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self._process.kill()
+            self._process.wait()
+        self._stderr.close()
+
+    def stop(self) -> None:
+        """Kill the child (it failed or is late)."""
+        self._process.kill()
+        self._process.wait()
+        self._stderr.close()
 
 
 # ---------------------------------------------------------------- the entry point of train()

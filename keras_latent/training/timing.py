@@ -1,12 +1,14 @@
-"""Time training formulations on random data: the child process of the calibration.
+"""Time training formulations on random data: a child process of the calibration.
 
     python -m keras_latent.training.timing REQUEST_JSON
 
 REQUEST_JSON (from `calibration.measure`): the run's config, the candidates to time (all with the
 same thread settings, which this process takes before TensorFlow starts), the steps per call into
-the compiled step, the calls per round and the rounds. Prints `calibration.RESULT_PREFIX` and
-{candidate name: images/s} as JSON. Reads no data set (random images of the run's shape) and writes
-no file.
+the compiled step and the calls per round. The child warms every candidate up, prints
+`calibration.READY_LINE`, then answers each `round` line on its stdin with `calibration.ROUND_PREFIX`
+and {candidate name: images/s} as JSON, until `done` or the end of its stdin. The parent takes the
+children's rounds in turns (one child timing at a time). Reads no data set (random images of the
+run's shape) and writes no file.
 """
 from __future__ import annotations
 
@@ -17,15 +19,16 @@ import time
 
 from keras_latent.config import from_dict
 from keras_latent.errors import UsageError
-from keras_latent.training.calibration import RESULT_PREFIX, Candidate
+from keras_latent.training.calibration import READY_LINE, ROUND_PREFIX, Candidate
 
 
-def measure_formulations(request: dict) -> dict[str, float]:
-    """Time each candidate of `request` on random data: in each of `repeats` rounds a short `fit` of
-    `executions` calls into the compiled step (`steps` steps each), timed from the end of the first call to
-    the end of the last, so that neither fit's set-up nor the input pipeline's start counts. Candidates take
-    turns round by round, so that a burst of other load hits them alike; each keeps its best round. A warm-up
-    round first (tracing, XLA compiling). Must run before TensorFlow's runtime starts in this process."""
+def prepare_formulations(request: dict):
+    """A function timing one round of `request`'s candidates, each warmed up first (tracing, XLA compiling).
+
+    A round: each candidate in turn runs a short `fit` of `executions` calls into the compiled step (`steps`
+    steps each), timed from the end of the first call to the end of the last, so that neither fit's set-up
+    nor the input pipeline's start counts; it returns {candidate name: images/s}. Must run before
+    TensorFlow's runtime starts in this process (it takes the candidates' thread settings)."""
     import numpy as np
 
     from keras_latent.training import formulation
@@ -58,13 +61,16 @@ def measure_formulations(request: dict) -> dict[str, float]:
             trainers[candidate.name] = compile_model(build_model(config.model),
                                                      dataclasses.replace(config, **candidate.fields()))
         trainers[candidate.name].fit(data, epochs=1, verbose=0)  # tracing, compiling, warm-up
-    best = dict.fromkeys(trainers, 0.0)
     timed_images = (executions - 1) * steps * config.batch_size
-    for _ in range(request["repeats"]):
+
+    def one_round() -> dict[str, float]:
+        speeds = {}
         for name, trainer in trainers.items():
             trainer.fit(data, epochs=1, verbose=0, callbacks=[timer])
-            best[name] = max(best[name], timed_images / (timer.ends[-1] - timer.ends[0]))
-    return {name: round(value, 1) for name, value in best.items()}
+            speeds[name] = round(timed_images / (timer.ends[-1] - timer.ends[0]), 1)
+        return speeds
+
+    return one_round
 
 
 def _execution_times():
@@ -88,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         request = json.loads(argv[0])
     except (IndexError, ValueError):
         raise UsageError("usage: python -m keras_latent.training.timing REQUEST_JSON") from None
-    print(RESULT_PREFIX + json.dumps(measure_formulations(request)), flush=True)
+    one_round = prepare_formulations(request)
+    print(READY_LINE, flush=True)
+    for line in sys.stdin:  # the parent's turns
+        if line.strip() != "round":
+            break
+        print(ROUND_PREFIX + json.dumps(one_round()), flush=True)
     return 0
 
 

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import time
 
 import pytest
 from helpers import tiny_config
@@ -47,7 +48,7 @@ def calibrating(monkeypatch, tmp_path, other_load):
     i-th measurement was asked for."""
     calls = []
 
-    def fake_measure(config, pool, steps=None, executions=3, repeats=3):
+    def fake_measure(config, pool, steps=None, executions=3, repeats=calibration.REPEATS):
         calls.append([c.name for c in pool])
         return {c.name: FAST_SPLIT[c.name] for c in pool}
 
@@ -202,8 +203,9 @@ def test_threads_that_cannot_change_limit_the_candidates(calibrating):
 
 def test_an_unreadable_or_hostile_cache_is_measured_again_and_replaced(calibrating, caplog):
     os.makedirs(os.path.dirname(calibration.cache_path()))
-    for text in ("{not json", '{"version": 1, "entries": []}',
-                 '{"version": 1, "entries": {"k": {"images_per_s": {"graph": "__import__(\'os\')"}}}}'):
+    hostile = {"k": {"images_per_s": {"graph": "__import__('os')"}}}
+    for text in ("{not json", json.dumps({"version": calibration.CACHE_VERSION, "entries": []}),
+                 json.dumps({"version": calibration.CACHE_VERSION, "entries": hostile})):
         with open(calibration.cache_path(), "w") as f:
             f.write(text)
         config, _ = choose_formulation(TrainConfig())
@@ -213,6 +215,19 @@ def test_an_unreadable_or_hostile_cache_is_measured_again_and_replaced(calibrati
     assert json.loads(open(calibration.cache_path()).read())["version"] == calibration.CACHE_VERSION
 
 
+def test_figures_cached_by_an_older_way_of_measuring_are_measured_again(calibrating):
+    """Version 1 entries were timed by children one after the other (a slow spell of the machine could fall on
+    one child's candidates only): the same key under version 1 is measured again and the file rewritten."""
+    choose_formulation(TrainConfig())
+    cached = json.loads(open(calibration.cache_path()).read())
+    assert cached["version"] == calibration.CACHE_VERSION == 2
+    with open(calibration.cache_path(), "w") as f:
+        json.dump({**cached, "version": 1}, f)
+    choose_formulation(TrainConfig())
+    assert len(calibrating) == 2
+    assert json.loads(open(calibration.cache_path()).read())["version"] == 2
+
+
 def test_a_failed_measurement_falls_back_to_the_static_formulation(calibrating, monkeypatch):
     monkeypatch.setattr(calibration, "measure", lambda config, pool: {})
     config, line = choose_formulation(TrainConfig())
@@ -220,10 +235,103 @@ def test_a_failed_measurement_falls_back_to_the_static_formulation(calibrating, 
     assert not os.path.exists(calibration.cache_path())
 
 
+class FakeChild:
+    """A measuring child (`calibration._Child`'s methods) that logs every call to a shared `events` list and
+    answers rounds from `speeds` ({name: [images/s of round 0, 1, ...]}); `fail_at`: the round it fails in."""
+
+    def __init__(self, events: list, speeds: dict, fail_at: int | None = None):
+        self.names, self.events, self.speeds, self.fail_at, self.rounds = list(speeds), events, speeds, fail_at, 0
+
+    def _log(self, what: str) -> None:
+        self.events.append(f"{'+'.join(self.names)} {what}")
+
+    def wait_ready(self, deadline):
+        self._log("ready")
+
+    def send_round(self):
+        self._log("round")
+
+    def read_round(self, deadline):
+        self._log("answer")
+        if self.rounds == self.fail_at:
+            raise ValueError("exit 1: planted failure")
+        self.rounds += 1
+        return {name: values[self.rounds - 1] for name, values in self.speeds.items()}
+
+    def close(self):
+        self._log("close")
+
+    def stop(self):
+        self._log("stop")
+
+
+def test_children_take_turns_and_each_candidate_keeps_its_best_round():
+    """All children ready before any round; then one child at a time (its round asked and answered before the
+    next child is asked), round after round; the best round of each candidate counts."""
+    events = []
+    graph = FakeChild(events, {"graph": [10.0, 30.0, 20.0], "xla": [5.0, 4.0, 6.0]})
+    split = FakeChild(events, {"threads1x2": [9.0, 9.0, 9.0], "split2": [40.0, 35.0, 12.0]})
+    timings = calibration._take_turns([graph, split], repeats=3, deadline=float("inf"))
+    assert timings == {"graph": 30.0, "xla": 6.0, "threads1x2": 9.0, "split2": 40.0}
+    turns = ["graph+xla round", "graph+xla answer", "threads1x2+split2 round", "threads1x2+split2 answer"]
+    assert events == ["graph+xla ready", "threads1x2+split2 ready", *turns * 3,
+                      "graph+xla close", "threads1x2+split2 close"]
+
+
+def test_a_child_failing_mid_way_costs_only_its_own_candidates(caplog):
+    events = []
+    graph = FakeChild(events, {"graph": [10.0, 30.0, 20.0]})
+    split = FakeChild(events, {"split2": [40.0, 35.0, 12.0]}, fail_at=1)
+    timings = calibration._take_turns([graph, split], repeats=3, deadline=float("inf"))
+    assert timings == {"graph": 30.0}  # split2's first round does not count alone
+    assert events.count("split2 stop") == 1 and events.count("split2 round") == 2
+    assert events[-1] == "graph close" and events.count("graph round") == 3
+    assert "calibration of split2 failed (exit 1: planted failure); left out" in caplog.text
+
+
+def test_a_child_that_never_gets_ready_is_left_out(caplog):
+    class NeverReady(FakeChild):
+        def wait_ready(self, deadline):
+            raise TimeoutError("no answer within 300 s")
+
+    events = []
+    timings = calibration._take_turns([NeverReady(events, {"xla": [1.0]}), FakeChild(events, {"graph": [2.0]})],
+                                      repeats=1, deadline=0.0)
+    assert timings == {"graph": 2.0} and "xla round" not in events and "xla stop" in events
+    assert "calibration of xla failed (no answer within 300 s); left out" in caplog.text
+
+
 @pytest.mark.slow
 def test_a_real_measurement_in_a_child_process(monkeypatch):
-    """The child protocol end to end, on a tiny model: two thread settings, two children, images/s back."""
+    """The child protocol end to end, on a tiny model: two thread settings, two children taking turns."""
     config = tiny_config(model=ModelConfig(filters=(2, 4), head_units=(8,)), batch_size=8, steps_per_execution=2)
     pool = [Candidate("graph", False, 1, 0, 0), Candidate("split2", False, 2, 1, 2)]
     timings = calibration.measure(config, pool, steps=2, executions=2, repeats=1)
     assert set(timings) == {"graph", "split2"} and all(v > 0 for v in timings.values())
+
+
+def test_a_real_child_process_that_dies_or_answers_nonsense_is_left_out(caplog):
+    """`_Child` on small Python children (no TensorFlow): one exits with an error line, one answers a round with
+    something else than images/s, one follows the protocol; only the last one's candidate is measured."""
+    import sys
+
+    def child(names, script):
+        return calibration._Child([sys.executable, "-c", script], dict(os.environ), names)
+
+    dies = child(["xla"], "import sys; print('boom: no such thing', file=sys.stderr); sys.exit(3)")
+    nonsense = child(["threads1x2"], f"print({calibration.READY_LINE!r}, flush=True)\n"
+                                     f"input(); print({calibration.ROUND_PREFIX!r} + '{{\"threads1x2\": -1}}')")
+    works = child(["graph"], f"import sys\nprint({calibration.READY_LINE!r}, flush=True)\n"
+                             "for n, line in enumerate(sys.stdin):\n"
+                             "    if line.strip() != 'round': break\n"
+                             f"    print({calibration.ROUND_PREFIX!r} + '{{\"graph\": %d}}' % (100 + n), flush=True)")
+    timings = calibration._take_turns([dies, nonsense, works], repeats=2, deadline=time.monotonic() + 60)
+    assert timings == {"graph": 101.0}
+    assert "calibration of xla failed (exit 3: boom: no such thing); left out" in caplog.text
+    assert "calibration of threads1x2 failed (unexpected answer {'threads1x2': -1}); left out" in caplog.text
+
+
+def test_a_measuring_call_holds_about_the_same_images_at_every_batch_size():
+    steps = {batch: calibration.measured_steps(TrainConfig(batch_size=batch)) for batch in (8, 32, 128, 4096)}
+    assert steps == {8: 32, 32: 16, 128: 4, 4096: 1}  # 32: the run's own steps per execution
+    assert calibration.measured_steps(TrainConfig(batch_size=32, steps_per_execution=2)) == 2
