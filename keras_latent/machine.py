@@ -96,6 +96,39 @@ def onednn_rewrites(environ: dict | None = None) -> bool:
     return environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("1", "true")
 
 
+def onednn_import_order_notice(environ: dict | None = None) -> str:
+    """A notice where importing TensorFlow before keras_latent left TensorFlow's oneDNN rewrites off; else "".
+
+    keras_latent turns them on for x86-64 CPUs by setting TF_ENABLE_ONEDNN_OPTS when it is imported, which
+    only works before TensorFlow starts. An API user who imports keras (or tensorflow) first gets TensorFlow's
+    own default, off on CPUs without AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX, where this model then trains
+    about half as fast (docs/performance.md#onednn-on-avx2-cpus). No notice where the user set the variable
+    or where TensorFlow turned them on itself."""
+    import keras_latent
+
+    environ = os.environ if environ is None else environ
+    if (not keras_latent._tensorflow_imported_first or "TF_ENABLE_ONEDNN_OPTS" in environ
+            or platform.machine().lower() not in ("x86_64", "amd64") or tensorflow_onednn_on() is not False):
+        return ""
+    return ("TensorFlow was imported before keras_latent, so its oneDNN kernels are off on this CPU and training "
+            "runs about half as fast: import keras_latent first, or set TF_ENABLE_ONEDNN_OPTS=1 before anything "
+            "imports TensorFlow")
+
+
+def tensorflow_onednn_on() -> bool | None:
+    """Whether TensorFlow (already imported) runs its oneDNN rewrites, by its own report; None where it cannot
+    say (its private `IsMklEnabled` moved or TensorFlow is not imported)."""
+    import sys
+
+    if "tensorflow" not in sys.modules:
+        return None
+    try:
+        from tensorflow.python.util._pywrap_util_port import IsMklEnabled
+    except ImportError:
+        return None
+    return bool(IsMklEnabled())
+
+
 def emulation_environment(name: str, environ: dict | None = None) -> dict[str, str]:
     """The variables that emulate CPU `name` (EMULATIONS), XLA_FLAGS merged with any already set."""
     environ = os.environ if environ is None else environ

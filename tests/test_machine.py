@@ -1,4 +1,12 @@
-"""machine.py: the CPU as /proc/cpuinfo and the ISA caps describe it, and the AVX2 emulation's variables."""
+"""machine.py: the CPU as /proc/cpuinfo and the ISA caps describe it, the AVX2 emulation's variables, and the
+notice where TensorFlow was imported before keras_latent could turn oneDNN on."""
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
 from keras_latent import machine
 
 X86 = """processor\t: 0
@@ -55,3 +63,40 @@ def test_other_load_is_the_machines_busy_time_less_this_process_tree(monkeypatch
 
     assert measure(iter([(100.0, 400.0), (103.0, 404.0)])) == 1.0
     assert measure(iter([None, None])) is None  # no /proc/stat
+
+
+def _import_order_child(tmp_path, first: str, mkl_enabled: bool, environ: dict | None = None) -> str:
+    """What `onednn_import_order_notice` says in a fresh process that imports `first` ("tensorflow" or
+    "keras_latent") first, with a stand-in `tensorflow` package whose oneDNN report is `mkl_enabled`
+    (no real TensorFlow: fast, and the same on every CPU). Also prints the TF_ENABLE_ONEDNN_OPTS it ends with."""
+    util = tmp_path / "tensorflow" / "python" / "util"
+    util.mkdir(parents=True)
+    for folder in (tmp_path / "tensorflow", tmp_path / "tensorflow" / "python", util):
+        (folder / "__init__.py").write_text("")
+    (util / "_pywrap_util_port.py").write_text(f"def IsMklEnabled():\n    return {mkl_enabled}\n")
+    second = "keras_latent" if first == "tensorflow" else "tensorflow"
+    code = (f"import {first}, {second}, os\nfrom keras_latent import machine\n"
+            "print(repr(machine.onednn_import_order_notice()), os.environ.get('TF_ENABLE_ONEDNN_OPTS'))")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    env.update(environ or {}, PYTHONPATH=os.pathsep.join([str(tmp_path), repo]))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="oneDNN's default is x86's")
+def test_importing_tensorflow_first_leaving_onednn_off_gets_a_notice(tmp_path):
+    said = _import_order_child(tmp_path, "tensorflow", mkl_enabled=False)
+    assert "TensorFlow was imported before keras_latent" in said and "TF_ENABLE_ONEDNN_OPTS=1" in said
+    assert said.endswith(" None")  # keras_latent did not set the variable: too late, and the notice says so
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="oneDNN's default is x86's")
+@pytest.mark.parametrize("first, mkl_enabled, environ, variable", [
+    ("keras_latent", False, {}, "1"),  # the usual order: keras_latent turns oneDNN on
+    ("tensorflow", False, {"TF_ENABLE_ONEDNN_OPTS": "0"}, "0"),  # the user's own choice
+    ("tensorflow", True, {}, "None"),  # TensorFlow turned them on itself (a CPU with AVX512_VNNI, ...)
+])
+def test_no_notice_where_onednn_is_on_or_the_users_choice(tmp_path, first, mkl_enabled, environ, variable):
+    assert _import_order_child(tmp_path, first, mkl_enabled, environ) == f"'' {variable}"

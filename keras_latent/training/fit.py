@@ -13,6 +13,7 @@ import time
 import keras
 import numpy as np
 
+from keras_latent import machine
 from keras_latent.config import TrainConfig, resolve_defaults, validate, with_static_formulation
 from keras_latent.data import Splits, load_splits
 from keras_latent.data.pipeline import make_dataset, normalize
@@ -192,6 +193,9 @@ def choose_and_apply_formulation(config: TrainConfig, run_dir: str, overwrite: b
                     f"process; asked for {config.intra_op_threads}/{config.inter_op_threads}, kept those")
         config = dataclasses.replace(config, intra_op_threads=actual[0], inter_op_threads=actual[1])
     log.info(line)
+    notice = machine.onednn_import_order_notice()
+    if notice:
+        log.warning(notice)
     return config
 
 
