@@ -28,13 +28,12 @@ from keras_latent.runs import layout
 from keras_latent.studies.statistics import comparison, variant_summary
 
 SETTINGS = {"onednn-off": "0", "onednn-on": "1"}
-# TensorFlow's own answer (the flag keras_latent.machine.onednn_rewrites reads is only what was asked for);
-# private, so a missing name is reported as unknown
-ONEDNN_PROBE = """try:
-    from tensorflow.python.util._pywrap_util_port import IsMklEnabled
-    print("on" if IsMklEnabled() else "off")
-except ImportError:
-    print("unknown")
+# TensorFlow's own answer (keras_latent.machine.tensorflow_onednn_on; the flag machine.onednn_rewrites reads is
+# only what was asked for); its private name missing reads as unknown
+ONEDNN_PROBE = """import tensorflow
+from keras_latent.machine import tensorflow_onednn_on
+on = tensorflow_onednn_on()
+print("unknown" if on is None else "on" if on else "off")
 """
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import os
 import platform
 import re
+import sys
 import time
 
 # /proc/cpuinfo flag -> the name people use; in order of age. x86 first, then Arm.
@@ -118,8 +119,6 @@ def onednn_import_order_notice(environ: dict | None = None) -> str:
 def tensorflow_onednn_on() -> bool | None:
     """Whether TensorFlow (already imported) runs its oneDNN rewrites, by its own report; None where it cannot
     say (its private `IsMklEnabled` moved or TensorFlow is not imported)."""
-    import sys
-
     if "tensorflow" not in sys.modules:
         return None
     try:

@@ -163,3 +163,22 @@ def refused_by_train(dataset, out, capsys) -> str:
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (code, err)
     assert "Traceback" not in err and not os.path.exists(str(out)), "a refused input must write nothing"
     return lines[0]
+
+
+def fake_tensorflow(root, init_code: str = "", modules: dict[str, str] | None = None) -> str:
+    """A stand-in package named tensorflow under `root` (a pathlib.Path), for tests in fresh processes that must
+    not load the real one: `init_code` is its __init__.py, `modules` {dotted name below tensorflow: code}
+    (parent packages made empty). Returns the folder to put first on sys.path."""
+    package = root / "tensorflow"
+    package.mkdir(parents=True)
+    package.joinpath("__init__.py").write_text(init_code)
+    for name, code in (modules or {}).items():
+        *parents, leaf = name.split(".")
+        folder = package
+        for part in parents:
+            folder = folder / part
+            folder.mkdir(exist_ok=True)
+            if not (folder / "__init__.py").exists():
+                (folder / "__init__.py").write_text("")
+        (folder / f"{leaf}.py").write_text(code)
+    return str(root)

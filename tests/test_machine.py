@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import fake_tensorflow
 
 from keras_latent import machine
 
@@ -69,17 +70,14 @@ def _import_order_child(tmp_path, first: str, mkl_enabled: bool, environ: dict |
     """What `onednn_import_order_notice` says in a fresh process that imports `first` ("tensorflow" or
     "keras_latent") first, with a stand-in `tensorflow` package whose oneDNN report is `mkl_enabled`
     (no real TensorFlow: fast, and the same on every CPU). Also prints the TF_ENABLE_ONEDNN_OPTS it ends with."""
-    util = tmp_path / "tensorflow" / "python" / "util"
-    util.mkdir(parents=True)
-    for folder in (tmp_path / "tensorflow", tmp_path / "tensorflow" / "python", util):
-        (folder / "__init__.py").write_text("")
-    (util / "_pywrap_util_port.py").write_text(f"def IsMklEnabled():\n    return {mkl_enabled}\n")
+    fake = fake_tensorflow(tmp_path, modules={
+        "python.util._pywrap_util_port": f"def IsMklEnabled():\n    return {mkl_enabled}\n"})
     second = "keras_latent" if first == "tensorflow" else "tensorflow"
     code = (f"import {first}, {second}, os\nfrom keras_latent import machine\n"
             "print(repr(machine.onednn_import_order_notice()), os.environ.get('TF_ENABLE_ONEDNN_OPTS'))")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    env.update(environ or {}, PYTHONPATH=os.pathsep.join([str(tmp_path), repo]))
+    env.update(environ or {}, PYTHONPATH=os.pathsep.join([fake, repo]))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-from helpers import REPO
+from helpers import REPO, fake_tensorflow
 
 NOTICE_LINES = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
@@ -15,13 +15,10 @@ NOTICE_LINES = [
 
 def _fake_tensorflow(tmp_path, tail: str = "VALUE = 7") -> str:
     """A package named tensorflow that writes the notices, a real C++-style error and a Python line to stderr."""
-    package = tmp_path / "fake" / "tensorflow"
-    package.mkdir(parents=True)
     writes = "".join(f"os.write(2, {(line + chr(10)).encode()!r})\n" for line in NOTICE_LINES)
-    package.joinpath("__init__.py").write_text(
-        "import os, sys\n" + writes + "os.write(2, b'E0000 00:00:1.5 1 real.cc:9] a real error\\n')\n"
-        "print('a Python warning', file=sys.stderr)\n" + tail + "\n")
-    return str(tmp_path / "fake")
+    init = ("import os, sys\n" + writes + "os.write(2, b'E0000 00:00:1.5 1 real.cc:9] a real error\\n')\n"
+            "print('a Python warning', file=sys.stderr)\n" + tail + "\n")
+    return fake_tensorflow(tmp_path / "fake", init)
 
 
 def _import_quietly(fake: str, install: bool = True) -> subprocess.CompletedProcess:
