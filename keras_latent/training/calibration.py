@@ -49,7 +49,8 @@ from keras_latent.runs import layout
 
 log = logging.getLogger("keras_latent")
 
-CACHE_VERSION = 2  # 2: children take turns (version 1 timed them one after the other: measured again)
+CACHE_VERSION = 3  # older entries are measured again. 2: children take turns (1 timed them one after the other);
+#                    3: the batch split computes flattened image losses (its figures changed)
 ENV_SWITCH = "KERAS_LATENT_CALIBRATE"  # "0": never calibrate (the static formulation), e.g. on CI
 # How train() chose a formulation (TrainConfig.formulation_source).
 SOURCES = ("calibration", "flags", "defaults")

@@ -216,16 +216,18 @@ def test_an_unreadable_or_hostile_cache_is_measured_again_and_replaced(calibrati
 
 
 def test_figures_cached_by_an_older_way_of_measuring_are_measured_again(calibrating):
-    """Version 1 entries were timed by children one after the other (a slow spell of the machine could fall on
-    one child's candidates only): the same key under version 1 is measured again and the file rewritten."""
+    """Entries of an older version (1: children timed one after the other, so a slow spell of the machine could
+    fall on one child's candidates only; 2: the batch split before its flattened image losses) are measured again
+    and the file rewritten."""
     choose_formulation(TrainConfig())
     cached = json.loads(open(calibration.cache_path()).read())
-    assert cached["version"] == calibration.CACHE_VERSION == 2
-    with open(calibration.cache_path(), "w") as f:
-        json.dump({**cached, "version": 1}, f)
-    choose_formulation(TrainConfig())
-    assert len(calibrating) == 2
-    assert json.loads(open(calibration.cache_path()).read())["version"] == 2
+    assert cached["version"] == calibration.CACHE_VERSION == 3
+    for older in (1, 2):
+        with open(calibration.cache_path(), "w") as f:
+            json.dump({**cached, "version": older}, f)
+        choose_formulation(TrainConfig())
+        assert json.loads(open(calibration.cache_path()).read())["version"] == 3
+    assert len(calibrating) == 3
 
 
 def test_a_failed_measurement_falls_back_to_the_static_formulation(calibrating, monkeypatch):

@@ -49,11 +49,63 @@ def test_the_split_outputs_are_the_models_for_any_batch_size(n, sample_splits):
     images = np.asarray(normalize(sample_splits.x_test[:n]))
     expected = model(images)
     split = formulation.BatchSplitTrainer(model, 3)
-    for got in (split(images, training=True), split(images)):  # the split (training), the model itself (inference)
+    for got in (split(images, training=True), split(images)):  # split in training and in inference alike
         assert sorted(got) == sorted(expected)
         for name in expected:
             assert got[name].shape[0] == n
             np.testing.assert_allclose(got[name], expected[name], atol=1e-5)
+
+
+class RecordsBatchSizes(keras.Model):
+    """`inner`'s outputs, noting the batch size of every call."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.sizes = inner, []
+
+    def call(self, images, training=None):
+        self.sizes.append(int(images.shape[0]))
+        return self.inner(images, training=training)
+
+
+def test_validation_and_predictions_are_split_like_training(sample_splits):
+    """Inference through the trainer splits each batch too (both cores busy during validation)."""
+    recording = RecordsBatchSizes(build_model(TrainConfig().model))
+    split = formulation.BatchSplitTrainer(recording, 3)
+    images = np.asarray(normalize(sample_splits.x_test[:7]))
+    split(images)  # builds (Keras traces the first call once more)
+    for training in (True, False):
+        recording.sizes.clear()
+        split(images, training=training)
+        assert recording.sizes == [3, 2, 2]
+
+
+def test_the_image_losses_are_computed_on_flattened_images():
+    """Each MeanSquaredError output and its target -> (B, H*W*C); other outputs (another loss, the labels) untouched."""
+    losses = {"classifier": keras.losses.SparseCategoricalCrossentropy(),
+              "reconstruction": keras.losses.MeanSquaredError(), "edges": keras.losses.MeanAbsoluteError()}
+    images = np.zeros((4, 8, 8, 3), "float32")
+    y = {"classifier": np.arange(4), "reconstruction": images, "edges": images}
+    y_pred = {"classifier": np.zeros((4, 10), "float32"), "reconstruction": images + 1, "edges": images}
+    flat_y, flat_pred = formulation.flat_image_losses(losses, y, y_pred)
+    assert flat_y["reconstruction"].shape == flat_pred["reconstruction"].shape == (4, 192)
+    assert flat_y["classifier"] is y["classifier"] and flat_pred["classifier"] is y_pred["classifier"]
+    assert flat_y["edges"] is images and flat_pred["edges"] is images
+    np.testing.assert_array_equal(flat_pred["reconstruction"], np.ones((4, 192)))
+
+
+def test_the_batch_splits_loss_is_the_models(sample_splits):
+    """The same loss from the trainer (split, flattened image losses) as from the model, training and not."""
+    config = tiny_config(batch_split=2)
+    trainer = compile_model(build_model(config.model), config)
+    model = formulation.unwrap(trainer)
+    images = np.asarray(normalize(sample_splits.x_test[:5]))
+    y_pred = model(images)
+    y = {name: (sample_splits.y_test[:5] if name == "classifier" else np.flip(images, axis=0)) for name in y_pred}
+    for training in (True, False):
+        got = trainer.compute_loss(y=y, y_pred=trainer(images, training=training), training=training)
+        np.testing.assert_allclose(got, model.compute_loss(y=y, y_pred=y_pred, training=training), rtol=1e-5)
+    assert float(model.compute_loss(y=y, y_pred=y_pred)) > 0
 
 
 @pytest.mark.slow
