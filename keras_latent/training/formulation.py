@@ -75,13 +75,15 @@ def flat_image_losses(losses, y, y_pred):
     """
     if not (isinstance(losses, Mapping) and isinstance(y, Mapping) and isinstance(y_pred, Mapping)):
         return y, y_pred
-    image_outputs = [name for name, loss in losses.items()
+    image_outputs = {name for name, loss in losses.items()
                      if isinstance(loss, keras.losses.MeanSquaredError) and name in y and name in y_pred
-                     and len(y_pred[name].shape) > 2]
-    flat = {name: (tf.reshape(y[name], [tf.shape(y[name])[0], -1]),
-                   tf.reshape(y_pred[name], [tf.shape(y_pred[name])[0], -1])) for name in image_outputs}
-    return ({**y, **{name: pair[0] for name, pair in flat.items()}},
-            {**y_pred, **{name: pair[1] for name, pair in flat.items()}})
+                     and len(y_pred[name].shape) > 2}
+
+    def flat(tensors):  # (B, H, W, C) -> (B, H*W*C) for the image outputs
+        return {name: tf.reshape(t, [tf.shape(t)[0], -1]) if name in image_outputs else t
+                for name, t in tensors.items()}
+
+    return flat(y), flat(y_pred)
 
 
 def _first_rows(x, n):
