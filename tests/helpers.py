@@ -182,3 +182,26 @@ def fake_tensorflow(root, init_code: str = "", modules: dict[str, str] | None = 
                 (folder / "__init__.py").write_text("")
         (folder / f"{leaf}.py").write_text(code)
     return str(root)
+
+
+def tiny_classifier() -> keras.Model:
+    """A compiled 4 -> 2 softmax classifier: for callbacks and patches that need any fitted Keras model."""
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def spy_backup_saves(monkeypatch) -> list[int]:
+    """The epoch count of every backup the run's BackupAndRestore writes (appended as each is saved)."""
+    from keras_latent.training import patches
+
+    saved = []
+    original = patches.AtomicBackupSave._save_model
+
+    def spy(self):
+        saved.append(self._current_epoch)
+        original(self)
+
+    monkeypatch.setattr(patches.AtomicBackupSave, "_save_model", spy)
+    return saved

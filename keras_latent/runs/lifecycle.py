@@ -208,7 +208,9 @@ def keep_last_good(model, good_weights: list | None, good_epochs: int, run_dir: 
     path = layout.LAST_GOOD.path(run_dir)
     with atomic_path(path, suffix=".keras") as tmp:
         good.save(tmp)
-    return f"the model after epoch {good_epochs} is kept in {path} (and {layout.BACKUP.name}/ resumes from it)"
+    resumes = read_backup_epoch(layout.BACKUP.path(run_dir))  # backups are throttled: maybe an earlier epoch
+    return (f"the model after epoch {good_epochs} is kept in {path} ({layout.BACKUP.name}/ resumes after epoch "
+            f"{resumes})" if resumes else f"the model after epoch {good_epochs} is kept in {path}")
 
 
 @contextlib.contextmanager

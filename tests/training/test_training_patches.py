@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from helpers import spy_backup_saves, tiny_classifier
 
 from keras_latent.errors import UsageError
 from keras_latent.training import patches
@@ -21,13 +22,6 @@ def test_a_missing_private_name_is_one_line_naming_the_supported_versions(monkey
         patches.check_private_names()
     message = str(err.value)
     assert "\n" not in message and "keras.callbacks.Nope._gone" in message and patches.SUPPORTED in message
-
-
-def _tiny_model():
-    inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
 
 
 def test_multiworker_patch_replaces_what_keras_calls_during_fit(monkeypatch):
@@ -52,24 +46,17 @@ def test_multiworker_patch_replaces_what_keras_calls_during_fit(monkeypatch):
     monkeypatch.setattr(trainer, "reduce_per_replica", count_reduce)
     monkeypatch.setattr(trainer.TensorFlowTrainer, "_maybe_symbolic_build", count_build)
     x, y = np.random.default_rng(0).normal(size=(16, 4)).astype("float32"), np.arange(16) % 2
-    _tiny_model().fit(x, y, epochs=1, batch_size=8, verbose=0)
+    tiny_classifier().fit(x, y, epochs=1, batch_size=8, verbose=0)
     assert calls["reduce"] > 0 and calls["build"] > 0
 
 
 def test_backup_save_is_ours_when_keras_saves_a_backup(tmp_path, monkeypatch):
     from keras_latent.training.callbacks import AtomicBackupAndRestore
 
-    saved = []
-    original = patches.AtomicBackupSave._save_model
-
-    def spy(self):
-        saved.append(self._current_epoch)
-        original(self)
-
-    monkeypatch.setattr(patches.AtomicBackupSave, "_save_model", spy)
+    saved = spy_backup_saves(monkeypatch)
     x, y = np.random.default_rng(0).normal(size=(16, 4)).astype("float32"), np.arange(16) % 2
     backup = str(tmp_path / "backup")
-    _tiny_model().fit(x, y, epochs=2, batch_size=8, verbose=0,
+    tiny_classifier().fit(x, y, epochs=2, batch_size=8, verbose=0,
                       callbacks=[AtomicBackupAndRestore(backup, delete_checkpoint=False)])
     assert saved == [1, 2]
     assert sorted(os.listdir(backup)) == ["latest.weights.h5", "training_metadata.json"]
@@ -97,13 +84,13 @@ def _save_builds_reference_layers(model, path, monkeypatch) -> bool:
 def test_cached_skipsets_stop_save_weights_rebuilding_reference_layers_and_save_the_same_file(tmp_path,
                                                                                                monkeypatch):
     keras.backend.clear_session()  # the cache starts empty, as in a fresh process
-    model = _tiny_model()
+    model = tiny_classifier()
     x, y = np.random.default_rng(0).normal(size=(16, 4)).astype("float32"), np.arange(16) % 2
     model.fit(x, y, epochs=1, batch_size=8, verbose=0)
     assert _save_builds_reference_layers(model, str(tmp_path / "a.weights.h5"), monkeypatch)  # Keras alone
     patches.cache_saving_skipsets()
     assert not _save_builds_reference_layers(model, str(tmp_path / "b.weights.h5"), monkeypatch)
-    clone = _tiny_model()
+    clone = tiny_classifier()
     clone.fit(x, y, epochs=1, batch_size=8, verbose=0)
     clone.load_weights(str(tmp_path / "b.weights.h5"))
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), clone.get_weights()))
