@@ -15,10 +15,13 @@ Thread settings belong to a process and are fixed once TensorFlow's runtime star
 candidates with the same threads is measured in a child process of its own (`python -m
 keras_latent.training.timing REQUEST`), on random images of the run's shape, through the same
 `compile_model` and tf.data pipeline as training. The children start side by side and then take turns,
-one timing while the others wait, over REPEATS rounds, and each candidate keeps its best round: how fast
-the machine is drifts by tens of percent within a minute on a shared host, and timing one child after
-the other let a slow spell fall on one child's candidates only (a choice 1.36x off, docs/performance.md).
-A child reads no data set and writes nothing.
+one timing while the others wait, over MIN_ROUNDS to REPEATS rounds: how fast the machine is drifts by
+tens of percent within a minute on a shared host, and timing one child after the other let a slow spell
+fall on one child's candidates only (a choice 1.36x off, docs/performance.md). Candidates are compared
+round by round (the median of their per-round ratios), so drift between rounds cancels and one lucky
+or unlucky round does not decide. Each candidate's best round did: `graph` was seen with one round 50%
+above its others, and about one calibration in ten chose it at 0.73x of the batch split's training speed
+(docs/performance.md). Rounds stop after MIN_ROUNDS once every round agrees on the choice. A child reads no data set and writes nothing, so it is killed once measured.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ import json
 import logging
 import os
 import queue
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,8 +53,9 @@ from keras_latent.runs import layout
 
 log = logging.getLogger("keras_latent")
 
-CACHE_VERSION = 3  # older entries are measured again. 2: children take turns (1 timed them one after the other);
-#                    3: the batch split computes flattened image losses (its figures changed)
+CACHE_VERSION = 4  # older entries are measured again. 2: children take turns (1 timed them one after the other);
+#                    3: the batch split computes flattened image losses (its figures changed); 4: per-round figures,
+#                    compared round by round (3 kept each candidate's best round)
 ENV_SWITCH = "KERAS_LATENT_CALIBRATE"  # "0": never calibrate (the static formulation), e.g. on CI
 # How train() chose a formulation (TrainConfig.formulation_source).
 SOURCES = ("calibration", "flags", "defaults")
@@ -58,7 +63,8 @@ READY_LINE = "CALIBRATION_READY"  # keras_latent.training.timing's line once its
 ROUND_PREFIX = "CALIBRATION_ROUND "  # ... and the start of its line with one round's images/s per candidate
 MARGIN = 0.03  # a later candidate must beat an earlier one by 3% to be chosen: noise does not flip the choice
 CHILD_TIMEOUT_S = 300
-REPEATS = 5  # rounds; each candidate keeps its best (a busy spell only slows a round down)
+REPEATS = 5  # rounds at most; candidates are compared round by round (the median of the per-round ratios)
+MIN_ROUNDS = 3  # ... and at least: more only while some round disagrees with the choice
 MEASURED_IMAGES = 512  # images per call into the compiled step while measuring (steps: 16 at batch 32, 4 at 128)
 DISTURBED_CORES = 0.5  # other processes this busy while measuring: the result is provisional (measured again)
 CHILD_ERRORS = (OSError, ValueError, TimeoutError)  # a measuring child failed (left out, never the run)
@@ -159,11 +165,18 @@ def read_cache(path: str) -> dict:
         return {}
 
 
+def _speed(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
 def _valid_entry(entry) -> bool:
+    """images_per_s {name: speed}, and rounds (optional) {name: [speed, ...]} for names among them."""
     timings = entry.get("images_per_s") if isinstance(entry, dict) else None
-    return isinstance(timings, dict) and all(
-        isinstance(name, str) and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-        for name, value in timings.items())
+    rounds = entry.get("rounds", {}) if isinstance(entry, dict) else None
+    return (isinstance(timings, dict) and all(isinstance(name, str) and _speed(v) for name, v in timings.items())
+            and isinstance(rounds, dict) and all(
+                name in timings and isinstance(values, list) and values and all(_speed(v) for v in values)
+                for name, values in rounds.items()))
 
 
 def write_cache_entry(path: str, key: str, entry: dict) -> None:
@@ -181,25 +194,59 @@ def compatible(candidate: Candidate, fixed: dict) -> bool:
     return all(getattr(candidate, name) == value for name, value in fixed.items())
 
 
-def choose(timings: dict[str, float], pool: list[Candidate], fixed: dict) -> Candidate | None:
+def speedup(a: str, b: str, timings: dict[str, float], rounds: dict[str, list[float]] | None = None) -> float:
+    """How many times faster candidate `a` trains than `b`: the median of their per-round ratios where both
+    were timed in the same rounds (`rounds`, {name: images/s per round}), else the ratio of `timings`."""
+    if rounds and a in rounds and b in rounds:
+        return statistics.median(x / y for x, y in zip(rounds[a], rounds[b]))
+    return timings[a] / timings[b]
+
+
+def choose(timings: dict[str, float], pool: list[Candidate], fixed: dict,
+           rounds: dict[str, list[float]] | None = None) -> Candidate | None:
     """The fastest measured candidate of `pool` that agrees with `fixed`; a later one (in `pool`'s order,
-    simplest first) must be MARGIN faster than the best earlier one to win. None if none was measured."""
+    simplest first) must be MARGIN faster (`speedup`) than the best earlier one to win. None if none was
+    measured. `timings`: images/s per candidate; `rounds`: the per-round figures behind them, where known."""
     best = None
     for candidate in pool:
-        speed = timings.get(candidate.name)
-        if speed is None or not compatible(candidate, fixed):
+        if candidate.name not in timings or not compatible(candidate, fixed):
             continue
-        if best is None or speed > timings[best.name] * (1 + MARGIN):
+        if best is None or speedup(candidate.name, best.name, timings, rounds) > 1 + MARGIN:
             best = candidate
     return best
+
+
+def medians(rounds: dict[str, list[float]]) -> dict[str, float]:
+    """{name: the median of its rounds' images/s}: the figure cached and shown."""
+    return {name: round(statistics.median(values), 1) for name, values in rounds.items()}
+
+
+def settled(rounds: dict[str, list[float]], pool: list[Candidate]) -> bool:
+    """Whether every round so far agrees with the choice (`choose` on `rounds`): it was MARGIN faster than each
+    simpler candidate and no later one was MARGIN faster than it, in every round. More rounds cannot change
+    such a choice's median ratios by much, so measuring stops (after MIN_ROUNDS)."""
+    best = choose(medians(rounds), pool, {}, rounds)
+    if best is None:
+        return True
+    order = [c.name for c in pool]
+    for name, values in rounds.items():
+        if name == best.name:
+            continue
+        ratios = [x / y for x, y in zip(rounds[best.name], values)]  # the choice over `name`, per round
+        if order.index(name) < order.index(best.name) and min(ratios) <= 1 + MARGIN:
+            return False
+        if order.index(name) > order.index(best.name) and max(1 / r for r in ratios) > 1 + MARGIN:
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- measuring (in child processes)
 
 
 def measure(config: TrainConfig, pool: list[Candidate], steps: int | None = None, executions: int = 3,
-            repeats: int = REPEATS) -> dict:
-    """images/s of every candidate of `pool` for `config`'s workload: each candidate's best of `repeats` rounds.
+            repeats: int = REPEATS, min_rounds: int = MIN_ROUNDS) -> dict[str, list[float]]:
+    """{name: images/s of each round} of every candidate of `pool` for `config`'s workload: `min_rounds` to
+    `repeats` rounds, stopping once `settled`.
 
     One child process per thread setting (`keras_latent.training.timing`). The children start and warm up
     side by side, then take turns: a round is one child timing each of its candidates (`executions` calls of
@@ -218,7 +265,8 @@ def measure(config: TrainConfig, pool: list[Candidate], steps: int | None = None
             children.append(_start_child(request, [c.name for c in group]))
         except OSError as err:
             log.warning(f"calibration of {', '.join(c.name for c in group)} failed ({err}); left out")
-    return _take_turns(children, repeats, time.monotonic() + CHILD_TIMEOUT_S)
+    return _take_turns(children, repeats, time.monotonic() + CHILD_TIMEOUT_S,
+                       done=lambda rounds: len(next(iter(rounds.values()), [])) >= min_rounds and settled(rounds, pool))
 
 
 def measured_steps(config: TrainConfig) -> int:
@@ -228,11 +276,11 @@ def measured_steps(config: TrainConfig) -> int:
     return max(1, min(config.steps_per_execution, MEASURED_IMAGES // config.batch_size))
 
 
-def _take_turns(children: list, repeats: int, deadline: float) -> dict:
-    """{candidate name: best images/s} from `children` (`_Child`-like) timing in turns: every child ready
-    first, then `repeats` rounds of one child at a time. A child that fails or runs past `deadline` is
-    stopped and its candidates left out."""
-    best: dict[str, float] = {}
+def _take_turns(children: list, repeats: int, deadline: float, done=lambda rounds: False) -> dict:
+    """{candidate name: [images/s of each round]} from `children` (`_Child`-like) timing in turns: every child
+    ready first, then up to `repeats` rounds of one child at a time, until `done(rounds so far)`. A child that
+    fails or runs past `deadline` is stopped and its candidates left out; every child is stopped at the end."""
+    rounds: dict[str, list[float]] = {}
     working = []
     for child in children:
         try:
@@ -249,13 +297,15 @@ def _take_turns(children: list, repeats: int, deadline: float) -> dict:
                 _drop(child, err)
                 working.remove(child)
                 for name in child.names:
-                    best.pop(name, None)
+                    rounds.pop(name, None)
                 continue
             for name, value in speeds.items():
-                best[name] = max(best.get(name, 0.0), float(value))
+                rounds.setdefault(name, []).append(round(float(value), 1))
+        if not working or done(rounds):
+            break
     for child in working:
-        child.close()
-    return {name: round(value, 1) for name, value in best.items()}
+        child.stop()
+    return rounds
 
 
 def _drop(child, err: Exception) -> None:
@@ -275,7 +325,8 @@ class _Child:
     """A measuring child process and its line protocol (keras_latent.training.timing): it prints READY_LINE
     once warmed up; for each `round` line on its stdin it times its candidates and prints ROUND_PREFIX and
     {name: images/s}; `done` (or the end of its stdin) ends it. Its stderr goes to a temporary file (read for
-    the last line when it fails), so that a chatty child never blocks on a full pipe."""
+    the last line when it fails), so that a chatty child never blocks on a full pipe. It writes nothing, so
+    the parent kills it once measured (`stop`): ending on its own, TensorFlow unwinds for seconds."""
 
     def __init__(self, command: list[str], env: dict, names: list[str]):
         self.names = names
@@ -320,21 +371,14 @@ class _Child:
             raise ValueError(f"unexpected answer {speeds!r}")
         return speeds
 
-    def close(self) -> None:
-        """End the child (`done`); stopped if it does not end in a few seconds."""
-        try:
-            self._process.stdin.write("done\n")
-            self._process.stdin.close()
-            self._process.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            self._process.kill()
-            self._process.wait()
-        self._stderr.close()
-
     def stop(self) -> None:
-        """Kill the child (it failed or is late)."""
+        """Kill the child (measured, failed or late)."""
         self._process.kill()
         self._process.wait()
+        try:
+            self._process.stdin.close()
+        except OSError:  # its end of the pipe is gone
+            pass
         self._stderr.close()
 
 
@@ -368,8 +412,8 @@ def choose_formulation(config: TrainConfig, saved: TrainConfig | None = None,
     if running_threads is not None:
         pool = [c for c in pool if c.threads == running_threads] or pool
         fixed.update(intra_op_threads=running_threads[0], inter_op_threads=running_threads[1])
-    timings, where = _cached_or_measured(config, [c for c in pool if compatible(c, fixed)])
-    best = choose(timings, pool, fixed)
+    timings, rounds, where = _cached_or_measured(config, [c for c in pool if compatible(c, fixed)])
+    best = choose(timings, pool, fixed, rounds)
     if best is None:
         return _resolved(with_static_formulation(config), "defaults", "no candidate could be measured")
     chosen = dataclasses.replace(config, **{name: getattr(best, name) for name in auto})
@@ -407,9 +451,10 @@ def _is_provisional(entry: dict) -> bool:
     return isinstance(cores, (int, float)) and cores > DISTURBED_CORES
 
 
-def _cached_or_measured(config: TrainConfig, pool: list[Candidate]) -> tuple[dict, str]:
-    """(images/s per candidate name, where they come from): the cache's figures, plus measurements of the
-    candidates it lacks (then cached).
+def _cached_or_measured(config: TrainConfig, pool: list[Candidate]) -> tuple[dict, dict, str]:
+    """(images/s per candidate name, their per-round figures where timed in the same rounds, where they come
+    from): the cache's figures, plus measurements of the candidates it lacks (then cached). The entry's
+    `rounds` hold the last measurement's candidates only, so that only figures timed side by side are paired.
 
     A measurement during which other processes kept more than DISTURBED_CORES cores busy is cached as
     provisional: later runs reuse it while the machine stays busy (a probe of QUIET_PROBE_S), and measure
@@ -420,29 +465,31 @@ def _cached_or_measured(config: TrainConfig, pool: list[Candidate]) -> tuple[dic
     identity, work = machine_identity(cpu), workload(config)
     key = cache_key(identity, work)
     entry = read_cache(path).get(key, {"images_per_s": {}})
-    timings = dict(entry["images_per_s"])
+    timings, rounds = dict(entry["images_per_s"]), dict(entry.get("rounds") or {})
     missing = [c for c in pool if c.name not in timings]
     provisional = _is_provisional(entry)
     if provisional and not missing:
         busy = other_load_now()
         if busy is None or busy > DISTURBED_CORES:  # still busy (or unknown): keep the provisional figures
-            return timings, f"cached in {path}; {provisional_note(entry.get('other_processes_cores') or 0)}"
+            return timings, rounds, f"cached in {path}; {provisional_note(entry.get('other_processes_cores') or 0)}"
         log.info(f"the cached calibration was provisional (measured while other processes were busy); the machine "
                  f"is quiet now (other processes {busy:g} cores): measuring again")
         missing = list(pool)  # all again (a failed child keeps its candidate's provisional figure)
     if not missing:
-        return timings, f"cached in {path}"
+        return timings, rounds, f"cached in {path}"
     names = ", ".join(c.name for c in missing)
     log.info(f"calibrating the training formulation on {cpu.describe()} "
              f"(once per machine and workload; candidates {names})")
     start = time.perf_counter()
     with machine.OtherLoad() as others:
         measured = measure(config, missing)
-    timings.update(measured)
+    timings.update(medians(measured))
+    if measured:
+        rounds = measured
     disturbed = others.cores is not None and others.cores > DISTURBED_CORES
     where = f"measured in {time.perf_counter() - start:.0f} s, cached in {path}"
     if measured:
-        entry = {"images_per_s": timings, "machine": identity, "workload": work,
+        entry = {"images_per_s": timings, "rounds": rounds, "machine": identity, "workload": work,
                  "measured": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                  "seconds": round(time.perf_counter() - start, 1), "other_processes_cores": others.cores,
                  "provisional": disturbed}
@@ -451,7 +498,7 @@ def _cached_or_measured(config: TrainConfig, pool: list[Candidate]) -> tuple[dic
         except OSError as err:
             log.warning(f"could not write the calibration cache {path} ({err.strerror or err}); "
                         "the next run measures again")
-    return timings, where + (f"; {provisional_note(others.cores)}" if disturbed else "")
+    return timings, rounds, where + (f"; {provisional_note(others.cores)}" if disturbed else "")
 
 
 def _resolved(config: TrainConfig, source: str, detail: str = "") -> tuple[TrainConfig, str]:

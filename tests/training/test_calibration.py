@@ -50,7 +50,7 @@ def calibrating(monkeypatch, tmp_path, other_load):
 
     def fake_measure(config, pool, steps=None, executions=3, repeats=calibration.REPEATS):
         calls.append([c.name for c in pool])
-        return {c.name: FAST_SPLIT[c.name] for c in pool}
+        return {c.name: [FAST_SPLIT[c.name] * f for f in (1.0, 0.9, 1.1)] for c in pool}  # median: FAST_SPLIT
 
     monkeypatch.setenv(calibration.ENV_SWITCH, "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -67,6 +67,29 @@ def test_candidates_start_with_the_static_formulation():
     assert [c.name for c in calibration.candidates(1)] == ["graph", "xla"]
     assert calibration.candidates(16)[3].fields() == {"jit_compile": False, "batch_split": 4, "intra_op_threads": 4,
                                                       "inter_op_threads": 4}
+
+
+def test_candidates_are_compared_round_by_round_not_by_their_best_round():
+    """graph's one spike (a lucky round) gave it the best single round; split2 was faster in four rounds of five."""
+    rounds = {"graph": [3531.0, 3341.0, 3393.0, 6060.0, 3379.0], "split2": [4856.0, 4086.0, 5521.0, 5680.0, 3531.0]}
+    best = {name: max(values) for name, values in rounds.items()}
+    assert choose(best, POOL, {}).name == "graph"  # what the best round chose
+    assert choose(best, POOL, {}, rounds).name == "split2"  # per-round ratios: median 1.22
+    assert calibration.speedup("split2", "graph", best, rounds) == pytest.approx(4086.0 / 3341.0)  # round 2
+    assert calibration.medians(rounds) == {"graph": 3393.0, "split2": 4856.0}
+    # drift between rounds cancels: split2 2% faster in every round is within the margin, whatever the drift
+    drifting = {"graph": [1000.0, 3000.0, 2000.0], "split2": [1020.0, 3060.0, 2040.0]}
+    assert choose(calibration.medians(drifting), POOL, {}, drifting).name == "graph"
+
+
+def test_measuring_stops_once_every_round_agrees_with_the_choice():
+    clear = {"graph": [3500.0, 3300.0, 3400.0], "xla": [2000.0, 2100.0, 1900.0], "split2": [4800.0, 4100.0, 5500.0]}
+    assert calibration.settled(clear, POOL)
+    close = {**clear, "split2": [4800.0, 3350.0, 5500.0]}  # the second round: within 3% of graph
+    assert not calibration.settled(close, POOL)
+    later_once_faster = {"graph": [3500.0, 3300.0, 3400.0], "split2": [3000.0, 3500.0, 3100.0]}  # graph chosen
+    assert not calibration.settled(later_once_faster, POOL)
+    assert calibration.settled({"graph": [3500.0, 3300.0, 3400.0], "split2": [3000.0, 3200.0, 3100.0]}, POOL)
 
 
 def test_the_fastest_wins_but_only_by_a_margin_over_a_simpler_one():
@@ -99,6 +122,7 @@ def test_first_use_measures_then_the_cache_answers(calibrating):
     assert cached["version"] == calibration.CACHE_VERSION and len(cached["entries"]) == 1
     entry = next(iter(cached["entries"].values()))
     assert entry["images_per_s"] == FAST_SPLIT and entry["workload"]["batch_size"] == 32
+    assert entry["rounds"]["split2"] == [4500.0, 4050.0, 4950.0]
     assert entry["machine"]["cores"] == 2 and entry["machine"]["tensorflow"]
 
 
@@ -136,7 +160,7 @@ def test_a_cached_entry_from_before_the_provisional_field_is_judged_by_its_load(
     path = calibration.cache_path()
     data = json.loads(open(path).read())
     for entry in data["entries"].values():
-        del entry["provisional"]
+        del entry["provisional"], entry["rounds"]
         entry["other_processes_cores"] = 0.93
     open(path, "w").write(json.dumps(data))
     other_load["now"] = 0.9  # busy: reused
@@ -204,30 +228,32 @@ def test_threads_that_cannot_change_limit_the_candidates(calibrating):
 def test_an_unreadable_or_hostile_cache_is_measured_again_and_replaced(calibrating, caplog):
     os.makedirs(os.path.dirname(calibration.cache_path()))
     hostile = {"k": {"images_per_s": {"graph": "__import__('os')"}}}
+    bad_rounds = {"k": {"images_per_s": {"graph": 1.0}, "rounds": {"graph": ["1", 0]}}}
     for text in ("{not json", json.dumps({"version": calibration.CACHE_VERSION, "entries": []}),
-                 json.dumps({"version": calibration.CACHE_VERSION, "entries": hostile})):
+                 json.dumps({"version": calibration.CACHE_VERSION, "entries": hostile}),
+                 json.dumps({"version": calibration.CACHE_VERSION, "entries": bad_rounds})):
         with open(calibration.cache_path(), "w") as f:
             f.write(text)
         config, _ = choose_formulation(TrainConfig())
         assert config.batch_split == 2
-    assert len(calibrating) == 3
+    assert len(calibrating) == 4
     assert "unreadable" in caplog.text
     assert json.loads(open(calibration.cache_path()).read())["version"] == calibration.CACHE_VERSION
 
 
 def test_figures_cached_by_an_older_way_of_measuring_are_measured_again(calibrating):
     """Entries of an older version (1: children timed one after the other, so a slow spell of the machine could
-    fall on one child's candidates only; 2: the batch split before its flattened image losses) are measured again
-    and the file rewritten."""
+    fall on one child's candidates only; 2: the batch split before its flattened image losses; 3: each
+    candidate's best round) are measured again and the file rewritten."""
     choose_formulation(TrainConfig())
     cached = json.loads(open(calibration.cache_path()).read())
-    assert cached["version"] == calibration.CACHE_VERSION == 3
-    for older in (1, 2):
+    assert cached["version"] == calibration.CACHE_VERSION == 4
+    for older in (1, 2, 3):
         with open(calibration.cache_path(), "w") as f:
             json.dump({**cached, "version": older}, f)
         choose_formulation(TrainConfig())
-        assert json.loads(open(calibration.cache_path()).read())["version"] == 3
-    assert len(calibrating) == 3
+        assert json.loads(open(calibration.cache_path()).read())["version"] == 4
+    assert len(calibrating) == 4
 
 
 def test_a_failed_measurement_falls_back_to_the_static_formulation(calibrating, monkeypatch):
@@ -260,34 +286,43 @@ class FakeChild:
         self.rounds += 1
         return {name: values[self.rounds - 1] for name, values in self.speeds.items()}
 
-    def close(self):
-        self._log("close")
-
     def stop(self):
         self._log("stop")
 
 
-def test_children_take_turns_and_each_candidate_keeps_its_best_round():
+def test_children_take_turns_and_every_round_is_kept():
     """All children ready before any round; then one child at a time (its round asked and answered before the
-    next child is asked), round after round; the best round of each candidate counts."""
+    next child is asked), round after round; each candidate's figure of every round comes back; every child is
+    stopped at the end (it writes nothing)."""
     events = []
     graph = FakeChild(events, {"graph": [10.0, 30.0, 20.0], "xla": [5.0, 4.0, 6.0]})
     split = FakeChild(events, {"threads1x2": [9.0, 9.0, 9.0], "split2": [40.0, 35.0, 12.0]})
-    timings = calibration._take_turns([graph, split], repeats=3, deadline=float("inf"))
-    assert timings == {"graph": 30.0, "xla": 6.0, "threads1x2": 9.0, "split2": 40.0}
+    rounds = calibration._take_turns([graph, split], repeats=3, deadline=float("inf"))
+    assert rounds == {"graph": [10.0, 30.0, 20.0], "xla": [5.0, 4.0, 6.0], "threads1x2": [9.0, 9.0, 9.0],
+                      "split2": [40.0, 35.0, 12.0]}
     turns = ["graph+xla round", "graph+xla answer", "threads1x2+split2 round", "threads1x2+split2 answer"]
     assert events == ["graph+xla ready", "threads1x2+split2 ready", *turns * 3,
-                      "graph+xla close", "threads1x2+split2 close"]
+                      "graph+xla stop", "threads1x2+split2 stop"]
+
+
+def test_turns_end_once_the_rounds_are_done():
+    events = []
+    graph = FakeChild(events, {"graph": [10.0, 30.0, 20.0, 5.0]})
+    split = FakeChild(events, {"split2": [40.0, 35.0, 12.0, 1.0]})
+    rounds = calibration._take_turns([graph, split], repeats=4, deadline=float("inf"),
+                                     done=lambda rounds: len(rounds["graph"]) == 2)
+    assert rounds == {"graph": [10.0, 30.0], "split2": [40.0, 35.0]}
+    assert events.count("graph round") == 2 and events[-2:] == ["graph stop", "split2 stop"]
 
 
 def test_a_child_failing_mid_way_costs_only_its_own_candidates(caplog):
     events = []
     graph = FakeChild(events, {"graph": [10.0, 30.0, 20.0]})
     split = FakeChild(events, {"split2": [40.0, 35.0, 12.0]}, fail_at=1)
-    timings = calibration._take_turns([graph, split], repeats=3, deadline=float("inf"))
-    assert timings == {"graph": 30.0}  # split2's first round does not count alone
+    rounds = calibration._take_turns([graph, split], repeats=3, deadline=float("inf"))
+    assert rounds == {"graph": [10.0, 30.0, 20.0]}  # split2's first round does not count alone
     assert events.count("split2 stop") == 1 and events.count("split2 round") == 2
-    assert events[-1] == "graph close" and events.count("graph round") == 3
+    assert events[-1] == "graph stop" and events.count("graph round") == 3
     assert "calibration of split2 failed (exit 1: planted failure); left out" in caplog.text
 
 
@@ -297,9 +332,9 @@ def test_a_child_that_never_gets_ready_is_left_out(caplog):
             raise TimeoutError("no answer within 300 s")
 
     events = []
-    timings = calibration._take_turns([NeverReady(events, {"xla": [1.0]}), FakeChild(events, {"graph": [2.0]})],
-                                      repeats=1, deadline=0.0)
-    assert timings == {"graph": 2.0} and "xla round" not in events and "xla stop" in events
+    rounds = calibration._take_turns([NeverReady(events, {"xla": [1.0]}), FakeChild(events, {"graph": [2.0]})],
+                                     repeats=1, deadline=0.0)
+    assert rounds == {"graph": [2.0]} and "xla round" not in events and "xla stop" in events
     assert "calibration of xla failed (no answer within 300 s); left out" in caplog.text
 
 
@@ -308,8 +343,8 @@ def test_a_real_measurement_in_a_child_process(monkeypatch):
     """The child protocol end to end, on a tiny model: two thread settings, two children taking turns."""
     config = tiny_config(model=ModelConfig(filters=(2, 4), head_units=(8,)), batch_size=8, steps_per_execution=2)
     pool = [Candidate("graph", False, 1, 0, 0), Candidate("split2", False, 2, 1, 2)]
-    timings = calibration.measure(config, pool, steps=2, executions=2, repeats=1)
-    assert set(timings) == {"graph", "split2"} and all(v > 0 for v in timings.values())
+    rounds = calibration.measure(config, pool, steps=2, executions=2, repeats=2, min_rounds=2)
+    assert set(rounds) == {"graph", "split2"} and all(len(v) == 2 and min(v) > 0 for v in rounds.values())
 
 
 def test_a_real_child_process_that_dies_or_answers_nonsense_is_left_out(caplog):
@@ -327,8 +362,8 @@ def test_a_real_child_process_that_dies_or_answers_nonsense_is_left_out(caplog):
                              "for n, line in enumerate(sys.stdin):\n"
                              "    if line.strip() != 'round': break\n"
                              f"    print({calibration.ROUND_PREFIX!r} + '{{\"graph\": %d}}' % (100 + n), flush=True)")
-    timings = calibration._take_turns([dies, nonsense, works], repeats=2, deadline=time.monotonic() + 60)
-    assert timings == {"graph": 101.0}
+    rounds = calibration._take_turns([dies, nonsense, works], repeats=2, deadline=time.monotonic() + 60)
+    assert rounds == {"graph": [100.0, 101.0]}
     assert "calibration of xla failed (exit 3: boom: no such thing); left out" in caplog.text
     assert "calibration of threads1x2 failed (unexpected answer {'threads1x2': -1}); left out" in caplog.text
 
