@@ -21,7 +21,8 @@ fall on one child's candidates only (a choice 1.36x off, docs/performance.md). C
 round by round (the median of their per-round ratios), so drift between rounds cancels and one lucky
 or unlucky round does not decide. Each candidate's best round did: `graph` was seen with one round 50%
 above its others, and about one calibration in ten chose it at 0.73x of the batch split's training speed
-(docs/performance.md). Rounds stop after MIN_ROUNDS once every round agrees on the choice. A child reads no data set and writes nothing, so it is killed once measured.
+(docs/performance.md). Rounds stop after MIN_ROUNDS once every round agrees on the choice. A child
+reads no data set and writes nothing, so it is killed once measured.
 """
 from __future__ import annotations
 
