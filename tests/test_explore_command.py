@@ -31,11 +31,19 @@ def test_a_non_local_host_is_warned_about(tmp_path, capsys):
     assert "notice" not in err
 
 
+def _ctrl_c_stops_it() -> None:
+    """In the child before exec: SIGINT back to its default, which Python turns into KeyboardInterrupt. A suite
+    started in the background of a shell without job control (`nohup ... &`) inherits SIGINT ignored, and
+    an ignored signal stays ignored across exec: the server would never see the Ctrl+C this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_the_command_prints_its_url_and_serves_the_api(trained_run):
     env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen([sys.executable, "-m", "keras_latent.explore", trained_run, "--port", "0", "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+                            preexec_fn=_ctrl_c_stops_it)
     try:
         line = proc.stdout.readline()  # the one line printed once the server listens
         assert "http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
