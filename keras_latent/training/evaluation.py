@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import classification_report, confusion_matrix
+
+# scikit-learn (and SciPy through it) is imported in the functions that use it, after training: a training
+# process does not hold it while it trains (keras_latent.quiet_start keeps Keras from loading it at start-up).
 
 KEPT_OUTPUTS = ("classifier", "reconstruction")  # what evaluation reads; layer reconstructions are not kept
 
@@ -61,6 +63,8 @@ def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, class_names: tup
     per-class accuracy, precision/recall/F1/support per class and their averages, the confusion matrix's
     counts: rows true class, columns predicted), plus the report text under "report".
     """
+    from sklearn.metrics import classification_report, confusion_matrix
+
     predicted = probs.argmax(axis=1)
     classes = list(range(len(class_names)))
     cm = confusion_matrix(labels, predicted, labels=classes)
@@ -89,6 +93,8 @@ def _figures(row: dict) -> dict:
 def classification_figures(labels: np.ndarray, predicted: np.ndarray, class_names: tuple[str, ...]) -> dict:
     """scikit-learn's classification report as numbers: {"per_class": {class: {precision, recall, f1, support}},
     "averages": {"macro": ..., "weighted": ...}}; labels and predicted: class indices (N,)."""
+    from sklearn.metrics import classification_report
+
     report = classification_report(labels, predicted, labels=list(range(len(class_names))),
                                    target_names=list(class_names), output_dict=True, zero_division=0)
     return {"per_class": {name: _figures(report[name]) for name in class_names},

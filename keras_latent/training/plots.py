@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import ConfusionMatrixDisplay
 
 
 def plot_curves(history: dict[str, list[float]]) -> Figure:
@@ -37,6 +36,8 @@ def plot_curves(history: dict[str, list[float]]) -> Figure:
 
 def plot_confusion_matrix(cm: np.ndarray, class_names: tuple[str, ...]) -> Figure:
     """Confusion matrix (rows true, columns predicted) with counts in each cell."""
+    from sklearn.metrics import ConfusionMatrixDisplay  # here, not at import: training runs without scikit-learn
+
     size = max(5.0, 0.6 * len(class_names))
     fig = Figure(figsize=(size + 1, size))
     ax = fig.subplots()
