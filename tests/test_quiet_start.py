@@ -25,16 +25,19 @@ def _fake_tensorflow(tmp_path, tail: str = "VALUE = 7") -> str:
     return fake_tensorflow(tmp_path / "fake", init)
 
 
-def _import_quietly(fake: str, install: bool = True) -> subprocess.CompletedProcess:
+def _import_quietly(fake: str, install: bool = True,
+                    report: str = "print('value', tensorflow.VALUE, type(tensorflow.__spec__.loader).__name__)"
+                    ) -> subprocess.CompletedProcess:
+    """A fresh process importing the fake TensorFlow at `fake` (after the command's start where `install`), then
+    running the line `report`."""
     script = textwrap.dedent(f"""
-        import sys
+        import importlib, json, sys
         sys.path.insert(0, {fake!r})
-        from keras_latent.quiet_start import quiet_tensorflow_import
+        from keras_latent.quiet_start import SKIPPED_EXTRAS, quiet_tensorflow_import
         if {install}:
             quiet_tensorflow_import()
         import tensorflow
-        print("value", tensorflow.VALUE, type(tensorflow.__spec__.loader).__name__)
-    """)
+    """) + report + "\n"
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO)
 
 
@@ -86,17 +89,8 @@ def _fake_install(root, tensorflow_version: str) -> str:
 
 def _seen_by_tensorflow(fake: str, install: bool = True) -> tuple[list, list]:
     """(the extras the fake TensorFlow imported while it loaded, the extras importable afterwards)."""
-    script = textwrap.dedent(f"""
-        import importlib, json, sys
-        sys.path.insert(0, {fake!r})
-        from keras_latent.quiet_start import SKIPPED_EXTRAS, quiet_tensorflow_import
-        if {install}:
-            quiet_tensorflow_import()
-        import tensorflow
-        after = [name for name in SKIPPED_EXTRAS if importlib.import_module(name)]
-        print(json.dumps([tensorflow.SEEN, after]))
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO)
+    proc = _import_quietly(fake, install, report="print(json.dumps([tensorflow.SEEN, "
+                           "[name for name in SKIPPED_EXTRAS if importlib.import_module(name)]]))")
     assert proc.returncode == 0, proc.stderr
     return tuple(json.loads(proc.stdout.strip().splitlines()[-1]))
 
