@@ -248,8 +248,8 @@ def fit(model: keras.Model, config: TrainConfig, splits: Splits, run_dir: str, v
                            reconstruction_outputs=targets)
     callbacks = extra_callbacks + make_callbacks(config, splits, run_dir)
     start = time.perf_counter()
-    fitted = model.fit(train_ds, validation_data=test_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False,
-                       verbose=verbose)
+    fitted = model.fit(train_ds, steps_per_epoch=steps_per_epoch(train_ds, config), validation_data=test_ds,
+                       epochs=config.epochs, callbacks=callbacks, shuffle=False, verbose=verbose)
     seconds = time.perf_counter() - start
     stopper = next(c for c in callbacks if isinstance(c, StopOnNaN))
     if stopper.diverged:
@@ -259,6 +259,19 @@ def fit(model: keras.Model, config: TrainConfig, splits: Splits, run_dir: str, v
     history_path = layout.HISTORY.path(run_dir)
     history = read_history_csv(history_path) if os.path.isfile(history_path) else fitted.history
     return Fitted(test_ds, history, seconds, epochs_run=len(fitted.history.get("loss", [])))
+
+
+def steps_per_epoch(train_ds, config: TrainConfig) -> int | None:
+    """The training set's batches per epoch, told to `fit` so that each epoch makes one tf.data iterator.
+
+    Without it, Keras (3.15) makes the next epoch's iterator at the end of each epoch, then discards it and
+    makes another at the start of that epoch (tensorflow/tensorflow#67677, sent on to Keras): about 5 ms of
+    the step's thread and a pipeline filled for nothing, per epoch. With it, the iterator made at the end
+    of an epoch is the next epoch's, so its first batches are ready while the validation runs. The data are
+    the same passes (each a fresh, seeded reshuffle of every image). None (Keras's default) where the
+    number of batches is unknown, or under `multiworker`, whose workers each see a share of them."""
+    batches = int(train_ds.cardinality())
+    return batches if batches > 0 and config.strategy != "multiworker" else None
 
 
 def export(predictor: keras.Model, config: TrainConfig, run_dir: str, faithful: dict | None) -> None:
