@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import shutil
@@ -166,6 +167,7 @@ def train(config: TrainConfig, run_dir: str, overwrite: bool = False, verbose: i
     with disk_errors_as_usage(run_dir):
         fitted = fit(model, config, splits, run_dir, verbose, extra_callbacks=callbacks or [])
         model = formulation.unwrap(model)  # the model itself, not a BatchSplitTrainer around it
+        gc.collect()  # frees the trainer around it and its traced step (a cycle) before the results allocate
         predictor = distribute.local_model(model, strategy)  # the model itself, except under multiworker
         faithful = faithfulness.measure_test_faithfulness(predictor, splits)
         metrics = write_results(predictor, splits, fitted.test_ds, run_dir, fitted.history, fitted.seconds,
