@@ -48,3 +48,15 @@ def test_default_path_is_the_lower_error_and_a_layer_no_better_than_the_mean_ima
     assert faithfulness.measure_faithfulness(model, x, baseline)["decode_paths"]["conv1"] == "tail"
     errors.update(conv1=0.9, conv2=0.9)  # worse than any constant image
     assert faithfulness.measure_faithfulness(model, x, baseline)["no_better_than_mean_image"] == ["conv1", "conv2"]
+
+
+def test_mean_image_and_its_error_summed_in_chunks_are_those_of_the_whole_set(monkeypatch):
+    """The faithfulness converts CHUNK images at a time to float (to bound memory): any chunk size gives the
+    figures of the whole set at once."""
+    images = np.random.default_rng(1).integers(0, 256, (50, 8, 8, 3), dtype=np.uint8)
+    as_float = images.astype(np.float64) / 127.5 - 1.0
+    for chunk in (7, 50, 4096):
+        monkeypatch.setattr(faithfulness, "CHUNK", chunk)
+        mean = faithfulness.mean_image(images, lambda c: np.asarray(c, np.float64) / 127.5 - 1.0)
+        np.testing.assert_allclose(mean, as_float.mean(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(faithfulness._mse_to(as_float, mean), np.mean((as_float - mean) ** 2), rtol=1e-9)
