@@ -40,14 +40,16 @@ def test_each_epoch_reads_the_training_set_through_one_iterator(tmp_path, monkey
     assert 3 <= len(made) <= 3 + 1
 
 
+def _hundred_images_in_batches_of_32():
+    return make_dataset(np.zeros((100, 8, 8, 3), np.uint8), np.arange(100) % 10, 32, training=True, seed=0)
+
+
 def test_steps_per_epoch_is_every_batch_of_the_training_set():
-    x, y = np.zeros((100, 8, 8, 3), np.uint8), np.arange(100) % 10
-    ds = make_dataset(x, y, 32, training=True, seed=0)
+    ds = _hundred_images_in_batches_of_32()
     assert training.steps_per_epoch(ds, tiny_config()) == math.ceil(100 / 32) == sum(1 for _ in ds)
 
 
 def test_steps_per_epoch_is_left_to_keras_where_the_batches_are_unknown_or_shared_among_workers():
-    x, y = np.zeros((100, 8, 8, 3), np.uint8), np.arange(100) % 10
-    ds = make_dataset(x, y, 32, training=True, seed=0)
+    ds = _hundred_images_in_batches_of_32()
     assert training.steps_per_epoch(ds.filter(lambda images, targets: tf.constant(True)), tiny_config()) is None
     assert training.steps_per_epoch(ds, tiny_config(strategy="multiworker")) is None
