@@ -12,9 +12,10 @@ measured again once on a quiet run. Formulation fields set explicitly (flags, or
 TrainConfig field that is not None) are kept, and only candidates that agree with them compete.
 
 Thread settings belong to a process and are fixed once TensorFlow's runtime starts, so each group of
-candidates with the same threads is measured in a child process of its own (`python -m
-keras_latent.training.timing REQUEST`), on random images of the run's shape, through the same
-`compile_model` and tf.data pipeline as training. The children start side by side and then take turns,
+candidates with the same threads is measured in a child process of its own: a fork of the training
+process, which has TensorFlow loaded but not started (`can_fork`; ready ~5 s sooner than a new process),
+else `python -m keras_latent.training.timing REQUEST`; on random images of the run's shape, through the
+same `compile_model` and tf.data pipeline as training. The children start side by side and then take turns,
 one timing while the others wait, over MIN_ROUNDS to REPEATS rounds: how fast the machine is drifts by
 tens of percent within a minute on a shared host, and timing one child after the other let a slow spell
 fall on one child's candidates only (a choice 1.36x off, docs/performance.md). Candidates are compared
@@ -26,6 +27,7 @@ reads no data set and writes nothing, so it is killed once measured.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -34,6 +36,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import statistics
 import subprocess
 import sys
@@ -249,7 +252,9 @@ def measure(config: TrainConfig, pool: list[Candidate], steps: int | None = None
     """{name: images/s of each round} of every candidate of `pool` for `config`'s workload: `min_rounds` to
     `repeats` rounds, stopping once `settled`.
 
-    One child process per thread setting (`keras_latent.training.timing`). The children start and warm up
+    One child process per thread setting (`keras_latent.training.timing`): a fork of this process where that is
+    safe (`can_fork`: TensorFlow is loaded already, so a child is ready after its warm-up alone), else a new
+    Python process (which loads TensorFlow first, ~5 s). The children start and warm up
     side by side, then take turns: a round is one child timing each of its candidates (`executions` calls of
     `steps` steps, the first untimed) while the others wait, idle, for their turn; the next round starts once
     every child has had its turn. So a slower spell of the machine falls on every candidate alike instead of
@@ -257,15 +262,17 @@ def measure(config: TrainConfig, pool: list[Candidate], steps: int | None = None
     never the run.
     """
     steps = steps or measured_steps(config)
-    children = []
+    fork = can_fork()
+    started = []  # (process, its stderr file, names): every child is started before any reader thread
     for threads in dict.fromkeys(c.threads for c in pool):
         group = [c for c in pool if c.threads == threads]
         request = {"config": to_json_dict(config), "candidates": [dataclasses.asdict(c) for c in group],
                    "steps": steps, "executions": executions}
         try:
-            children.append(_start_child(request, [c.name for c in group]))
+            started.append((*_start_process(request, fork), [c.name for c in group]))
         except OSError as err:
             log.warning(f"calibration of {', '.join(c.name for c in group)} failed ({err}); left out")
+    children = [_Child(process, stderr, names) for process, stderr, names in started]
     return _take_turns(children, repeats, time.monotonic() + CHILD_TIMEOUT_S,
                        done=lambda rounds: len(next(iter(rounds.values()), [])) >= min_rounds and settled(rounds, pool))
 
@@ -314,28 +321,108 @@ def _drop(child, err: Exception) -> None:
     child.stop()
 
 
-def _start_child(request: dict, names: list[str]) -> _Child:
-    command = [sys.executable, "-m", "keras_latent.training.timing", json.dumps(request)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)  # this checkout's package
-    return _Child(command, env, names)
+def can_fork() -> bool:
+    """Whether a measuring child can be a fork of this process: on a POSIX system, with no other Python thread
+    running (a fork copies only the calling thread, and the locks others hold), and TensorFlow's runtime not
+    started here (a fork would inherit its thread pools without their threads, and the child must still set
+    its own). Else the child is a new Python process."""
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        return False
+    if "tensorflow" not in sys.modules:
+        return True
+    from keras_latent.training import distribute
+
+    return distribute.threads_settable()
+
+
+def _start_process(request: dict, fork: bool) -> tuple[object, object]:
+    """(a running measuring child for `request`, the temporary file its stderr goes to)."""
+    stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+    try:
+        if fork:
+            from keras_latent.training import timing
+
+            return _ForkedProcess(lambda: timing.serve(request), stderr), stderr
+        command = [sys.executable, "-m", "keras_latent.training.timing", json.dumps(request)]
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)  # this checkout's package
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                env=env), stderr
+    except BaseException:
+        stderr.close()
+        raise
+
+
+class _ForkedProcess:
+    """A fork of this process running `target()` (its exit code) with its stdin and stdout on pipes to this one and
+    its stderr on `stderr` (a file); as `subprocess.Popen(..., text=True)` for `_Child`: stdin, stdout, kill, wait.
+
+    The child never returns into the caller's code: it ends with `os._exit`, so no atexit handler, buffer or
+    `finally` of this process runs twice. An exception in `target` is its last stderr line and exit code 1."""
+
+    def __init__(self, target, stderr):
+        from_parent, to_child = os.pipe()  # (read end, write end)
+        from_child, to_parent = os.pipe()
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written twice
+            with contextlib.suppress(Exception):
+                stream.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            _run_forked(target, from_parent, to_parent, stderr.fileno())  # never returns
+        os.close(from_parent)
+        os.close(to_parent)
+        self.stdin = open(to_child, "w", encoding="utf-8")
+        self.stdout = open(from_child, encoding="utf-8")
+        self.returncode = None
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+
+def _run_forked(target, stdin_fd: int, stdout_fd: int, stderr_fd: int) -> None:
+    code = 1
+    try:
+        os.dup2(stdin_fd, 0)
+        os.dup2(stdout_fd, 1)
+        os.dup2(stderr_fd, 2)
+        os.close(stdin_fd)
+        os.close(stdout_fd)
+        sys.stdin = open(0, encoding="utf-8", closefd=False)
+        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
+        sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)
+        code = target() or 0
+    except BaseException as err:  # noqa: BLE001 (the child's last line, for the parent)
+        with contextlib.suppress(Exception):
+            print(f"{type(err).__name__}: {err}", file=sys.stderr)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
 
 
 class _Child:
-    """A measuring child process and its line protocol (keras_latent.training.timing): it prints READY_LINE
-    once warmed up; for each `round` line on its stdin it times its candidates and prints ROUND_PREFIX and
-    {name: images/s}; `done` (or the end of its stdin) ends it. Its stderr goes to a temporary file (read for
-    the last line when it fails), so that a chatty child never blocks on a full pipe. It writes nothing, so
-    the parent kills it once measured (`stop`): ending on its own, TensorFlow unwinds for seconds."""
+    """A measuring child process (`process`: a `subprocess.Popen` or a `_ForkedProcess`, text pipes on stdin and
+    stdout) and its line protocol (keras_latent.training.timing): it prints READY_LINE once warmed up; for each
+    `round` line on its stdin it times its candidates and prints ROUND_PREFIX and {name: images/s}; `done` (or the
+    end of its stdin) ends it. Its stderr goes to a temporary file (`stderr`, read for the last line when it
+    fails), so that a chatty child never blocks on a full pipe. It writes nothing, so the parent kills it once
+    measured (`stop`): ending on its own, TensorFlow unwinds for seconds."""
 
-    def __init__(self, command: list[str], env: dict, names: list[str]):
+    def __init__(self, process, stderr, names: list[str]):
         self.names = names
-        self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=self._stderr, text=True, env=env)
+        self._process, self._stderr = process, stderr
         self._lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
 
     def _read_stdout(self) -> None:
         for line in self._process.stdout:
@@ -380,6 +467,9 @@ class _Child:
             self._process.stdin.close()
         except OSError:  # its end of the pipe is gone
             pass
+        self._reader.join(timeout=5)  # its stdout ends with it
+        if not self._reader.is_alive():
+            self._process.stdout.close()
         self._stderr.close()
 
 

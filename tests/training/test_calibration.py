@@ -3,6 +3,10 @@
 import dataclasses
 import json
 import os
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 
 import pytest
@@ -339,8 +343,10 @@ def test_a_child_that_never_gets_ready_is_left_out(caplog):
 
 
 @pytest.mark.slow
-def test_a_real_measurement_in_a_child_process(monkeypatch):
-    """The child protocol end to end, on a tiny model: two thread settings, two children taking turns."""
+def test_a_real_measurement_in_new_child_processes(monkeypatch):
+    """The child protocol end to end, on a tiny model: two thread settings, two children taking turns; the
+    children new Python processes (`python -m keras_latent.training.timing`), as where a fork is not safe."""
+    monkeypatch.setattr(calibration, "can_fork", lambda: False)
     config = tiny_config(model=ModelConfig(filters=(2, 4), head_units=(8,)), batch_size=8, steps_per_execution=2)
     pool = [Candidate("graph", False, 1, 0, 0), Candidate("split2", False, 2, 1, 2)]
     rounds = calibration.measure(config, pool, steps=2, executions=2, repeats=2, min_rounds=2)
@@ -350,10 +356,11 @@ def test_a_real_measurement_in_a_child_process(monkeypatch):
 def test_a_real_child_process_that_dies_or_answers_nonsense_is_left_out(caplog):
     """`_Child` on small Python children (no TensorFlow): one exits with an error line, one answers a round with
     something else than images/s, one follows the protocol; only the last one's candidate is measured."""
-    import sys
-
     def child(names, script):
-        return calibration._Child([sys.executable, "-c", script], dict(os.environ), names)
+        stderr = tempfile.TemporaryFile(mode="w+")
+        process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=stderr, text=True)
+        return calibration._Child(process, stderr, names)
 
     dies = child(["xla"], "import sys; print('boom: no such thing', file=sys.stderr); sys.exit(3)")
     nonsense = child(["threads1x2"], f"print({calibration.READY_LINE!r}, flush=True)\n"
@@ -366,6 +373,83 @@ def test_a_real_child_process_that_dies_or_answers_nonsense_is_left_out(caplog):
     assert rounds == {"graph": [100.0, 101.0]}
     assert "calibration of xla failed (exit 3: boom: no such thing); left out" in caplog.text
     assert "calibration of threads1x2 failed (unexpected answer {'threads1x2': -1}); left out" in caplog.text
+
+
+def _answers_rounds(name: str):
+    """A forked child's body following the protocol without TensorFlow: round n answers {name: 100 + n}."""
+    def serve():
+        print(calibration.READY_LINE, flush=True)
+        for n, line in enumerate(sys.stdin):
+            if line.strip() != "round":
+                break
+            print(calibration.ROUND_PREFIX + json.dumps({name: 100 + n}), flush=True)
+        return 0
+    return serve
+
+
+def _raises():
+    raise ValueError("boom: no such thing")
+
+
+def test_a_forked_child_follows_the_protocol_and_a_failing_one_is_left_out(caplog):
+    """`_ForkedProcess` (the child a fork of this process, as calibration makes them where `can_fork`): one
+    child's body raises, one follows the protocol; the failure's last line reaches the notice, and the working
+    child's rounds come back. Both are stopped (killed and waited for) at the end."""
+    forked = []
+
+    def child(names, target):
+        stderr = tempfile.TemporaryFile(mode="w+")
+        forked.append(calibration._ForkedProcess(target, stderr))
+        return calibration._Child(forked[-1], stderr, names)
+
+    children = [child(["xla"], _raises), child(["graph"], _answers_rounds("graph"))]
+    rounds = calibration._take_turns(children, repeats=2, deadline=time.monotonic() + 60)
+    assert rounds == {"graph": [100.0, 101.0]}
+    assert "calibration of xla failed (exit 1: ValueError: boom: no such thing); left out" in caplog.text
+    assert [process.returncode for process in forked] == [1, -9]  # ended with its error; killed once measured
+
+
+def test_children_are_forks_only_where_that_is_safe(monkeypatch):
+    """A fork where TensorFlow's runtime has not started and no other Python thread runs; else a new process."""
+    from keras_latent.training import distribute
+
+    monkeypatch.setattr(distribute, "threads_settable", lambda: True)
+    assert calibration.can_fork()
+    monkeypatch.setattr(distribute, "threads_settable", lambda: False)  # the runtime runs: its pools cannot move
+    assert not calibration.can_fork()
+    monkeypatch.setattr(distribute, "threads_settable", lambda: True)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert not calibration.can_fork()  # a fork would copy only this thread, not the locks the other holds
+    finally:
+        release.set()
+        other.join()
+
+
+@pytest.mark.slow
+def test_a_real_measurement_in_forked_children():
+    """In a new process that has loaded TensorFlow but not started it (as `train` calibrates), the children are
+    forks of it, each sets its own threads and measures its candidates."""
+    script = """
+import json
+import keras_latent.training.fit
+from keras_latent.config import ModelConfig
+from keras_latent.training import calibration
+from keras_latent.training.calibration import Candidate
+from helpers import tiny_config
+assert calibration.can_fork()
+config = tiny_config(model=ModelConfig(filters=(2, 4), head_units=(8,)), batch_size=8, steps_per_execution=2)
+pool = [Candidate("graph", False, 1, 0, 0), Candidate("split2", False, 2, 1, 2)]
+print(json.dumps(calibration.measure(config, pool, steps=2, executions=2, repeats=2, min_rounds=2)))
+"""
+    tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])})
+    assert done.returncode == 0, done.stderr[-2000:]
+    rounds = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(rounds) == {"graph", "split2"} and all(len(v) == 2 and min(v) > 0 for v in rounds.values())
 
 
 def test_a_measuring_call_holds_about_the_same_images_at_every_batch_size():
