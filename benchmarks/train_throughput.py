@@ -27,7 +27,8 @@ epoch, as the seed does and as our validation pass does);
 of the process; `test acc` = test-split accuracy after the last epoch; `others` = the most cores
 other processes used during a run (0 on a quiet machine). The table shows min and median over the
 repeats; the last lines are the ratios of median images/s, ours / reference, per model and batch size,
-for training steps and for whole epochs, with the machine named again.
+for training steps and for whole epochs, with the machine named again; in brackets beside each, the
+lowest and highest ratio of one repeat's pair of runs (run back to back), its spread over the repeats.
 
 `--variant NAME=FLAGS` adds one of our configurations (training-CLI flags, led by optional
 environment variables: `--variant spe1=--steps-per-execution=1`, `--variant
@@ -391,11 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     fit_ratios = {model: {str(b): round(summary[ours][str(b)]["fit_images_per_s"]["median"]
                                         / summary[reference][str(b)]["fit_images_per_s"]["median"], 3)
                           for b in batch_sizes} for ours, reference, model in comparisons}
+    per_repeat = {model: {key: {str(b): paired_ratios(runs, ours, reference, b, key) for b in batch_sizes}
+                          for key in ("images_per_s", "fit_images_per_s")} for ours, reference, model in comparisons}
     if args.out:
         results = {"epochs": args.epochs, "lr": lr, "repeats": args.repeats, "systems": systems,
                    "machine": machine_lines, "emulate": args.emulate, "environment": env, "cpus": os.cpu_count(),
                    "runs": runs, "summary": summary, "ratio_ours_over_reference": ratios,
-                   "whole_epoch_ratio_ours_over_reference": fit_ratios}
+                   "whole_epoch_ratio_ours_over_reference": fit_ratios, "ratios_per_repeat": per_repeat}
         atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
     print(f"\n{args.epochs} epochs, lr {lr}, {args.repeats} repeats; figures: see the docstring")
     print_table(summary, batch_sizes)
@@ -403,11 +406,28 @@ def main(argv: list[str] | None = None) -> int:
     if not ratios:
         print("ratio ours/reference (median images/s): no reference run (pass --torch-python)")
     for ours, reference, model in comparisons:
+        steps, whole = (", ".join(f"batch {b} {medians[model][str(b)]:.2f}x{spread(per_repeat[model][key][str(b)])}"
+                                  for b in batch_sizes)
+                        for medians, key in ((ratios, "images_per_s"), (fit_ratios, "fit_images_per_s")))
         print(f"ratio ours/reference (median images/s), {model} model ({ours} / {reference}): training steps "
-              + ", ".join(f"batch {b} {ratios[model][str(b)]:.2f}x" for b in batch_sizes)
-              + "; whole epochs (each with its test-split evaluation) "
-              + ", ".join(f"batch {b} {fit_ratios[model][str(b)]:.2f}x" for b in batch_sizes))
+              f"{steps}; whole epochs (each with its test-split evaluation) {whole}")
+    if comparisons and args.repeats > 1:
+        print("(in brackets: the lowest and highest ratio of one repeat's two runs, which ran one after the other)")
     return 0
+
+
+def paired_ratios(runs: list[dict], ours: str, reference: str, batch_size: int, key: str) -> list[float]:
+    """Ours / the reference's `key` per repeat: the two runs of one repeat ran back to back, so a slower or
+    faster spell of the machine between repeats falls on both; their spread is the ratio's error bar."""
+    def by_repeat(system: str) -> dict:
+        return {r["repeat"]: r[key] for r in runs
+                if r["system"] == system and r["batch_size"] == batch_size and r.get(key)}
+    mine, theirs = by_repeat(ours), by_repeat(reference)
+    return [round(mine[k] / theirs[k], 3) for k in sorted(mine) if k in theirs]
+
+
+def spread(values: list[float]) -> str:
+    return f" [{min(values):.2f}-{max(values):.2f}]" if len(values) > 1 else ""
 
 
 if __name__ == "__main__":

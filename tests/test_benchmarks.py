@@ -209,3 +209,18 @@ def test_the_reencoding_check_scores_faithful_single_channel_decodes_and_catches
     bad = study.reencoding_check(identity, activations, blind)
     assert bad["hit_rate"] < 0.5 and bad["mean_rank"] > 1.5
     assert study.relative_feature_error(identity, activations, activations) == 0.0
+
+
+def test_throughput_ratios_pair_the_runs_of_each_repeat():
+    """Each repeat's ratio is its own two runs' (ours / the reference's), never another repeat's; a repeat missing
+    one side (a failed run) gives no ratio; the spread shows the lowest and highest."""
+    throughput = _benchmark("train_throughput")
+    runs = [{"system": "keras", "batch_size": 128, "repeat": 0, "images_per_s": 9000.0},
+            {"system": "torch", "batch_size": 128, "repeat": 0, "images_per_s": 6000.0},
+            {"system": "keras", "batch_size": 128, "repeat": 1, "images_per_s": 7000.0},
+            {"system": "torch", "batch_size": 128, "repeat": 1, "images_per_s": 5000.0},
+            {"system": "torch", "batch_size": 32, "repeat": 1, "images_per_s": 1.0},  # another batch size
+            {"system": "keras", "batch_size": 128, "repeat": 2, "images_per_s": 8000.0}]  # its pair failed
+    ratios = throughput.paired_ratios(runs, "keras", "torch", 128, "images_per_s")
+    assert ratios == [1.5, 1.4]
+    assert throughput.spread(ratios) == " [1.40-1.50]" and throughput.spread([1.5]) == ""
