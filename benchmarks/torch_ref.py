@@ -198,10 +198,10 @@ def main():
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9)
     gen = torch.Generator().manual_seed(a.seed)
 
-    epoch_s, whole_s, losses, test_history = [], [], [], []
+    epoch_s, whole_s, train_cpu_s, losses, test_history = [], [], [], [], []
     model.train()
-    for epoch in range(a.epochs):
-        t0, running, steps = time.perf_counter(), 0.0, 0
+    for _epoch in range(a.epochs):
+        t0, cpu0, running, steps = time.perf_counter(), cpu_s(), 0.0, 0
         for xb, yb in batches(x_tr, y_tr, a.batch_size, a.loader, gen):
             opt.zero_grad()
             loss = loss_of(net(xb), xb, yb, a.layer_recon_weight)
@@ -210,14 +210,13 @@ def main():
             running += loss.item()
             steps += 1
         epoch_s.append(time.perf_counter() - t0)
+        train_cpu_s.append(cpu_s() - cpu0)  # the training steps' own, as epoch_s (not the evaluation's)
         losses.append(running / steps)
         if a.whole_epochs:
             test_history.append([round(v, 4) for v in evaluate(model, x_te, y_te, a.batch_size,
                                                                 a.layer_recon_weight)])
         whole_s.append(time.perf_counter() - t0)
-        if epoch == 0:
-            cpu0 = cpu_s()
-    cores_busy = (cpu_s() - cpu0) / sum(epoch_s[1:]) if a.epochs > 1 else None
+    cores_busy = sum(train_cpu_s[1:]) / sum(epoch_s[1:]) if a.epochs > 1 else None
 
     model.eval()
     correct, squared = 0, 0.0
