@@ -76,10 +76,12 @@ def test_cli_run_writes_every_file(tmp_path):
             config["formulation_source"]) == (2, 1, 2, False, "flags")
 
 
-# Runs `python -m keras_latent.train ARGS` (runpy, as -m does) and says at exit whether KerasTuner was imported.
+# Runs `python -m keras_latent.train ARGS` (runpy, as -m does) and says at exit whether KerasTuner, scikit-learn
+# and SciPy were imported.
 WRAPPED_TRAIN = r'''
 import atexit, runpy, sys
-atexit.register(lambda: print("keras_tuner imported:", "keras_tuner" in sys.modules))
+atexit.register(lambda: [print(f"{name} imported:", name in sys.modules)
+                          for name in ("keras_tuner", "sklearn", "scipy")])
 sys.argv = ["keras_latent.train", *sys.argv[1:]]
 runpy.run_module("keras_latent.train", run_name="__main__", alter_sys=True)
 '''
@@ -92,16 +94,18 @@ def _newcomer_env() -> dict:
 
 
 @pytest.mark.slow
-def test_train_prints_no_cuda_or_tensorflow_start_up_line_and_does_not_import_keras_tuner(tmp_path):
+def test_train_prints_no_tensorflow_start_up_line_and_does_not_import_keras_tuner_or_sklearn(tmp_path):
     """What a newcomer sees: no CUDA or cuInit line (tensorflow-cpu, requirements.txt), no TensorFlow C++ start-up
-    line; and plain training never loads KerasTuner (its patches live with tuning)."""
+    line; and plain training never loads KerasTuner (its patches live with tuning), nor scikit-learn and SciPy
+    (70 MB of the run's peak memory: the evaluation's figures are computed without them)."""
     proc = subprocess.run([sys.executable, "-c", WRAPPED_TRAIN, *TINY_ARGS, "--out",
                            str(tmp_path / "run")], capture_output=True, text=True, timeout=600, env=_newcomer_env())
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stderr.splitlines()
     assert [line for line in lines if re.search("cuda|cuinit", line, re.IGNORECASE)] == []
     assert [line for line in lines if TF_LOG_LINE.search(line)] == []
-    assert "keras_tuner imported: False" in proc.stdout.splitlines()
+    assert {"keras_tuner imported: False", "sklearn imported: False", "scipy imported: False"} <= set(
+        proc.stdout.splitlines()), proc.stdout
 
 
 def test_a_real_error_still_reaches_stderr(tmp_path):

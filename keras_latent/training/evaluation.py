@@ -1,11 +1,15 @@
-"""Evaluation: test-set predictions, scikit-learn classification report, per-class accuracy."""
+"""Evaluation: test-set predictions, the confusion matrix, the classification report, per-class accuracy.
+
+The report's figures are the confusion matrix's (precision, recall, F1 and support per class, macro and
+support-weighted averages), laid out as scikit-learn's `classification_report(digits=4, zero_division=0)`
+(tested equal to it). They are computed here, not by scikit-learn: importing `sklearn.metrics` (with SciPy)
+took 0.8 s and 70 MB of a training run's peak memory for these few sums (docs/performance.md).
+"""
 from __future__ import annotations
 
 import numpy as np
 
-# scikit-learn (and SciPy through it) is imported in the functions that use it, after training: a training
-# process does not hold it while it trains (keras_latent.quiet_start keeps Keras from loading it at start-up).
-
+CHUNK = 512  # images per slice of the reconstruction MSE: its float64 temporaries stay ~10 MB at 32x32
 KEPT_OUTPUTS = ("classifier", "reconstruction")  # what evaluation reads; layer reconstructions are not kept
 
 
@@ -63,42 +67,73 @@ def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, class_names: tup
     per-class accuracy, precision/recall/F1/support per class and their averages, the confusion matrix's
     counts: rows true class, columns predicted), plus the report text under "report".
     """
-    from sklearn.metrics import classification_report, confusion_matrix
-
     predicted = probs.argmax(axis=1)
-    classes = list(range(len(class_names)))
-    cm = confusion_matrix(labels, predicted, labels=classes)
+    cm = confusion_matrix(labels, predicted, len(class_names))
     per_class = per_class_accuracy(cm)
-    report = classification_report(labels, predicted, labels=classes, target_names=list(class_names),
-                                   digits=4, zero_division=0)
+    figures = classification_figures(cm, class_names)
     metrics = {
         "test_accuracy": float(np.mean(predicted == labels)),
         "per_class_accuracy": per_class_dict(class_names, per_class),
-        **classification_figures(labels, predicted, class_names),
+        **figures,
         "confusion_matrix": cm.tolist(),  # (C, C) counts
-        "report": report + "\n" + format_per_class_accuracy(class_names, per_class),
+        "report": format_report(figures, float(np.mean(predicted == labels)), class_names) + "\n"
+                  + format_per_class_accuracy(class_names, per_class),
     }
     if reconstruction is not None and images is not None:  # in slices: no full-size temporaries
-        squared = sum(float(np.sum(np.square(reconstruction[s:s + 4096] - images[s:s + 4096], dtype=np.float64)))
-                      for s in range(0, len(images), 4096))
+        squared = sum(float(np.sum(np.square(reconstruction[s:s + CHUNK] - images[s:s + CHUNK], dtype=np.float64)))
+                      for s in range(0, len(images), CHUNK))
         metrics["test_reconstruction_mse"] = squared / max(np.size(images), 1)
     return metrics
 
 
-def _figures(row: dict) -> dict:
-    return {"precision": float(row["precision"]), "recall": float(row["recall"]), "f1": float(row["f1-score"]),
-            "support": int(row["support"])}
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, C) counts: rows the true class, columns the predicted one; labels and predicted: (N,) class indices."""
+    labels, predicted = np.asarray(labels, np.int64), np.asarray(predicted, np.int64)
+    return np.bincount(labels * num_classes + predicted, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes)
 
 
-def classification_figures(labels: np.ndarray, predicted: np.ndarray, class_names: tuple[str, ...]) -> dict:
-    """scikit-learn's classification report as numbers: {"per_class": {class: {precision, recall, f1, support}},
-    "averages": {"macro": ..., "weighted": ...}}; labels and predicted: class indices (N,)."""
-    from sklearn.metrics import classification_report
+def _ratio(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """top / bottom, 0 where bottom is 0 (scikit-learn's zero_division=0)."""
+    return np.divide(top, bottom, out=np.zeros(len(top)), where=bottom > 0)
 
-    report = classification_report(labels, predicted, labels=list(range(len(class_names))),
-                                   target_names=list(class_names), output_dict=True, zero_division=0)
-    return {"per_class": {name: _figures(report[name]) for name in class_names},
-            "averages": {"macro": _figures(report["macro avg"]), "weighted": _figures(report["weighted avg"])}}
+
+def classification_figures(cm: np.ndarray, class_names: tuple[str, ...]) -> dict:
+    """The classification report as numbers, from a (C, C) confusion matrix (rows true class): {"per_class":
+    {class: {precision, recall, f1, support}}, "averages": {"macro": ..., "weighted": ...}}. A class never
+    predicted has precision 0, one absent recall 0, and F1 0 where both are 0; the weighted average weighs by
+    support (all 0 without any image)."""
+    hits, support, predicted = np.diag(cm).astype(np.float64), cm.sum(axis=1), cm.sum(axis=0)
+    precision, recall = _ratio(hits, predicted), _ratio(hits, support)
+    f1 = _ratio(2 * hits, (support + predicted).astype(np.float64))  # 2PR / (P + R)
+    columns = {"precision": precision, "recall": recall, "f1": f1}
+    total = int(support.sum())
+    weights = support / total if total else np.zeros(len(support))
+
+    def row(values: dict, count: int) -> dict:
+        return {**{name: float(value) for name, value in values.items()}, "support": int(count)}
+
+    return {"per_class": {name: row({k: v[i] for k, v in columns.items()}, support[i])
+                          for i, name in enumerate(class_names)},
+            "averages": {"macro": row({k: v.mean() for k, v in columns.items()}, total),
+                         "weighted": row({k: float(np.sum(v * weights)) for k, v in columns.items()}, total)}}
+
+
+def format_report(figures: dict, accuracy: float, class_names: tuple[str, ...], digits: int = 4) -> str:
+    """`classification_figures` as text, in scikit-learn's `classification_report` layout."""
+    width = max(len("weighted avg"), *(len(name) for name in class_names))
+    number = f" {{:>9.{digits}f}}"
+
+    def line(name: str, row: dict) -> str:
+        return f"{name:>{width}s} " + "".join(number.format(row[k]) for k in ("precision", "recall", "f1")) \
+            + f" {row['support']:>9}\n"
+
+    text = f"{'':>{width}s} " + "".join(f" {h:>9}" for h in ("precision", "recall", "f1-score", "support")) + "\n\n"
+    text += "".join(line(name, figures["per_class"][name]) for name in class_names) + "\n"
+    total = figures["averages"]["macro"]["support"]
+    text += f"{'accuracy':>{width}s} " + f" {'':>9}" * 2 + number.format(accuracy) + f" {total:>9}\n"
+    text += line("macro avg", figures["averages"]["macro"]) + line("weighted avg", figures["averages"]["weighted"])
+    return text
 
 
 def format_per_class_accuracy(class_names: tuple[str, ...], accuracy: np.ndarray) -> str:
