@@ -367,7 +367,12 @@ class _ForkedProcess:
         for stream in (sys.stdout, sys.stderr):  # nothing buffered here is written twice
             with contextlib.suppress(Exception):
                 stream.flush()
-        self.pid = os.fork()
+        try:
+            self.pid = os.fork()
+        except OSError:
+            for fd in (from_parent, to_child, from_child, to_parent):
+                os.close(fd)
+            raise
         if self.pid == 0:
             _run_forked(target, from_parent, to_parent, stderr.fileno())  # never returns
         os.close(from_parent)
