@@ -12,10 +12,11 @@ measured again once on a quiet run. Formulation fields set explicitly (flags, or
 TrainConfig field that is not None) are kept, and only candidates that agree with them compete.
 
 Thread settings belong to a process and are fixed once TensorFlow's runtime starts, so each group of
-candidates with the same threads is measured in a child process of its own: a fork of the training
-process, which has TensorFlow loaded but not started (`can_fork`; ready ~5 s sooner than a new process),
-else `python -m keras_latent.training.timing REQUEST`; on random images of the run's shape, through the
-same `compile_model` and tf.data pipeline as training. The children start side by side and then take turns,
+candidates with the same threads is measured in a child process of its own, which runs `python -m
+keras_latent.training.timing REQUEST`'s code: a fork of the training process where that is safe
+(`can_fork`: TensorFlow loaded but not started; ready ~5 s sooner), else a new Python process. It
+measures on random images of the run's shape, through the same `compile_model` and tf.data pipeline
+as training. The children start side by side and then take turns,
 one timing while the others wait, over MIN_ROUNDS to REPEATS rounds: how fast the machine is drifts by
 tens of percent within a minute on a shared host, and timing one child after the other let a slow spell
 fall on one child's candidates only (a choice 1.36x off, docs/performance.md). Candidates are compared
@@ -36,6 +37,7 @@ import json
 import logging
 import os
 import queue
+import runpy
 import signal
 import statistics
 import subprocess
@@ -67,6 +69,7 @@ READY_LINE = "CALIBRATION_READY"  # keras_latent.training.timing's line once its
 ROUND_PREFIX = "CALIBRATION_ROUND "  # ... and the start of its line with one round's images/s per candidate
 MARGIN = 0.03  # a later candidate must beat an earlier one by 3% to be chosen: noise does not flip the choice
 CHILD_TIMEOUT_S = 300
+TIMING_MODULE = "keras_latent.training.timing"  # a measuring child's entry point (`python -m`, or run in a fork)
 REPEATS = 5  # rounds at most; candidates are compared round by round (the median of the per-round ratios)
 MIN_ROUNDS = 3  # ... and at least: more only while some round disagrees with the choice
 MEASURED_IMAGES = 512  # images per call into the compiled step while measuring (steps: 16 at batch 32, 4 at 128)
@@ -338,12 +341,11 @@ def can_fork() -> bool:
 def _start_process(request: dict, fork: bool) -> tuple[object, object]:
     """(a running measuring child for `request`, the temporary file its stderr goes to)."""
     stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+    argv = [TIMING_MODULE, json.dumps(request)]
     try:
-        if fork:
-            from keras_latent.training import timing
-
-            return _ForkedProcess(lambda: timing.serve(request), stderr), stderr
-        command = [sys.executable, "-m", "keras_latent.training.timing", json.dumps(request)]
+        if fork:  # the same entry point as `python -m`, in a copy of this process
+            return _ForkedProcess(lambda: _run_module(argv), stderr), stderr
+        command = [sys.executable, "-m", *argv]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)  # this checkout's package
@@ -354,12 +356,19 @@ def _start_process(request: dict, fork: bool) -> tuple[object, object]:
         raise
 
 
+def _run_module(argv: list[str]) -> None:
+    """Run module argv[0] as `python -m` does, with `sys.argv` = argv."""
+    sys.argv = list(argv)
+    runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+
+
 class _ForkedProcess:
     """A fork of this process running `target()` (its exit code) with its stdin and stdout on pipes to this one and
     its stderr on `stderr` (a file); as `subprocess.Popen(..., text=True)` for `_Child`: stdin, stdout, kill, wait.
 
     The child never returns into the caller's code: it ends with `os._exit`, so no atexit handler, buffer or
-    `finally` of this process runs twice. An exception in `target` is its last stderr line and exit code 1."""
+    `finally` of this process runs twice. `SystemExit` gives its code; another exception is the last stderr line
+    and exit code 1."""
 
     def __init__(self, target, stderr):
         from_parent, to_child = os.pipe()  # (read end, write end)
@@ -404,6 +413,8 @@ def _run_forked(target, stdin_fd: int, stdout_fd: int, stderr_fd: int) -> None:
         sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
         sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)
         code = target() or 0
+    except SystemExit as err:  # the module's own exit (its error line, if any, already written)
+        code = err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
     except BaseException as err:  # noqa: BLE001 (the child's last line, for the parent)
         with contextlib.suppress(Exception):
             print(f"{type(err).__name__}: {err}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
     python -m keras_latent.training.timing REQUEST_JSON
 
-or a fork of the training process running `serve(request)` (calibration.can_fork). REQUEST_JSON (from
+in a new process or in a fork of the training process (calibration.can_fork) alike. REQUEST_JSON (from
 `calibration.measure`): the run's config, the candidates to time (all with the same thread settings, which
 this process takes before TensorFlow starts), the steps per call into the compiled step and the calls per
 round. The child warms every candidate up, prints `calibration.READY_LINE`, then answers each `round` line
@@ -88,9 +88,12 @@ def _execution_times():
     return ExecutionTimes()
 
 
-def serve(request: dict) -> int:
-    """Warm `request`'s candidates up, print READY_LINE, then answer each `round` line on stdin with one round's
-    figures, until `done` or the end of stdin. The body of a measuring child, new process or fork alike."""
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        request = json.loads(argv[0])
+    except (IndexError, ValueError):
+        raise UsageError("usage: python -m keras_latent.training.timing REQUEST_JSON") from None
     one_round = prepare_formulations(request)
     print(READY_LINE, flush=True)
     for line in sys.stdin:  # the parent's turns
@@ -98,15 +101,6 @@ def serve(request: dict) -> int:
             break
         print(ROUND_PREFIX + json.dumps(one_round()), flush=True)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        request = json.loads(argv[0])
-    except (IndexError, ValueError):
-        raise UsageError("usage: python -m keras_latent.training.timing REQUEST_JSON") from None
-    return serve(request)
 
 
 if __name__ == "__main__":
