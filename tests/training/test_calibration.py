@@ -391,10 +391,17 @@ def _raises():
     raise ValueError("boom: no such thing")
 
 
+def _exits():
+    """As a command's run_cli ends on a UsageError: its line on stderr, then SystemExit with its code."""
+    print("error: no usable candidate", file=sys.stderr)
+    sys.exit(2)
+
+
 def test_a_forked_child_follows_the_protocol_and_a_failing_one_is_left_out(caplog):
     """`_ForkedProcess` (the child a fork of this process, as calibration makes them where `can_fork`): one
-    child's body raises, one follows the protocol; the failure's last line reaches the notice, and the working
-    child's rounds come back. Both are stopped (killed and waited for) at the end."""
+    child's body raises, one exits with a code, one follows the protocol; a failure's last line reaches the
+    notice with its exit code, and the working child's rounds come back. All are stopped (killed and waited
+    for) at the end."""
     forked = []
 
     def child(names, target):
@@ -402,11 +409,12 @@ def test_a_forked_child_follows_the_protocol_and_a_failing_one_is_left_out(caplo
         forked.append(calibration._ForkedProcess(target, stderr))
         return calibration._Child(forked[-1], stderr, names)
 
-    children = [child(["xla"], _raises), child(["graph"], _answers_rounds("graph"))]
+    children = [child(["xla"], _raises), child(["split2"], _exits), child(["graph"], _answers_rounds("graph"))]
     rounds = calibration._take_turns(children, repeats=2, deadline=time.monotonic() + 60)
     assert rounds == {"graph": [100.0, 101.0]}
     assert "calibration of xla failed (exit 1: ValueError: boom: no such thing); left out" in caplog.text
-    assert [process.returncode for process in forked] == [1, -9]  # ended with its error; killed once measured
+    assert "calibration of split2 failed (exit 2: error: no usable candidate); left out" in caplog.text
+    assert [process.returncode for process in forked] == [1, 2, -9]  # ended with its error; killed once measured
 
 
 def test_children_are_forks_only_where_that_is_safe(monkeypatch):
