@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,10 @@ from keras_latent.training import calibration
 from keras_latent.training.calibration import Candidate, choose, choose_formulation
 
 POOL = calibration.candidates(2)  # graph, xla, threads1x2, split2
+
+
+def _read_cache() -> dict:
+    return json.loads(pathlib.Path(calibration.cache_path()).read_text())
 
 
 def formulation(config) -> tuple:
@@ -122,7 +127,7 @@ def test_first_use_measures_then_the_cache_answers(calibrating):
     assert calibrating == [["graph", "xla", "threads1x2", "split2"]]  # no second measurement
     assert again == config and line.startswith("formulation: graph (oneDNN), batch split 2, threads 1/2 (from "
                                                 "calibration: split2;") and "; cached in " in line
-    cached = json.loads(open(calibration.cache_path()).read())
+    cached = _read_cache()
     assert cached["version"] == calibration.CACHE_VERSION and len(cached["entries"]) == 1
     entry = next(iter(cached["entries"].values()))
     assert entry["images_per_s"] == FAST_SPLIT and entry["workload"]["batch_size"] == 32
@@ -136,7 +141,7 @@ def test_a_calibration_disturbed_by_load_is_provisional_until_a_quiet_run(calibr
     assert calibrating == [["graph", "xla", "threads1x2", "split2"]] and config.batch_split == 2
     note = "provisional: other processes kept 0.93 cores busy; will measure again on a quiet run"
     assert line.endswith(note + ")") and "measured in" in line and "\n" not in line
-    entry = next(iter(json.loads(open(calibration.cache_path()).read())["entries"].values()))
+    entry = next(iter(_read_cache()["entries"].values()))
     assert entry["provisional"] is True and entry["other_processes_cores"] == 0.93
     # still busy: the provisional figures are reused, nothing is measured again
     other_load["now"] = 1.2
@@ -146,7 +151,7 @@ def test_a_calibration_disturbed_by_load_is_provisional_until_a_quiet_run(calibr
     other_load["now"] = other_load["measuring"] = 0.05
     _, line = choose_formulation(TrainConfig())
     assert calibrating[1:] == [["graph", "xla", "threads1x2", "split2"]] and "provisional" not in line
-    entry = next(iter(json.loads(open(calibration.cache_path()).read())["entries"].values()))
+    entry = next(iter(_read_cache()["entries"].values()))
     assert entry["provisional"] is False and entry["other_processes_cores"] == 0.05
 
 
@@ -162,11 +167,11 @@ def test_a_final_calibration_is_not_measured_again_whatever_the_load(calibrating
 def test_a_cached_entry_from_before_the_provisional_field_is_judged_by_its_load(calibrating, other_load):
     choose_formulation(TrainConfig())
     path = calibration.cache_path()
-    data = json.loads(open(path).read())
+    data = json.loads(pathlib.Path(path).read_text())
     for entry in data["entries"].values():
         del entry["provisional"], entry["rounds"]
         entry["other_processes_cores"] = 0.93
-    open(path, "w").write(json.dumps(data))
+    pathlib.Path(path).write_text(json.dumps(data))
     other_load["now"] = 0.9  # busy: reused
     assert "provisional" in choose_formulation(TrainConfig())[1] and len(calibrating) == 1
     other_load["now"] = 0.0  # quiet: measured again
@@ -182,7 +187,7 @@ def test_the_cache_lives_in_the_user_cache_folder_and_is_keyed_by_machine_and_wo
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # emulating another CPU: another machine
     choose_formulation(TrainConfig())
     assert len(calibrating) == 3
-    keys = json.loads(open(calibration.cache_path()).read())["entries"]
+    keys = _read_cache()["entries"]
     assert len(keys) == 3
 
 
@@ -242,7 +247,7 @@ def test_an_unreadable_or_hostile_cache_is_measured_again_and_replaced(calibrati
         assert config.batch_split == 2
     assert len(calibrating) == 4
     assert "unreadable" in caplog.text
-    assert json.loads(open(calibration.cache_path()).read())["version"] == calibration.CACHE_VERSION
+    assert _read_cache()["version"] == calibration.CACHE_VERSION
 
 
 def test_figures_cached_by_an_older_way_of_measuring_are_measured_again(calibrating):
@@ -250,13 +255,13 @@ def test_figures_cached_by_an_older_way_of_measuring_are_measured_again(calibrat
     fall on one child's candidates only; 2: the batch split before its flattened image losses; 3: each
     candidate's best round) are measured again and the file rewritten."""
     choose_formulation(TrainConfig())
-    cached = json.loads(open(calibration.cache_path()).read())
+    cached = _read_cache()
     assert cached["version"] == calibration.CACHE_VERSION == 4
     for older in (1, 2, 3):
         with open(calibration.cache_path(), "w") as f:
             json.dump({**cached, "version": older}, f)
         choose_formulation(TrainConfig())
-        assert json.loads(open(calibration.cache_path()).read())["version"] == 4
+        assert _read_cache()["version"] == 4
     assert len(calibrating) == 4
 
 
