@@ -68,15 +68,16 @@ def evaluate_predictions(probs: np.ndarray, labels: np.ndarray, class_names: tup
     counts: rows true class, columns predicted), plus the report text under "report".
     """
     predicted = probs.argmax(axis=1)
+    accuracy = float(np.mean(predicted == labels))
     cm = confusion_matrix(labels, predicted, len(class_names))
     per_class = per_class_accuracy(cm)
     figures = classification_figures(cm, class_names)
     metrics = {
-        "test_accuracy": float(np.mean(predicted == labels)),
+        "test_accuracy": accuracy,
         "per_class_accuracy": per_class_dict(class_names, per_class),
         **figures,
         "confusion_matrix": cm.tolist(),  # (C, C) counts
-        "report": format_report(figures, float(np.mean(predicted == labels)), class_names) + "\n"
+        "report": format_report(figures, accuracy, class_names) + "\n"
                   + format_per_class_accuracy(class_names, per_class),
     }
     if reconstruction is not None and images is not None:  # in slices: no full-size temporaries
