@@ -23,8 +23,11 @@ fall on one child's candidates only (a choice 1.36x off, docs/performance.md). C
 round by round (the median of their per-round ratios), so drift between rounds cancels and one lucky
 or unlucky round does not decide. Each candidate's best round did: `graph` was seen with one round 50%
 above its others, and about one calibration in ten chose it at 0.73x of the batch split's training speed
-(docs/performance.md). Rounds stop after MIN_ROUNDS once every round agrees on the choice. A child
-reads no data set and writes nothing, so it is killed once measured.
+(docs/performance.md). Rounds stop after MIN_ROUNDS once every round agrees on the choice, or after
+FEWEST_ROUNDS once the choice was CLEAR_MARGIN faster than every other candidate in each; a candidate
+below HOPELESS times the fastest one's speed is not timed again (on AVX-512, XLA at a third of the batch
+split's speed), and a child left with no candidate is stopped. A child reads no data set and writes
+nothing, so it is killed once measured.
 """
 from __future__ import annotations
 
@@ -72,6 +75,9 @@ CHILD_TIMEOUT_S = 300
 TIMING_MODULE = "keras_latent.training.timing"  # a measuring child's entry point (`python -m`, or run in a fork)
 REPEATS = 5  # rounds at most; candidates are compared round by round (the median of the per-round ratios)
 MIN_ROUNDS = 3  # ... and at least: more only while some round disagrees with the choice
+FEWEST_ROUNDS = 2  # ... or this many, where the choice was CLEAR_MARGIN faster than every other candidate in each
+CLEAR_MARGIN = 0.15
+HOPELESS = 0.6  # a candidate below this share of the fastest one's speed (per-round ratios) is not timed again
 MEASURED_IMAGES = 512  # images per call into the compiled step while measuring (steps: 16 at batch 32, 4 at 128)
 DISTURBED_CORES = 0.5  # other processes this busy while measuring: the result is provisional (measured again)
 CHILD_ERRORS = (OSError, ValueError, TimeoutError)  # a measuring child failed (left out, never the run)
@@ -247,6 +253,32 @@ def settled(rounds: dict[str, list[float]], pool: list[Candidate]) -> bool:
     return True
 
 
+def clearly_ahead(rounds: dict[str, list[float]], pool: list[Candidate]) -> bool:
+    """Whether the choice (`choose` on `rounds`) was CLEAR_MARGIN faster than every other candidate in every round
+    both were timed in: a lead no slower spell of one round explains, so measuring stops (after FEWEST_ROUNDS)."""
+    best = choose(medians(rounds), pool, {}, rounds)
+    if best is None:
+        return True
+    return all(min(x / y for x, y in zip(rounds[best.name], values)) > 1 + CLEAR_MARGIN
+               for name, values in rounds.items() if name != best.name)
+
+
+def hopeless(rounds: dict[str, list[float]]) -> set[str]:
+    """The candidates not worth timing again: below HOPELESS times the fastest one's speed (the median of their
+    per-round ratios, `speedup`). The fastest is never among them."""
+    if not rounds:
+        return set()
+    fastest = max(medians(rounds).items(), key=lambda item: item[1])[0]
+    return {name for name in rounds if name != fastest and speedup(name, fastest, {}, rounds) < HOPELESS}
+
+
+def finished(rounds: dict[str, list[float]], pool: list[Candidate], min_rounds: int = MIN_ROUNDS) -> bool:
+    """Whether measuring can stop: `settled` after `min_rounds` rounds, or `clearly_ahead` after FEWEST_ROUNDS."""
+    done = max((len(values) for values in rounds.values()), default=0)
+    return ((done >= min_rounds and settled(rounds, pool))
+            or (done >= min(FEWEST_ROUNDS, min_rounds) and clearly_ahead(rounds, pool)))
+
+
 # ---------------------------------------------------------------- measuring (in child processes)
 
 
@@ -277,7 +309,7 @@ def measure(config: TrainConfig, pool: list[Candidate], steps: int | None = None
             log.warning(f"calibration of {', '.join(c.name for c in group)} failed ({err}); left out")
     children = [_Child(process, stderr, names) for process, stderr, names in started]
     return _take_turns(children, repeats, time.monotonic() + CHILD_TIMEOUT_S,
-                       done=lambda rounds: len(next(iter(rounds.values()), [])) >= min_rounds and settled(rounds, pool))
+                       done=lambda rounds: finished(rounds, pool, min_rounds), drop=hopeless)
 
 
 def measured_steps(config: TrainConfig) -> int:
@@ -287,10 +319,13 @@ def measured_steps(config: TrainConfig) -> int:
     return max(1, min(config.steps_per_execution, MEASURED_IMAGES // config.batch_size))
 
 
-def _take_turns(children: list, repeats: int, deadline: float, done=lambda rounds: False) -> dict:
+def _take_turns(children: list, repeats: int, deadline: float, done=lambda rounds: False,
+                drop=lambda rounds: set()) -> dict:
     """{candidate name: [images/s of each round]} from `children` (`_Child`-like) timing in turns: every child
-    ready first, then up to `repeats` rounds of one child at a time, until `done(rounds so far)`. A child that
-    fails or runs past `deadline` is stopped and its candidates left out; every child is stopped at the end."""
+    ready first, then up to `repeats` rounds of one child at a time, until `done(rounds so far)`. After each round
+    the candidates in `drop(rounds so far)` are not timed again (their rounds so far are kept), and a child left
+    with none is stopped. A child that fails or runs past `deadline` is stopped and its candidates left out;
+    every child is stopped at the end."""
     rounds: dict[str, list[float]] = {}
     working = []
     for child in children:
@@ -299,10 +334,11 @@ def _take_turns(children: list, repeats: int, deadline: float, done=lambda round
             working.append(child)
         except CHILD_ERRORS as err:
             _drop(child, err)
+    timed = {id(child): list(child.names) for child in working}  # the candidates each child still times
     for _ in range(repeats):
         for child in list(working):
             try:
-                child.send_round()
+                child.send_round(timed[id(child)])
                 speeds = child.read_round(deadline)
             except CHILD_ERRORS as err:
                 _drop(child, err)
@@ -314,6 +350,13 @@ def _take_turns(children: list, repeats: int, deadline: float, done=lambda round
                 rounds.setdefault(name, []).append(round(float(value), 1))
         if not working or done(rounds):
             break
+        dropped = drop(rounds)
+        for child in list(working):
+            timed[id(child)] = [name for name in timed[id(child)] if name not in dropped]
+            if not timed[id(child)]:
+                log.debug(f"calibration: {', '.join(child.names)} not timed again (below {HOPELESS:g}x of the fastest)")
+                child.stop()
+                working.remove(child)
     for child in working:
         child.stop()
     return rounds
@@ -428,13 +471,15 @@ def _run_forked(target, stdin_fd: int, stdout_fd: int, stderr_fd: int) -> None:
 class _Child:
     """A measuring child process (`process`: a `subprocess.Popen` or a `_ForkedProcess`, text pipes on stdin and
     stdout) and its line protocol (keras_latent.training.timing): it prints READY_LINE once warmed up; for each
-    `round` line on its stdin it times its candidates and prints ROUND_PREFIX and {name: images/s}; `done` (or the
-    end of its stdin) ends it. Its stderr goes to a temporary file (`stderr`, read for the last line when it
-    fails), so that a chatty child never blocks on a full pipe. It writes nothing, so the parent kills it once
-    measured (`stop`): ending on its own, TensorFlow unwinds for seconds."""
+    `round` line on its stdin it times its candidates (or those of the JSON list after `round`) and prints
+    ROUND_PREFIX and {name: images/s}; `done` (or the end of its stdin) ends it. Its stderr goes to a temporary
+    file (`stderr`, read for the last line when it fails), so that a chatty child never blocks on a full pipe. It
+    writes nothing, so the parent kills it once measured (`stop`): ending on its own, TensorFlow unwinds for
+    seconds."""
 
     def __init__(self, process, stderr, names: list[str]):
         self.names = names
+        self._timed = list(names)  # the candidates of the last round asked for
         self._process, self._stderr = process, stderr
         self._lines: queue.Queue = queue.Queue()
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
@@ -464,13 +509,15 @@ class _Child:
     def wait_ready(self, deadline: float) -> None:
         self._expect(READY_LINE, deadline)
 
-    def send_round(self) -> None:
-        self._process.stdin.write("round\n")
+    def send_round(self, names: list[str]) -> None:
+        """Ask for a round of `names` (some of the child's candidates): `round`, or `round` and their JSON list."""
+        self._timed = list(names)
+        self._process.stdin.write("round\n" if self._timed == self.names else f"round {json.dumps(self._timed)}\n")
         self._process.stdin.flush()
 
     def read_round(self, deadline: float) -> dict:
         speeds = json.loads(self._expect(ROUND_PREFIX, deadline))
-        if not (isinstance(speeds, dict) and set(speeds) == set(self.names) and all(
+        if not (isinstance(speeds, dict) and set(speeds) == set(self._timed) and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in speeds.values())):
             raise ValueError(f"unexpected answer {speeds!r}")
         return speeds

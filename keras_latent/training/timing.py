@@ -6,9 +6,9 @@ in a new process or in a fork of the training process (calibration.can_fork) ali
 `calibration.measure`): the run's config, the candidates to time (all with the same thread settings, which
 this process takes before TensorFlow starts), the steps per call into the compiled step and the calls per
 round. The child warms every candidate up, prints `calibration.READY_LINE`, then answers each `round` line
-on its stdin with `calibration.ROUND_PREFIX` and {candidate name: images/s} as JSON, until `done` or the
-end of its stdin. The parent takes the children's rounds in turns (one child timing at a time). Reads no
-data set (random images of the run's shape) and writes no file.
+on its stdin (`round ["name", ...]`: those candidates only) with `calibration.ROUND_PREFIX` and {candidate
+name: images/s} as JSON, until `done` or the end of its stdin. The parent takes the children's rounds in
+turns (one child timing at a time). Reads no data set (random images of the run's shape) and writes no file.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from keras_latent.training.calibration import READY_LINE, ROUND_PREFIX, Candidat
 
 
 def prepare_formulations(request: dict):
-    """A function timing one round of `request`'s candidates, each warmed up first (tracing, XLA compiling).
+    """A function timing one round of `request`'s candidates (or of the names it is given), each warmed up
+    first by one call into its compiled step (tracing, XLA compiling).
 
     A round: each candidate in turn runs a short `fit` of `executions` calls into the compiled step (`steps`
     steps each), timed from the end of the first call to the end of the last, so that neither fit's set-up
@@ -60,12 +61,14 @@ def prepare_formulations(request: dict):
         with distribute.model_scope(distribute.make_strategy("default"), config.mixed_precision):
             trainers[candidate.name] = compile_model(build_model(config.model),
                                                      dataclasses.replace(config, **candidate.fields()))
-        trainers[candidate.name].fit(data, epochs=1, verbose=0)  # tracing, compiling, warm-up
+        trainers[candidate.name].fit(data, epochs=1, steps_per_epoch=steps, verbose=0)  # one call: tracing, compiling
     timed_images = (executions - 1) * steps * config.batch_size
 
-    def one_round() -> dict[str, float]:
+    def one_round(names: list[str] | None = None) -> dict[str, float]:
         speeds = {}
         for name, trainer in trainers.items():
+            if names is not None and name not in names:
+                continue
             trainer.fit(data, epochs=1, verbose=0, callbacks=[timer])
             speeds[name] = round(timed_images / (timer.ends[-1] - timer.ends[0]), 1)
         return speeds
@@ -96,10 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError("usage: python -m keras_latent.training.timing REQUEST_JSON") from None
     one_round = prepare_formulations(request)
     print(READY_LINE, flush=True)
-    for line in sys.stdin:  # the parent's turns
-        if line.strip() != "round":
+    for line in sys.stdin:  # the parent's turns: `round` or `round ["name", ...]`
+        command, _, names = line.strip().partition(" ")
+        if command != "round":
             break
-        print(ROUND_PREFIX + json.dumps(one_round()), flush=True)
+        print(ROUND_PREFIX + json.dumps(one_round(json.loads(names) if names else None)), flush=True)
     return 0
 
 

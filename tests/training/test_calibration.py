@@ -101,6 +101,34 @@ def test_measuring_stops_once_every_round_agrees_with_the_choice():
     assert calibration.settled({"graph": [3500.0, 3300.0, 3400.0], "split2": [3000.0, 3200.0, 3100.0]}, POOL)
 
 
+def test_a_clear_lead_stops_measuring_after_two_rounds():
+    """CLEAR_MARGIN (15%) over every other candidate in each round: two rounds suffice; a lead within it in one
+    round needs MIN_ROUNDS rounds that all agree (`settled`)."""
+    clear = {"graph": [3400.0, 3300.0], "xla": [1200.0], "threads1x2": [4000.0, 4100.0], "split2": [4800.0, 4900.0]}
+    assert calibration.clearly_ahead(clear, POOL) and calibration.finished(clear, POOL)
+    assert not calibration.finished({name: values[:1] for name, values in clear.items()}, POOL)  # one round
+    narrow = {**clear, "threads1x2": [4000.0, 4300.0]}  # split2 only 14% ahead in round 2
+    assert calibration.settled(narrow, POOL) and not calibration.clearly_ahead(narrow, POOL)
+    assert not calibration.finished(narrow, POOL)
+    three = {name: values + values[-1:] for name, values in narrow.items()}
+    assert calibration.finished(three, POOL)  # settled after MIN_ROUNDS
+    simpler_chosen = {"graph": [5000.0, 5100.0], "split2": [4000.0, 4100.0]}  # the lead of an earlier candidate
+    assert calibration.clearly_ahead(simpler_chosen, POOL)
+
+
+def test_a_hopeless_candidate_is_not_timed_again():
+    """Below HOPELESS (0.6) times the fastest one's speed, by the median of the per-round ratios; never the
+    fastest; rounds timed before it was dropped pair with the same rounds of the others."""
+    rounds = {"graph": [5900.0], "xla": [3000.0], "threads1x2": [6500.0], "split2": [8500.0]}
+    assert calibration.hopeless(rounds) == {"xla"}  # 0.35x; graph 0.69x stays
+    assert calibration.hopeless({"graph": [5000.0, 3000.0, 3100.0], "split2": [5000.0, 6000.0, 6000.0]}) == {"graph"}
+    assert calibration.hopeless({"graph": [5000.0]}) == set() and calibration.hopeless({}) == set()
+    after = {"graph": [5900.0, 6000.0, 6100.0], "xla": [3000.0], "split2": [8500.0, 8000.0, 8200.0]}
+    assert calibration.speedup("xla", "split2", {}, after) == pytest.approx(3000.0 / 8500.0)  # round 1 with round 1
+    assert choose(calibration.medians(after), POOL, {}, after).name == "split2"
+    assert calibration.settled(after, POOL) and calibration.hopeless(after) == {"xla"}
+
+
 def test_the_fastest_wins_but_only_by_a_margin_over_a_simpler_one():
     assert choose(FAST_SPLIT, POOL, {}).name == "split2"
     close = {"graph": 3000.0, "xla": 3050.0, "split2": 3080.0}  # within 3% of graph: noise, keep the simpler
@@ -285,15 +313,16 @@ class FakeChild:
     def wait_ready(self, deadline):
         self._log("ready")
 
-    def send_round(self):
-        self._log("round")
+    def send_round(self, names):
+        self._log("round" if names == self.names else f"round {'+'.join(names)}")
+        self.timed = names
 
     def read_round(self, deadline):
         self._log("answer")
         if self.rounds == self.fail_at:
             raise ValueError("exit 1: planted failure")
         self.rounds += 1
-        return {name: values[self.rounds - 1] for name, values in self.speeds.items()}
+        return {name: values[self.rounds - 1] for name, values in self.speeds.items() if name in self.timed}
 
     def stop(self):
         self._log("stop")
@@ -322,6 +351,73 @@ def test_turns_end_once_the_rounds_are_done():
                                      done=lambda rounds: len(rounds["graph"]) == 2)
     assert rounds == {"graph": [10.0, 30.0], "split2": [40.0, 35.0]}
     assert events.count("graph round") == 2 and events[-2:] == ["graph stop", "split2 stop"]
+
+
+def test_candidates_dropped_after_a_round_are_not_timed_again_and_an_empty_child_stops():
+    """`drop` after each round: a child asks only for its candidates still timed (their earlier rounds are kept);
+    a child left with none is stopped at once and sits out the later rounds."""
+    events = []
+    graph = FakeChild(events, {"graph": [10.0, 30.0, 20.0], "xla": [5.0, 4.0, 6.0]})
+    split = FakeChild(events, {"threads1x2": [9.0, 9.0, 9.0], "split2": [40.0, 35.0, 12.0]})
+    dropped = [{"xla"}, {"xla", "graph"}]
+    rounds = calibration._take_turns([graph, split], repeats=3, deadline=float("inf"),
+                                     drop=lambda rounds: dropped[min(len(rounds["split2"]), 2) - 1])
+    assert rounds == {"graph": [10.0, 30.0], "xla": [5.0], "threads1x2": [9.0, 9.0, 9.0], "split2": [40.0, 35.0, 12.0]}
+    turns = ["threads1x2+split2 round", "threads1x2+split2 answer"]
+    assert events == ["graph+xla ready", "threads1x2+split2 ready", "graph+xla round", "graph+xla answer", *turns,
+                      "graph+xla round graph", "graph+xla answer", *turns, "graph+xla stop", *turns,
+                      "threads1x2+split2 stop"]
+
+
+def test_a_real_child_is_asked_for_its_remaining_candidates_only():
+    """`_Child` on small Python children: a round of all its candidates is `round`, of some `round` and their JSON
+    list; an answer naming other candidates than those asked for is refused (a child that ignores the list)."""
+    def child(ignores_the_list: bool):
+        script = (f"import sys, json\nprint({calibration.READY_LINE!r}, flush=True)\n"
+                  "for line in sys.stdin:\n"
+                  "    command, _, names = line.strip().partition(' ')\n"
+                  "    if command != 'round': break\n"
+                  f"    names = json.loads(names) if names and not {ignores_the_list} else ['graph', 'xla']\n"
+                  f"    print({calibration.ROUND_PREFIX!r} + json.dumps({{n: 10.0 for n in names}}), flush=True)\n")
+        stderr = tempfile.TemporaryFile(mode="w+")
+        process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=stderr, text=True)
+        made = calibration._Child(process, stderr, ["graph", "xla"])
+        made.wait_ready(time.monotonic() + 60)
+        return made
+
+    follows, ignores = child(False), child(True)
+    try:
+        follows.send_round(["graph", "xla"])
+        assert follows.read_round(time.monotonic() + 60) == {"graph": 10.0, "xla": 10.0}
+        follows.send_round(["graph"])
+        assert follows.read_round(time.monotonic() + 60) == {"graph": 10.0}
+        ignores.send_round(["graph"])
+        with pytest.raises(ValueError, match="unexpected answer"):
+            ignores.read_round(time.monotonic() + 60)
+    finally:
+        follows.stop()
+        ignores.stop()
+
+
+def test_the_timing_child_answers_rounds_of_the_candidates_asked_for(monkeypatch, capsys):
+    """keras_latent.training.timing's loop (its measurement stubbed): `round` times every candidate, `round` and
+    a JSON list only those; `done` ends it."""
+    from keras_latent.training import timing
+
+    asked = []
+
+    def one_round(names=None):
+        asked.append(names)
+        return dict.fromkeys(names or ["graph", "xla"], 1.0)
+
+    monkeypatch.setattr(timing, "prepare_formulations", lambda request: one_round)
+    monkeypatch.setattr(sys, "stdin", iter(["round\n", 'round ["xla"]\n', "done\n", "round\n"]))
+    assert timing.main(["{}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert asked == [None, ["xla"]]
+    assert lines == [calibration.READY_LINE, calibration.ROUND_PREFIX + '{"graph": 1.0, "xla": 1.0}',
+                     calibration.ROUND_PREFIX + '{"xla": 1.0}']
 
 
 def test_a_child_failing_mid_way_costs_only_its_own_candidates(caplog):
@@ -355,7 +451,8 @@ def test_a_real_measurement_in_new_child_processes(monkeypatch):
     config = tiny_config(model=ModelConfig(filters=(2, 4), head_units=(8,)), batch_size=8, steps_per_execution=2)
     pool = [Candidate("graph", False, 1, 0, 0), Candidate("split2", False, 2, 1, 2)]
     rounds = calibration.measure(config, pool, steps=2, executions=2, repeats=2, min_rounds=2)
-    assert set(rounds) == {"graph", "split2"} and all(len(v) == 2 and min(v) > 0 for v in rounds.values())
+    assert set(rounds) == {"graph", "split2"} and all(min(v) > 0 for v in rounds.values())
+    assert sorted(len(v) for v in rounds.values()) in ([1, 2], [2, 2])  # a hopeless one is timed once
 
 
 def test_a_real_child_process_that_dies_or_answers_nonsense_is_left_out(caplog):
@@ -466,7 +563,8 @@ print(json.dumps(calibration.measure(config, pool, steps=2, executions=2, repeat
                           env={**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])})
     assert done.returncode == 0, done.stderr[-2000:]
     rounds = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(rounds) == {"graph", "split2"} and all(len(v) == 2 and min(v) > 0 for v in rounds.values())
+    assert set(rounds) == {"graph", "split2"} and all(min(v) > 0 for v in rounds.values())
+    assert sorted(len(v) for v in rounds.values()) in ([1, 2], [2, 2])  # a hopeless one is timed once
 
 
 def test_a_measuring_call_holds_about_the_same_images_at_every_batch_size():
