@@ -30,17 +30,6 @@ from make_folder import NOTICE, make_folder  # noqa: E402
 from keras_latent import machine  # noqa: E402
 
 
-def rss_mb(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 def train_and_watch(command: list[str], env: dict) -> tuple[int, float, list[str]]:
     """Run `command`; return (exit code, peak RSS MB by the kernel, its log lines each with the peak so far)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -50,7 +39,7 @@ def train_and_watch(command: list[str], env: dict) -> tuple[int, float, list[str
 
     def sample():
         while not done.is_set():
-            value = rss_mb(proc.pid)
+            value = machine.resident_mb(proc.pid)
             if value:
                 peak[0] = max(peak[0], value)
             time.sleep(0.2)

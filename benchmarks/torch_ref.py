@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the checkout, for keras_latent
 from keras_latent.data.cifar import read_batch  # noqa: E402 (numpy and the standard library only)
+from keras_latent.machine import resident_mb  # noqa: E402 (the standard library only)
 
 
 class Net(nn.Module):
@@ -168,6 +169,7 @@ def train_flops_per_image(model, x, y, layer_recon_weight):
 
 
 def main():
+    import_rss_mb = resident_mb()  # torch loaded, nothing trained yet
     p = argparse.ArgumentParser()
     here = os.path.dirname(os.path.abspath(__file__))
     p.add_argument("--data", default=os.path.join(here, "..", "keras_latent", "data", "sample_data",
@@ -248,6 +250,7 @@ def main():
         "test_acc": round(acc, 4), "test_recon_mse": round(rec_mse, 5),
         "masked_decode": masked_decode_bench(model, x_te[:1], a.masked_reps),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "import_rss_mb": import_rss_mb and round(import_rss_mb, 1),
     }
     line = json.dumps(res)
     print(line)

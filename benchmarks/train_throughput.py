@@ -24,11 +24,14 @@ reconstruction snapshots are not in it); `fit img/s` = whole epochs, with all of
 (the reference's whole epochs: `torch_ref.py --whole-epochs`, which evaluates the test split after every
 epoch, as the seed does and as our validation pass does);
 `cores` = process CPU seconds / wall seconds over the same steps; `RSS MB` = peak resident memory
-of the process; `test acc` = test-split accuracy after the last epoch; `others` = the most cores
-other processes used during a run (0 on a quiet machine). The table shows min and median over the
-repeats; the last lines are the ratios of median images/s, ours / reference, per model and batch size,
-for training steps and for whole epochs, with the machine named again; in brackets beside each, the
-lowest and highest ratio of one repeat's pair of runs (run back to back), its spread over the repeats.
+of the process; `import` = its resident memory once its framework (TensorFlow and Keras, or PyTorch) is
+imported, before anything is built (a floor neither run's code lowers); `test acc` = test-split accuracy
+after the last epoch; `others` = the most cores other processes used during a run (0 on a quiet machine).
+The table shows min and median over the repeats; the last lines are the ratios of median images/s, ours /
+reference, per model and batch size, for training steps and for whole epochs, with the machine named
+again; in brackets beside each, the lowest and highest ratio of one repeat's pair of runs (run back to
+back), its spread over the repeats; then peak memory ours / reference, with each framework's import and
+what each run added after it.
 
 `--variant NAME=FLAGS` adds one of our configurations (training-CLI flags, led by optional
 environment variables: `--variant spe1=--steps-per-execution=1`, `--variant
@@ -51,7 +54,7 @@ import time
 
 from keras_latent.cli import run_cli
 from keras_latent.errors import UsageError
-from keras_latent.machine import EMULATIONS, OtherLoad, wait_until_quiet
+from keras_latent.machine import EMULATIONS, OtherLoad, resident_mb, wait_until_quiet
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,7 +75,8 @@ MODELS = {  # our flags and the reference's for each model compared like with li
     "default": ("", ["--layer-decoder"]),  # ours trains reconstruction_conv1 by default
     "plain": ("--no-layer-decoders", []),  # the tutorial's model
 }
-FIGURES = ("images_per_s", "fit_images_per_s", "cores_busy", "peak_rss_mb", "test_accuracy", "other_processes_cores")
+FIGURES = ("images_per_s", "fit_images_per_s", "cores_busy", "peak_rss_mb", "import_rss_mb", "test_accuracy",
+           "other_processes_cores")
 
 
 # ---------------------------------------------------------------- one run of ours (in its own process)
@@ -123,6 +127,7 @@ def run_ours(cli_flags: list[str]) -> dict:
         import keras
         import tensorflow as tf
 
+        import_rss_mb = resident_mb()  # the framework loaded, nothing trained yet
         from keras_latent.training import distribute
         from keras_latent.training import fit as training
 
@@ -136,6 +141,7 @@ def run_ours(cli_flags: list[str]) -> dict:
             "images_per_s": round(n / train_s, 1), "fit_images_per_s": round(n / epoch_s, 1),
             "cores_busy": round(sum(timer.train_cpu_s[timed]) / train_s, 2),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # Linux: KiB
+            "import_rss_mb": import_rss_mb and round(import_rss_mb, 1),
             "test_accuracy": round(metrics["test_accuracy"], 4), "train_images": metrics["train_images"],
             "test_reconstruction_mse": round(metrics["test_reconstruction_mse"], 5),
             "first_epoch_s": round(timer.epoch_s[0], 2), "train_s": [round(t, 3) for t in timer.train_s],
@@ -174,6 +180,7 @@ def reference_run(args, batch_size: int, data_dir: str, lr: float, flags: list[s
     return ({"framework": "torch", "batch_size": r["batch_size"], "epochs": r["epochs"],
              "images_per_s": r["images_per_s"], "fit_images_per_s": r["whole_epoch_images_per_s"],
              "train_images": r["train_images"], "cores_busy": r["cores_busy"], "peak_rss_mb": r["peak_rss_mb"],
+             "import_rss_mb": r.get("import_rss_mb"),
              "test_accuracy": r["test_acc"], "test_reconstruction_mse": r["test_recon_mse"],
              "first_epoch_s": r["first_epoch_s"], "threads": r["threads"], "config": r["config"],
              "versions": {"torch": r["version"]}}, wall, others)
@@ -289,16 +296,18 @@ def summarize(runs: list[dict]) -> dict:
 def print_table(summary: dict, batch_sizes: list[int]) -> None:
     w = max([10] + [len(system) for system in summary])
     head = (f"{'system':{w}s} {'batch':>5s} {'images/s min':>12s} {'median':>7s} {'fit img/s':>9s} "
-            f"{'cores':>5s} {'RSS MB':>6s} {'test acc':>8s} {'others':>6s}")
+            f"{'cores':>5s} {'RSS MB':>6s} {'import':>6s} {'test acc':>8s} {'others':>6s}")
     print(head + "\n" + "-" * len(head))
     for batch_size in batch_sizes:
         for system, by_batch in summary.items():
             s = by_batch[str(batch_size)]
             fit = s.get("fit_images_per_s", {}).get("median")
             others = s.get("other_processes_cores", {}).get("max")
+            imported = s.get("import_rss_mb", {}).get("median")
             print(f"{system:{w}s} {batch_size:5d} {s['images_per_s']['min']:12.0f} {s['images_per_s']['median']:7.0f} "
                   f"{'-' if fit is None else f'{fit:.0f}':>9s} {s['cores_busy']['median']:5.2f} "
-                  f"{s['peak_rss_mb']['median']:6.0f} {s['test_accuracy']['median']:8.4f} "
+                  f"{s['peak_rss_mb']['median']:6.0f} {'-' if imported is None else f'{imported:.0f}':>6s} "
+                  f"{s['test_accuracy']['median']:8.4f} "
                   f"{'?' if others is None else f'{others:.1f}':>6s}")
 
 
@@ -413,7 +422,25 @@ def main(argv: list[str] | None = None) -> int:
               f"{steps}; whole epochs (each with its test-split evaluation) {whole}")
     if comparisons and args.repeats > 1:
         print("(in brackets: the lowest and highest ratio of one repeat's two runs, which ran one after the other)")
+    for ours, reference, model in comparisons:
+        print(memory_line(summary, ours, reference, model, batch_sizes))
     return 0
+
+
+def memory_line(summary: dict, ours: str, reference: str, model: str, batch_sizes: list[int]) -> str:
+    """Peak resident memory ours / the reference's per batch size (medians), and how much of it each framework's
+    import is: the import is a floor neither run's own code can lower, so what each run adds after it is shown too."""
+    parts = []
+    for b in batch_sizes:
+        mine, theirs = summary[ours][str(b)], summary[reference][str(b)]
+        peak_mine, peak_theirs = mine["peak_rss_mb"]["median"], theirs["peak_rss_mb"]["median"]
+        part = f"batch {b} {peak_mine:.0f} / {peak_theirs:.0f} MB ({peak_mine / peak_theirs:.2f}x)"
+        if "import_rss_mb" in mine and "import_rss_mb" in theirs:
+            import_mine, import_theirs = mine["import_rss_mb"]["median"], theirs["import_rss_mb"]["median"]
+            part += (f", of which the framework's import {import_mine:.0f} / {import_theirs:.0f} MB, added after it "
+                     f"{peak_mine - import_mine:.0f} / {peak_theirs - import_theirs:.0f} MB")
+        parts.append(part)
+    return f"peak resident memory ours / reference, {model} model ({ours} / {reference}): {'; '.join(parts)}"
 
 
 def paired_ratios(runs: list[dict], ours: str, reference: str, batch_size: int, key: str) -> list[float]:

@@ -177,6 +177,18 @@ class OtherLoad:
             self.cores = round(max(0.0, (stat1[0] - stat0[0] - (_own_cpu_seconds() - own0)) / wall), 2)
 
 
+def resident_mb(pid: int | str = "self") -> float | None:
+    """Resident memory (VmRSS) of process `pid` now, in MB; None where /proc does not tell it."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def wait_until_quiet(max_wait_s: float, busy_below: float = 0.3) -> bool:
     """Wait (at most `max_wait_s`) until the machine's other processes use under `busy_below` cores for a
     second; True once they do (or where that cannot be told), False at the deadline."""

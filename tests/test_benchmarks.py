@@ -30,6 +30,7 @@ def test_train_throughput_runs_ours_and_a_variant(tmp_path):
     assert result["environment"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     for run in result["runs"]:
         assert run["images_per_s"] > 0 and 0 < run["test_accuracy"] <= 1 and run["formulation_source"] == "defaults"
+        assert 100 < run["import_rss_mb"] < run["peak_rss_mb"]  # TensorFlow's import, then training added some
 
 
 def test_train_throughput_rejects_a_bad_torch_python(tmp_path):
@@ -224,3 +225,15 @@ def test_throughput_ratios_pair_the_runs_of_each_repeat():
     ratios = throughput.paired_ratios(runs, "keras", "torch", 128, "images_per_s")
     assert ratios == [1.5, 1.4]
     assert throughput.spread(ratios) == " [1.40-1.50]" and throughput.spread([1.5]) == ""
+
+
+def test_the_memory_line_shows_each_frameworks_import_and_what_each_run_added():
+    throughput = _benchmark("train_throughput")
+    summary = {"keras": {"128": {"peak_rss_mb": {"median": 780.0}, "import_rss_mb": {"median": 530.0}}},
+               "torch": {"128": {"peak_rss_mb": {"median": 480.0}, "import_rss_mb": {"median": 230.0}}}}
+    assert throughput.memory_line(summary, "keras", "torch", "default", [128]) == (
+        "peak resident memory ours / reference, default model (keras / torch): batch 128 780 / 480 MB (1.62x), "
+        "of which the framework's import 530 / 230 MB, added after it 250 / 250 MB")
+    del summary["torch"]["128"]["import_rss_mb"]  # a reference that does not report it: the peaks only
+    line = throughput.memory_line(summary, "keras", "torch", "default", [128])
+    assert line.endswith("batch 128 780 / 480 MB (1.62x)")

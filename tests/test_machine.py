@@ -98,3 +98,12 @@ def test_importing_tensorflow_first_leaving_onednn_off_gets_a_notice(tmp_path):
 ])
 def test_no_notice_where_onednn_is_on_or_the_users_choice(tmp_path, first, mkl_enabled, environ, variable):
     assert _import_order_child(tmp_path, first, mkl_enabled, environ) == f"'' {variable}"
+
+
+def test_resident_memory_of_this_process_and_of_none():
+    import numpy as np
+
+    before = machine.resident_mb()
+    block = np.ones(64 * 2**20, dtype=np.uint8)  # 64 MB, touched
+    assert machine.resident_mb(os.getpid()) - before > 60 and block.sum() == 64 * 2**20
+    assert machine.resident_mb(2**31 - 1) is None  # no such process
