@@ -26,7 +26,8 @@ above its others, and about one calibration in ten chose it at 0.73x of the batc
 (docs/performance.md). Rounds stop after MIN_ROUNDS once every round agrees on the choice, or after
 FEWEST_ROUNDS once the choice was CLEAR_MARGIN faster than every other candidate in each; a candidate
 below HOPELESS times the fastest one's speed is not timed again (on AVX-512, XLA at a third of the batch
-split's speed), and a child left with no candidate is stopped. A child reads no data set and writes
+split's speed), nor one CLEAR_MARGIN slower than it in each of FEWEST_ROUNDS rounds, and a child left with
+no candidate is stopped. A child reads no data set and writes
 nothing, so it is killed once measured.
 """
 from __future__ import annotations
@@ -265,11 +266,18 @@ def clearly_ahead(rounds: dict[str, list[float]], pool: list[Candidate]) -> bool
 
 def hopeless(rounds: dict[str, list[float]]) -> set[str]:
     """The candidates not worth timing again: below HOPELESS times the fastest one's speed (the median of their
-    per-round ratios, `speedup`). The fastest is never among them."""
+    per-round ratios, `speedup`), or, after FEWEST_ROUNDS rounds, CLEAR_MARGIN slower than it in every round
+    (more rounds would not change the choice, only cost time). The fastest is never among them."""
     if not rounds:
         return set()
     fastest = max(medians(rounds).items(), key=lambda item: item[1])[0]
-    return {name for name in rounds if name != fastest and speedup(name, fastest, {}, rounds) < HOPELESS}
+    found = set()
+    for name, values in rounds.items():
+        ratios = [x / y for x, y in zip(values, rounds[fastest])]  # its speed over the fastest's, per round
+        if name != fastest and (statistics.median(ratios) < HOPELESS or (
+                len(ratios) >= FEWEST_ROUNDS and max(ratios) * (1 + CLEAR_MARGIN) < 1)):
+            found.add(name)
+    return found
 
 
 def finished(rounds: dict[str, list[float]], pool: list[Candidate], min_rounds: int = MIN_ROUNDS) -> bool:

@@ -126,7 +126,13 @@ def test_a_hopeless_candidate_is_not_timed_again():
     after = {"graph": [5900.0, 6000.0, 6100.0], "xla": [3000.0], "split2": [8500.0, 8000.0, 8200.0]}
     assert calibration.speedup("xla", "split2", {}, after) == pytest.approx(3000.0 / 8500.0)  # round 1 with round 1
     assert choose(calibration.medians(after), POOL, {}, after).name == "split2"
-    assert calibration.settled(after, POOL) and calibration.hopeless(after) == {"xla"}
+    assert calibration.settled(after, POOL) and calibration.hopeless(after) == {"xla", "graph"}  # graph 0.69-0.74x
+    # after two rounds, a candidate 15% behind the fastest in each is not timed again either; one within it stays
+    behind = {"graph": [3210.0, 2368.0], "threads1x2": [3434.0, 4143.0], "split2": [3941.0, 4005.0]}
+    assert calibration.hopeless(behind) == {"graph"}  # 0.81x and 0.59x of split2; threads1x2 0.87x, then 1.03x
+    assert calibration.hopeless({name: values[:1] for name, values in behind.items()}) == set()  # one round
+    once_close = {"graph": [3210.0, 3700.0], "split2": [3941.0, 4005.0]}  # 0.81x, then 0.92x: within 15% once
+    assert calibration.hopeless(once_close) == set()
 
 
 def test_the_fastest_wins_but_only_by_a_margin_over_a_simpler_one():
