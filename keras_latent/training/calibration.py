@@ -27,8 +27,7 @@ above its others, and about one calibration in ten chose it at 0.73x of the batc
 FEWEST_ROUNDS once the choice was CLEAR_MARGIN faster than every other candidate in each; a candidate
 below HOPELESS times the fastest one's speed is not timed again (on AVX-512, XLA at a third of the batch
 split's speed), nor one CLEAR_MARGIN slower than it in each of FEWEST_ROUNDS rounds, and a child left with
-no candidate is stopped. A child reads no data set and writes
-nothing, so it is killed once measured.
+no candidate is stopped. A child reads no data set and writes nothing, so it is killed once measured.
 """
 from __future__ import annotations
 
@@ -208,11 +207,17 @@ def compatible(candidate: Candidate, fixed: dict) -> bool:
     return all(getattr(candidate, name) == value for name, value in fixed.items())
 
 
+def per_round(a: str, b: str, rounds: dict[str, list[float]]) -> list[float]:
+    """Candidate `a`'s images/s over `b`'s in each round both were timed in (a candidate no longer timed has
+    fewer rounds: its first ones pair with the same rounds of the other)."""
+    return [x / y for x, y in zip(rounds[a], rounds[b])]
+
+
 def speedup(a: str, b: str, timings: dict[str, float], rounds: dict[str, list[float]] | None = None) -> float:
     """How many times faster candidate `a` trains than `b`: the median of their per-round ratios where both
     were timed in the same rounds (`rounds`, {name: images/s per round}), else the ratio of `timings`."""
     if rounds and a in rounds and b in rounds:
-        return statistics.median(x / y for x, y in zip(rounds[a], rounds[b]))
+        return statistics.median(per_round(a, b, rounds))
     return timings[a] / timings[b]
 
 
@@ -243,10 +248,10 @@ def settled(rounds: dict[str, list[float]], pool: list[Candidate]) -> bool:
     if best is None:
         return True
     order = [c.name for c in pool]
-    for name, values in rounds.items():
+    for name in rounds:
         if name == best.name:
             continue
-        ratios = [x / y for x, y in zip(rounds[best.name], values)]  # the choice over `name`, per round
+        ratios = per_round(best.name, name, rounds)  # the choice over `name`
         if order.index(name) < order.index(best.name) and min(ratios) <= 1 + MARGIN:
             return False
         if order.index(name) > order.index(best.name) and max(1 / r for r in ratios) > 1 + MARGIN:
@@ -260,8 +265,7 @@ def clearly_ahead(rounds: dict[str, list[float]], pool: list[Candidate]) -> bool
     best = choose(medians(rounds), pool, {}, rounds)
     if best is None:
         return True
-    return all(min(x / y for x, y in zip(rounds[best.name], values)) > 1 + CLEAR_MARGIN
-               for name, values in rounds.items() if name != best.name)
+    return all(min(per_round(best.name, name, rounds)) > 1 + CLEAR_MARGIN for name in rounds if name != best.name)
 
 
 def hopeless(rounds: dict[str, list[float]]) -> set[str]:
@@ -272,8 +276,8 @@ def hopeless(rounds: dict[str, list[float]]) -> set[str]:
         return set()
     fastest = max(medians(rounds).items(), key=lambda item: item[1])[0]
     found = set()
-    for name, values in rounds.items():
-        ratios = [x / y for x, y in zip(values, rounds[fastest])]  # its speed over the fastest's, per round
+    for name in rounds:
+        ratios = per_round(name, fastest, rounds)  # its speed over the fastest's
         if name != fastest and (statistics.median(ratios) < HOPELESS or (
                 len(ratios) >= FEWEST_ROUNDS and max(ratios) * (1 + CLEAR_MARGIN) < 1)):
             found.add(name)
