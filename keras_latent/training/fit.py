@@ -36,15 +36,19 @@ from keras_latent.runs.lifecycle import (
     keep_last_good,
 )
 from keras_latent.runs.records import read_history_csv, save_config, write_json
-from keras_latent.training import calibration, distribute, evaluation, faithfulness, formulation, plots
+from keras_latent.training import calibration, distribute, evaluation, faithfulness, formulation, patches, plots
 from keras_latent.training.callbacks import AtomicBackupAndRestore, HistoryCsv, ReconstructionSnapshots, StopOnNaN
 
 log = logging.getLogger("keras_latent")
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    """Keras's SGD (momentum `config.momentum`, its update one fused kernel per variable:
+    `patches.fuse_sgd_momentum`) or Adam."""
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum)
+        optimizer = keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum)
+        patches.fuse_sgd_momentum(optimizer)
+        return optimizer
     return keras.optimizers.Adam(learning_rate=config.lr)
 
 

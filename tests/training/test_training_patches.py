@@ -1,4 +1,6 @@
 """training/patches.py: every private Keras/TensorFlow name checked at import, and each patch still taking effect."""
+import collections
+import contextlib
 import importlib
 import json
 import os
@@ -97,3 +99,77 @@ def test_cached_skipsets_stop_save_weights_rebuilding_reference_layers_and_save_
     assert [v.name for v in model.optimizer.variables] == [v.name for v in clone.optimizer.variables]
     assert all(np.array_equal(a, b) for a, b in zip(model.optimizer.variables, clone.optimizer.variables))
 
+
+
+def _momentum_run(fuse: bool, momentum: float = 0.9, nesterov: bool = False, strategy=None):
+    """Three SGD steps on a 4 -> 3 -> 2 model under tf.function: (weights, momentums, the step's op type counts,
+    fused)."""
+    import tensorflow as tf
+
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(2)])
+        optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=momentum, nesterov=nesterov)
+        fused = patches.fuse_sgd_momentum(optimizer) if fuse else False
+        optimizer.build(model.trainable_variables)
+    x = tf.constant(np.random.default_rng(0).normal(size=(8, 4)), tf.float32)
+
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(x)))
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+
+    traced = tf.function(step if strategy is None else lambda: strategy.run(step))
+    op_types = collections.Counter(op.type for op in traced.get_concrete_function().graph.get_operations())
+    for _ in range(3):
+        traced()
+    return ([v.numpy() for v in model.trainable_variables], [m.numpy() for m in optimizer.momentums], op_types,
+            fused)
+
+
+def test_fused_sgd_momentum_is_one_kernel_per_variable_with_kerass_results_exactly():
+    keras_weights, keras_momentums, keras_ops, _ = _momentum_run(fuse=False)
+    weights, momentums, ops, fused = _momentum_run(fuse=True)
+    assert fused and ops["ResourceApplyKerasMomentum"] == len(weights) == 4
+    assert "ResourceApplyKerasMomentum" not in keras_ops and sum(ops.values()) < sum(keras_ops.values())
+    for ours, theirs in zip(weights + momentums, keras_weights + keras_momentums):
+        np.testing.assert_array_equal(ours, theirs)
+    assert any(np.abs(m).max() > 0 for m in momentums)  # the momentums did move
+
+
+def test_sgd_without_momentum_with_nesterov_or_adam_keeps_kerass_update():
+    for optimizer in (keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+                      keras.optimizers.Adam()):
+        assert not patches.fuse_sgd_momentum(optimizer) and "update_step" not in vars(optimizer)
+    _, _, ops, fused = _momentum_run(fuse=True, nesterov=True)
+    assert not fused and "ResourceApplyKerasMomentum" not in ops
+
+
+def test_fused_sgd_under_a_strategy_takes_kerass_update_with_the_same_results():
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    keras_weights, _, _, _ = _momentum_run(fuse=False)
+    weights, _, ops, fused = _momentum_run(fuse=True, strategy=strategy)
+    assert fused and "ResourceApplyKerasMomentum" not in ops
+    for ours, theirs in zip(weights, keras_weights):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+def test_a_fused_sgd_serializes_as_kerass_sgd(tmp_path):
+    from keras_latent.config import TrainConfig
+    from keras_latent.training.fit import make_optimizer
+
+    optimizer = make_optimizer(TrainConfig())
+    assert "update_step" in vars(optimizer)  # fused
+    config = keras.saving.serialize_keras_object(optimizer)
+    assert config["class_name"] == "SGD" and config["module"] == "keras.optimizers"
+    assert keras.saving.deserialize_keras_object(config).get_config() == optimizer.get_config()
+    model = tiny_classifier()
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    model.fit(np.zeros((8, 4), "float32"), np.zeros(8, "int32"), epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(loaded.optimizer) is keras.optimizers.SGD and "update_step" not in vars(loaded.optimizer)
+    assert int(loaded.optimizer.iterations.numpy()) == 1
