@@ -276,10 +276,10 @@ def hopeless(rounds: dict[str, list[float]]) -> set[str]:
         return set()
     fastest = max(medians(rounds).items(), key=lambda item: item[1])[0]
     found = set()
-    for name in rounds:
-        ratios = per_round(name, fastest, rounds)  # its speed over the fastest's
-        if name != fastest and (statistics.median(ratios) < HOPELESS or (
-                len(ratios) >= FEWEST_ROUNDS and max(ratios) * (1 + CLEAR_MARGIN) < 1)):
+    for name in set(rounds) - {fastest}:
+        ratios = per_round(name, fastest, rounds)  # its speed over the fastest's; their median is `speedup`'s
+        if statistics.median(ratios) < HOPELESS or (
+                len(ratios) >= FEWEST_ROUNDS and max(ratios) * (1 + CLEAR_MARGIN) < 1):
             found.add(name)
     return found
 
